@@ -1,0 +1,285 @@
+"""The MCLP compiled-program file, version 1: bytes in, bytes out (docs/cache-format.md).
+
+Layout, little-endian: an 80-byte header, a block of device fingerprints, an entry table,
+the payload (the binaries), and a 40-byte trailer holding a SHA-256 of all that precedes it.
+
+Reading is defensive because the file comes from disk, another process or another
+machine: every count, length and offset is checked against the bytes actually present
+before it is used, and every failure is a CacheFormatError naming the check. ``parse``
+checks the header and the tables (cheap, done at every load); each payload is checked
+when it is used; ``verify`` checks everything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import struct
+import zlib
+from collections.abc import Iterable
+
+from macecl.cache.fingerprint import DeviceFingerprint, ProgramKey
+from macecl.errors import CacheFormatError
+
+MAGIC = b"MCLP"
+VERSION = 1
+TRAILER_MAGIC = b"MCLPEND\x00"
+
+# magic, version, flags, header size, device count, entry count, reserved, total size,
+# devices offset, devices size, table offset, table size, payload offset, tables CRC32.
+_HEADER = struct.Struct("<4sHHIIII6QI")
+_HEADER_CRC = struct.Struct("<I")
+HEADER_SIZE = _HEADER.size + _HEADER_CRC.size  # 80
+# device index, name length, options length, payload offset, payload length, last used
+# (Unix seconds), source SHA-256, payload SHA-256; then the name and options in UTF-8.
+_ENTRY = struct.Struct("<IHHQQQ32s32s")
+_DEVICE_LENGTH = struct.Struct("<I")
+TRAILER_SIZE = len(TRAILER_MAGIC) + 32
+# A fingerprint is a few hundred bytes of JSON; anything far larger is a damaged length.
+_MAX_FINGERPRINT = 64 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One program binary as listed in the entry table."""
+
+    device: int
+    key: ProgramKey
+    offset: int
+    length: int
+    payload_sha256: bytes
+    last_used: int
+
+
+@dataclasses.dataclass(frozen=True)
+class NewEntry:
+    """A program binary to write: its device, key, bytes and last use."""
+
+    device: DeviceFingerprint
+    key: ProgramKey
+    payload: bytes
+    last_used: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Header:
+    version: int
+    flags: int
+    header_size: int
+    device_count: int
+    entry_count: int
+    total_size: int
+    devices_offset: int
+    devices_size: int
+    table_offset: int
+    table_size: int
+    payload_offset: int
+    tables_crc32: int
+    header_crc32: int
+
+
+def _fail(message: str) -> CacheFormatError:
+    return CacheFormatError(message)
+
+
+class CacheFile:
+    """A parsed MCLP file over a buffer (bytes or a memory map); payloads are read lazily."""
+
+    def __init__(self, buffer: bytes | memoryview, origin: str = "<bytes>"):
+        self.origin = origin
+        self._data = memoryview(buffer)
+        self.header = self._parse_header()
+        self.devices = self._parse_devices()
+        self.entries = self._parse_table()
+        self._index = {(e.device, e.key): e for e in self.entries}
+        if len(self._index) != len(self.entries):
+            raise _fail("the entry table lists the same program twice for one device")
+
+    # -- parsing: header and tables, checked at every load ------------------------------
+
+    def _parse_header(self) -> Header:
+        data = self._data
+        size = len(data)
+        if size < HEADER_SIZE + TRAILER_SIZE:
+            raise _fail(f"file is {size} bytes, shorter than an empty MCLP file")
+        fields = _HEADER.unpack_from(data, 0)
+        if fields[0] != MAGIC:
+            raise _fail(f"magic is {bytes(fields[0])!r}, not {MAGIC!r}: not an MCLP file")
+        (header_crc,) = _HEADER_CRC.unpack_from(data, _HEADER.size)
+        if zlib.crc32(data[: _HEADER.size]) != header_crc:
+            raise _fail("header checksum mismatch: the header is damaged")
+        header = Header(*fields[1:6], *fields[7:], header_crc)  # fields[6] is reserved
+        if header.version != VERSION:
+            raise _fail(f"format version {header.version} is not supported (this reads {VERSION})")
+        if header.header_size != HEADER_SIZE:
+            raise _fail(f"header size field says {header.header_size}, expected {HEADER_SIZE}")
+        if header.total_size != size:
+            raise _fail(
+                f"header says the file is {header.total_size} bytes but it is {size}: "
+                "truncated or extended"
+            )
+        expected = [
+            ("device block", header.devices_offset, HEADER_SIZE),
+            ("entry table", header.table_offset, header.devices_offset + header.devices_size),
+            ("payload", header.payload_offset, header.table_offset + header.table_size),
+        ]
+        for what, offset, where in expected:
+            if offset != where:
+                raise _fail(f"{what} offset {offset} is not {where}, where it must start")
+        if header.payload_offset > size - TRAILER_SIZE:
+            raise _fail("the tables run past the start of the trailer")
+        tables = data[header.devices_offset : header.payload_offset]
+        if zlib.crc32(tables) != header.tables_crc32:
+            raise _fail("checksum of the device block and entry table mismatch: tables damaged")
+        return header
+
+    def _parse_devices(self) -> list[DeviceFingerprint]:
+        h = self.header
+        block = self._data[h.devices_offset : h.devices_offset + h.devices_size]
+        if h.device_count * _DEVICE_LENGTH.size > len(block):
+            raise _fail(f"{h.device_count} devices cannot fit in a {len(block)}-byte block")
+        devices, position = [], 0
+        for number in range(h.device_count):
+            if position + _DEVICE_LENGTH.size > len(block):
+                raise _fail(f"device {number} starts past the end of the device block")
+            (length,) = _DEVICE_LENGTH.unpack_from(block, position)
+            position += _DEVICE_LENGTH.size
+            if length > _MAX_FINGERPRINT or position + length > len(block):
+                raise _fail(f"device {number} length {length} runs past the device block")
+            try:
+                devices.append(DeviceFingerprint.from_bytes(bytes(block[position : position + length])))
+            except (ValueError, TypeError) as error:
+                raise _fail(f"device {number} fingerprint is unreadable: {error}") from None
+            position += length
+        if position != len(block):
+            raise _fail(f"{len(block) - position} unexplained bytes after the device block")
+        return devices
+
+    def _parse_table(self) -> list[Entry]:
+        h = self.header
+        table = self._data[h.table_offset : h.table_offset + h.table_size]
+        if h.entry_count * _ENTRY.size > len(table):
+            raise _fail(f"{h.entry_count} entries cannot fit in a {len(table)}-byte table")
+        payload_end = h.total_size - TRAILER_SIZE
+        entries, position = [], 0
+        for number in range(h.entry_count):
+            if position + _ENTRY.size > len(table):
+                raise _fail(f"entry {number} starts past the end of the entry table")
+            device, name_len, options_len, offset, length, last_used, source_sha, payload_sha = (
+                _ENTRY.unpack_from(table, position)
+            )
+            position += _ENTRY.size
+            if position + name_len + options_len > len(table):
+                raise _fail(f"entry {number} name and options run past the entry table")
+            try:
+                name = bytes(table[position : position + name_len]).decode("utf-8")
+                position += name_len
+                options = bytes(table[position : position + options_len]).decode("utf-8")
+                position += options_len
+            except UnicodeDecodeError:
+                raise _fail(f"entry {number} name or options are not UTF-8") from None
+            if device >= h.device_count:
+                raise _fail(f"entry {number} names device {device} of {h.device_count}")
+            if not (h.payload_offset <= offset and offset + length <= payload_end):
+                raise _fail(
+                    f"entry {number} ({name}) payload [{offset}, {offset + length}) lies outside "
+                    f"the payload area [{h.payload_offset}, {payload_end})"
+                )
+            key = ProgramKey(name, options, bytes(source_sha))
+            entries.append(Entry(device, key, offset, length, bytes(payload_sha), last_used))
+        if position != len(table):
+            raise _fail(f"{len(table) - position} unexplained bytes after the entry table")
+        return entries
+
+    # -- payloads: checked when used ------------------------------------------------------
+
+    def find(self, device: int, key: ProgramKey) -> Entry | None:
+        return self._index.get((device, key))
+
+    def payload(self, entry: Entry) -> bytes:
+        """The entry's bytes, after checking them against the SHA-256 in the table."""
+        data = bytes(self._data[entry.offset : entry.offset + entry.length])
+        if hashlib.sha256(data).digest() != entry.payload_sha256:
+            raise _fail(f"payload of {entry.key} is damaged (SHA-256 mismatch)")
+        return data
+
+    def verify(self) -> list[str]:
+        """Check every payload and the whole-file hash; returns the problems (none: sound)."""
+        problems = []
+        for entry in self.entries:
+            try:
+                self.payload(entry)
+            except CacheFormatError as error:
+                problems.append(str(error))
+        end = self.header.total_size - TRAILER_SIZE
+        trailer = self._data[end:]
+        if bytes(trailer[: len(TRAILER_MAGIC)]) != TRAILER_MAGIC:
+            problems.append("trailer magic is missing: the end of the file is damaged")
+        elif hashlib.sha256(self._data[:end]).digest() != bytes(trailer[len(TRAILER_MAGIC) :]):
+            problems.append("whole-file SHA-256 in the trailer does not match the contents")
+        return problems
+
+    def release(self) -> None:
+        """Drop the view of the buffer, so a memory map under it can be closed."""
+        self._data.release()
+
+
+def encode(entries: Iterable[NewEntry]) -> bytes:
+    """Serialize entries (for any number of devices) into one MCLP v1 file."""
+    entries = sorted(entries, key=lambda e: (e.device.to_bytes(), e.key.name, e.key.options))
+    devices: list[DeviceFingerprint] = []
+    for entry in entries:
+        if entry.device not in devices:
+            devices.append(entry.device)
+    device_block = b"".join(
+        _DEVICE_LENGTH.pack(len(raw)) + raw for raw in (d.to_bytes() for d in devices)
+    )
+    names = [(e.key.name.encode("utf-8"), e.key.options.encode("utf-8")) for e in entries]
+    table_size = sum(_ENTRY.size + len(n) + len(o) for n, o in names)
+    payload_offset = HEADER_SIZE + len(device_block) + table_size
+    table, payloads, offset = [], [], payload_offset
+    for entry, (name, options) in zip(entries, names, strict=True):
+        if len(name) > 0xFFFF or len(options) > 0xFFFF:
+            raise ValueError(f"program name or options of {entry.key} exceed 65535 bytes")
+        table.append(
+            _ENTRY.pack(
+                devices.index(entry.device),
+                len(name),
+                len(options),
+                offset,
+                len(entry.payload),
+                entry.last_used,
+                entry.key.source_sha256,
+                hashlib.sha256(entry.payload).digest(),
+            )
+            + name
+            + options
+        )
+        payloads.append(entry.payload)
+        offset += len(entry.payload)
+    table_bytes = b"".join(table)
+    total_size = offset + TRAILER_SIZE
+    header = _HEADER.pack(
+        MAGIC,
+        VERSION,
+        0,
+        HEADER_SIZE,
+        len(devices),
+        len(entries),
+        0,
+        total_size,
+        HEADER_SIZE,
+        len(device_block),
+        HEADER_SIZE + len(device_block),
+        table_size,
+        payload_offset,
+        zlib.crc32(device_block + table_bytes),
+    )
+    body = b"".join([header, _HEADER_CRC.pack(zlib.crc32(header)), device_block, table_bytes])
+    body += b"".join(payloads)
+    return body + TRAILER_MAGIC + hashlib.sha256(body).digest()
+
+
+def entries_of(cache: CacheFile) -> list[NewEntry]:
+    """The entries of a parsed file as NewEntry values (payloads checked), to re-encode."""
+    return [NewEntry(cache.devices[e.device], e.key, cache.payload(e), e.last_used) for e in cache.entries]

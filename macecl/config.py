@@ -1,0 +1,68 @@
+"""Every MACECL_* setting, typed, in one place.
+
+The environment is read when ``settings()`` is called, not at import, so a process that sets a
+variable before creating its first context is honoured. Tests change settings with
+``override(...)`` instead of editing ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from macecl.errors import ConfigError
+
+CACHE_FILE_NAME = "mace_cl_compiled_program.bin"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    # MACECL_DEVICE: device index in `macecl devices` order, or a substring of its name.
+    device: str | None = None
+    # MACECL_CACHE_DIR: directory of the compiled-program cache (default: the user cache dir).
+    cache_dir: Path | None = None
+    # MACECL_LOCK_TIMEOUT: seconds to wait for another process's cache write before giving up
+    # on writing (the run goes on without saving); a crashed holder must not block us forever.
+    lock_timeout: float = 30.0
+
+
+_overrides: dict[str, object] = {}
+
+
+def _from_environment() -> dict[str, object]:
+    values: dict[str, object] = {}
+    if device := os.environ.get("MACECL_DEVICE"):
+        values["device"] = device
+    if cache_dir := os.environ.get("MACECL_CACHE_DIR"):
+        values["cache_dir"] = Path(cache_dir).expanduser()
+    if timeout := os.environ.get("MACECL_LOCK_TIMEOUT"):
+        try:
+            values["lock_timeout"] = float(timeout)
+        except ValueError:
+            raise ConfigError(
+                f"MACECL_LOCK_TIMEOUT={timeout!r} is not a number of seconds"
+            ) from None
+    return values
+
+
+def settings() -> Settings:
+    """The settings in force: defaults, then the environment, then ``override``."""
+    return Settings(**{**_from_environment(), **_overrides})
+
+
+@contextlib.contextmanager
+def override(**values: object) -> Iterator[Settings]:
+    """Change settings inside a ``with`` block (for tests and embedding applications)."""
+    unknown = set(values) - {f.name for f in dataclasses.fields(Settings)}
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    saved = dict(_overrides)
+    _overrides.update(values)
+    try:
+        yield settings()
+    finally:
+        _overrides.clear()
+        _overrides.update(saved)

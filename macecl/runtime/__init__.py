@@ -1,0 +1,1 @@
+"""The OpenCL runtime: devices, programs (precompiled -> cache -> source), contexts."""

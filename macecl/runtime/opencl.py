@@ -1,0 +1,37 @@
+"""The one door to pyopencl: imports it with its binary cache off and names its errors.
+
+PyOpenCL keeps its own cache of program binaries. It must never stand in for ours (it would
+hide cold starts and bypass our validation), so it is disabled before pyopencl is imported
+and programs are built through the raw ``_Program`` API, which never consults it even when
+the application imported pyopencl first with the cache on.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("PYOPENCL_NO_CACHE", "1")
+
+import pyopencl as cl  # noqa: E402
+
+RawProgram = cl._cl._Program  # the uncached program object under pyopencl.Program
+Error = cl.Error
+
+
+def status_name(error: BaseException) -> str:
+    """``CL_INVALID_BINARY`` rather than -42, for messages people can search for."""
+    code = getattr(error, "code", None)
+    if isinstance(code, int):
+        try:
+            return f"CL_{cl.status_code.to_string(code)}"
+        except ValueError:
+            return f"OpenCL status {code}"
+    return type(error).__name__
+
+
+def build_log(program: RawProgram) -> str:
+    """The build logs of every device of ``program``, joined."""
+    try:
+        return "\n".join(log for _, log in program._get_build_logs() if log)
+    except Error:
+        return ""

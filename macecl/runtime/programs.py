@@ -1,0 +1,235 @@
+"""Programs for one device: precompiled binaries, then the on-disk cache, then source (MACE's order).
+
+Programs built from source are not written when they are built but when the context is
+flushed after the warm-up run: on PoCL a kernel's machine code is generated at its first
+launch and only a binary taken after that launch holds it, so a warm start then compiles
+nothing at all. (PoCL also freezes a program's binary the first time it is asked for, which
+is one more reason to ask only at the flush.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+
+from macecl import kernels
+from macecl.cache.fingerprint import ProgramKey, ReusePolicy
+from macecl.cache.format import CacheFile, Entry
+from macecl.cache.store import CacheStore
+from macecl.errors import CacheFormatError, CacheWarning, KernelExecutionError, ProgramBuildError
+from macecl.runtime import faults
+from macecl.runtime.device import Device
+from macecl.runtime.opencl import Error, RawProgram, build_log, cl, status_name
+
+log = logging.getLogger(__name__)
+
+NO_PRECOMPILED_MESSAGE = "There is no precompiled OpenCL binary in all OpenCL binary paths"
+
+
+class Origin(enum.Enum):
+    PRECOMPILED = "precompiled"
+    CACHE = "cache"
+    SOURCE = "source"
+
+
+@dataclasses.dataclass
+class ProgramStats:
+    """Where this context's programs came from, and what they cost."""
+
+    from_precompiled: int = 0
+    from_cache: int = 0
+    from_source: int = 0
+    rejected_binaries: int = 0
+    build_seconds: float = 0.0  # building from source
+    load_seconds: float = 0.0  # creating programs from stored binaries
+
+    def count(self, origin: Origin) -> None:
+        field = f"from_{origin.value}"
+        setattr(self, field, getattr(self, field) + 1)
+
+
+def kernel_failure(program: Program, kernel: str, error: BaseException) -> KernelExecutionError:
+    return KernelExecutionError(kernel, str(program.key), program.origin.value, status_name(error))
+
+
+class Kernel:
+    """An OpenCL kernel that knows its program, so a failure can name both."""
+
+    def __init__(self, program: Program, name: str, cl_kernel: cl.Kernel):
+        self.program, self.name, self.cl_kernel = program, name, cl_kernel
+
+    def set_args(self, *args: object) -> None:
+        try:
+            self.cl_kernel.set_args(*args)
+        except Error as error:
+            raise kernel_failure(self.program, self.name, error) from error
+
+    def launch(
+        self,
+        queue: cl.CommandQueue,
+        global_size: Sequence[int],
+        local_size: Sequence[int] | None = None,
+    ) -> cl.Event:
+        try:
+            faults.check("launch")
+            return cl.enqueue_nd_range_kernel(queue, self.cl_kernel, global_size, local_size)
+        except Error as error:
+            raise kernel_failure(self.program, self.name, error) from error
+
+
+@dataclasses.dataclass
+class Program:
+    key: ProgramKey
+    raw: RawProgram
+    origin: Origin
+    # Set when a stored binary came from a fingerprint other than this device's own, so
+    # the flush stores it again under the current one.
+    restore: bool = False
+    saved: bool = False
+
+    def kernel(self, name: str) -> Kernel:
+        """A new kernel object (each op keeps its own, with its arguments set once)."""
+        try:
+            return Kernel(self, name, cl.Kernel(self.raw, name))
+        except Error as error:
+            raise kernel_failure(self, name, error) from error
+
+    def binary(self) -> bytes:
+        return bytes(self.raw.get_info(cl.program_info.BINARIES)[0])
+
+
+class ProgramManager:
+    """Finds or builds every program a context uses, and saves new ones at ``flush``."""
+
+    def __init__(
+        self,
+        device: Device,
+        cl_context: cl.Context,
+        store: CacheStore | None,
+        precompiled: Sequence[CacheFile] = (),
+        policy: ReusePolicy = ReusePolicy.REUSE_SAME_GPU,
+    ):
+        self.device, self.cl_context, self.store, self.policy = device, cl_context, store, policy
+        self.precompiled = list(precompiled)
+        self.stats = ProgramStats()
+        self._programs: dict[ProgramKey, Program] = {}
+        self._cached = store.load() if store is not None else None
+        self._said_no_precompiled = False
+
+    def get(self, name: str, source: str | None = None, options: Sequence[str] | str = ()) -> Program:
+        """Program ``name`` (from the kernel library unless ``source`` is given) built with ``options``."""
+        if source is None:
+            source = kernels.program_source(name)
+        key = ProgramKey.for_source(name, source, options)
+        program = self._programs.get(key)
+        if program is None:
+            program = self._from_binaries(key) or self._from_source(key, source)
+            self.stats.count(program.origin)
+            self._programs[key] = program
+        return program
+
+    @property
+    def programs(self) -> list[Program]:
+        return list(self._programs.values())
+
+    def used_stored_binaries(self) -> bool:
+        return any(p.origin is not Origin.SOURCE for p in self._programs.values())
+
+    # -- look-up ---------------------------------------------------------------------------
+
+    def _candidates(self, key: ProgramKey) -> list[tuple[Origin, CacheFile, Entry]]:
+        """Stored binaries for ``key`` this device may use, in look-up order (exact device first)."""
+        own = self.device.fingerprint
+        sources = [(Origin.PRECOMPILED, f) for f in self.precompiled]
+        if self._cached is not None:
+            sources.append((Origin.CACHE, self._cached))
+        found = []
+        for origin, file in sources:
+            matches = [i for i, fp in enumerate(file.devices) if self.policy.accepts(fp, own)]
+            matches.sort(key=lambda i: file.devices[i] != own)
+            found += [(origin, file, e) for i in matches if (e := file.find(i, key)) is not None]
+        return found
+
+    def _from_binaries(self, key: ProgramKey) -> Program | None:
+        candidates = self._candidates(key)
+        if self.precompiled and not any(o is Origin.PRECOMPILED for o, _, _ in candidates):
+            if not self._said_no_precompiled:
+                log.debug(NO_PRECOMPILED_MESSAGE)
+                self._said_no_precompiled = True
+        for origin, file, entry in candidates:
+            try:
+                payload = file.payload(entry)
+            except CacheFormatError as error:
+                self._drop_damaged(origin, file, str(error))
+                continue
+            started = time.perf_counter()
+            try:
+                raw = RawProgram(self.cl_context, [self.device.cl_device], [payload])
+                raw.build(b"")
+            except Error as error:
+                self.stats.rejected_binaries += 1
+                warnings.warn(
+                    f"the OpenCL driver rejected the {origin.value} binary of {key} "
+                    f"({status_name(error)}); rebuilding it from source",
+                    CacheWarning,
+                    stacklevel=4,
+                )
+                continue
+            self.stats.load_seconds += time.perf_counter() - started
+            restore = file.devices[entry.device] != self.device.fingerprint
+            return Program(key, raw, origin, restore=restore)
+        return None
+
+    def _drop_damaged(self, origin: Origin, file: CacheFile, reason: str) -> None:
+        if origin is Origin.CACHE and self.store is not None:
+            self._cached = None
+            self.store.quarantine(reason)
+        else:
+            self.precompiled.remove(file)
+            warnings.warn(
+                f"precompiled binary file {file.origin} is damaged ({reason}); not using it",
+                CacheWarning,
+                stacklevel=5,
+            )
+
+    def _from_source(self, key: ProgramKey, source: str) -> Program:
+        started = time.perf_counter()
+        raw = RawProgram(self.cl_context, source)
+        try:
+            raw.build(key.options.encode("utf-8"), [self.device.cl_device])
+        except Error as error:
+            raise ProgramBuildError(key.name, key.options, status_name(error), build_log(raw)) from None
+        elapsed = time.perf_counter() - started
+        self.stats.build_seconds += elapsed
+        log.debug("built %s from source in %.3f s", key, elapsed)
+        return Program(key, raw, Origin.SOURCE)
+
+    # -- saving ----------------------------------------------------------------------------
+
+    def flush(self) -> int:
+        """Save the programs built from source (or restored from another driver's binary)."""
+        pending = [
+            p for p in self._programs.values()
+            if not p.saved and (p.origin is Origin.SOURCE or p.restore)
+        ]
+        if self.store is None or not pending:
+            return 0
+        binaries = {p.key: p.binary() for p in pending}
+        if self.store.save(self.device.fingerprint, binaries):
+            for program in pending:
+                program.saved = True
+            return len(pending)
+        return 0
+
+    def forget_stored(self) -> None:
+        """Stored binaries proved bad: erase this device's from the cache, rebuild from source."""
+        if self.store is not None:
+            self.store.close()
+            self._cached = None
+            self.store.save(self.device.fingerprint, {}, forget_device=True)
+        self.precompiled = []
+        self._programs = {k: p for k, p in self._programs.items() if p.origin is Origin.SOURCE}
