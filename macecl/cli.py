@@ -173,6 +173,42 @@ def clear(path: Annotated[Optional[Path], typer.Argument(  # noqa: UP007 (typer 
               highlight=False, soft_wrap=True)
 
 
+@app.command()
+def demo(cache_dir: Annotated[Optional[Path], typer.Option(  # noqa: UP007
+        help="Where to keep the demo's cache file; default: a new temporary directory.")] = None,
+         device: Annotated[Optional[str], typer.Option(help="Device index or name.")] = None,  # noqa: UP007
+         ) -> None:
+    """Start twice in fresh processes, cold then warm, and show what the cache file holds."""
+    import os
+    import tempfile
+
+    from macecl.demo import spawn
+
+    directory = cache_dir or Path(tempfile.mkdtemp(prefix="macecl-demo-"))
+    path = directory / config.CACHE_FILE_NAME
+    path.unlink(missing_ok=True)
+    # Keep the drivers' own caches out, so that "cold" means what a new device goes through.
+    env = {**os.environ, "POCL_KERNEL_CACHE": "0", "CUDA_CACHE_DISABLE": "1"}
+    args = [str(path), *([device] if device else [])]
+    table = Table(title="start-up: every kernel-library program, first launch of every kernel")
+    for column in ("process", "init s", "from source", "from cache", "build s", "saved"):
+        table.add_column(column, justify="right")
+    runs = {}
+    for name in ("cold", "warm"):
+        with out.status(f"{name} start in a fresh process..."):
+            runs[name] = run = spawn(*args, env=env)
+        table.add_row(name, f"{run['init_seconds']:.3f}", str(run["from_source"]),
+                      str(run["from_cache"]), f"{run['build_seconds']:.3f}", str(run["saved"]))
+    out.print(f"device: {runs['cold']['device']}; {runs['cold']['programs']} programs, "
+              f"{runs['cold']['kernels']} kernels", highlight=False, soft_wrap=True)
+    out.print(table)
+    speedup = runs["cold"]["init_seconds"] / runs["warm"]["init_seconds"]
+    out.print(f"warm start {speedup:.0f}x faster; cache file: {path}", highlight=False,
+              soft_wrap=True)
+    out.print(f"\n$ macecl cache inspect {path}", highlight=False, soft_wrap=True)
+    inspect(path, as_json=False)
+
+
 def main() -> None:
     """Entry point: run the app, turning macecl's errors into a message and exit status 1."""
     try:

@@ -1,0 +1,69 @@
+/*
+ * Shared helpers of the macecl kernel library (OpenCL C 1.2, FP32, NCHW).
+ *
+ * Conventions every program follows:
+ *   - one work item per output element, 1-D NDRange; the global size may be rounded up, so
+ *     every kernel starts with `if (gid >= total) return;`; no kernel assumes a local size;
+ *   - shapes, strides and counts are `int` arguments, scalar parameters are `float`;
+ *   - rank-generic kernels (elementwise, transpose, copy, matmul) take a small
+ *     `__global const int* meta` buffer whose layout is documented at the top of each program.
+ *
+ * Unary operations and fused activations share one numbering (UNARY_*), so that an op fused
+ * into a convolution and the same op run on its own by unary.cl compute exactly the same
+ * function. `unary_op(kind, x, a, b)` is called with a compile-time constant `kind` (a -D
+ * option), which the compiler folds to the one branch that applies.
+ */
+
+#ifndef MACECL_COMMON_H
+#define MACECL_COMMON_H
+
+#define UNARY_NONE          0   /* identity: "no fused activation" */
+#define UNARY_RELU          1
+#define UNARY_LEAKY_RELU    2   /* a = alpha */
+#define UNARY_CLIP          3   /* a = min, b = max; Relu6 is Clip(0, 6) */
+#define UNARY_SIGMOID       4
+#define UNARY_TANH          5
+#define UNARY_HARD_SIGMOID  6   /* a = alpha, b = beta: max(0, min(1, a*x + b)) */
+#define UNARY_HARD_SWISH    7   /* x * HardSigmoid(x) with alpha 1/6, beta 0.5 */
+#define UNARY_SOFTPLUS      8
+#define UNARY_ELU           9   /* a = alpha */
+#define UNARY_SQRT         10
+#define UNARY_EXP          11
+#define UNARY_LOG          12
+#define UNARY_ABS          13
+#define UNARY_NEG          14
+#define UNARY_RECIPROCAL   15
+
+/* Programs that fuse an activation default to none, so the option can be left out. */
+#ifndef ACTIVATION
+#define ACTIVATION UNARY_NONE
+#endif
+
+float unary_op(const int kind, const float x, const float a, const float b)
+{
+    switch (kind) {
+    case UNARY_RELU:         return fmax(x, 0.0f);
+    case UNARY_LEAKY_RELU:   return x >= 0.0f ? x : a * x;
+    case UNARY_CLIP:         return fmin(fmax(x, a), b);
+    /* exp(-x) overflowing to inf for very negative x still gives the right limit, 0 */
+    case UNARY_SIGMOID:      return 1.0f / (1.0f + exp(-x));
+    case UNARY_TANH:         return tanh(x);
+    case UNARY_HARD_SIGMOID: return clamp(a * x + b, 0.0f, 1.0f);
+    case UNARY_HARD_SWISH:   return x * clamp(x * (1.0f / 6.0f) + 0.5f, 0.0f, 1.0f);
+    /* log(1 + exp(x)) written so that exp never overflows and small results keep precision */
+    case UNARY_SOFTPLUS:     return fmax(x, 0.0f) + log1p(exp(-fabs(x)));
+    case UNARY_ELU:          return x >= 0.0f ? x : a * expm1(x);
+    case UNARY_SQRT:         return sqrt(x);
+    case UNARY_EXP:          return exp(x);
+    case UNARY_LOG:          return log(x);
+    case UNARY_ABS:          return fabs(x);
+    case UNARY_NEG:          return -x;
+    case UNARY_RECIPROCAL:   return 1.0f / x;
+    default:                 return x;
+    }
+}
+
+/* The fused activation of programs built with -DACTIVATION=<UNARY_*>. */
+#define ACTIVATE(x, a, b) unary_op(ACTIVATION, (x), (a), (b))
+
+#endif /* MACECL_COMMON_H */

@@ -1,0 +1,61 @@
+/*
+ * reduce.cl: reductions over a contiguous run of axes, the tensor viewed as
+ * (outer, reduced, inner).
+ *
+ * Build options:
+ *   -DOP=<n>   0 ReduceSum, 1 ReduceMean, 2 ReduceMax, 3 ReduceMin, 4 ReduceProd
+ *
+ * Kernel:
+ *   reduce(input, output, outer, reduce_size, inner)
+ *     output (outer, inner); one work item per output, global size >= outer * inner.
+ *     Axes that are not adjacent: transpose them together first (transpose.cl), or reduce
+ *     one run at a time (exact for Sum/Max/Min/Prod; for Mean too, since each run averages
+ *     equal counts). keepdims is only a reshape, left to the caller.
+ *     An empty reduction (reduce_size 0) gives the op's identity (0, NaN for Mean, -inf, inf, 1).
+ */
+
+#include "common.h"
+
+#ifndef OP
+#error "reduce.cl needs -DOP=<n>"
+#endif
+
+#define REDUCE_SUM  0
+#define REDUCE_MEAN 1
+#define REDUCE_MAX  2
+#define REDUCE_MIN  3
+#define REDUCE_PROD 4
+
+#if OP == REDUCE_SUM || OP == REDUCE_MEAN
+#define REDUCE_INIT 0.0f
+#define REDUCE_STEP(acc, x) ((acc) + (x))
+#elif OP == REDUCE_MAX
+#define REDUCE_INIT (-INFINITY)
+#define REDUCE_STEP(acc, x) fmax((acc), (x))
+#elif OP == REDUCE_MIN
+#define REDUCE_INIT INFINITY
+#define REDUCE_STEP(acc, x) fmin((acc), (x))
+#elif OP == REDUCE_PROD
+#define REDUCE_INIT 1.0f
+#define REDUCE_STEP(acc, x) ((acc) * (x))
+#else
+#error "reduce.cl: unknown OP"
+#endif
+
+__kernel void reduce(__global const float* input,
+                     __global float* output,
+                     const int outer, const int reduce_size, const int inner)
+{
+    const int gid = get_global_id(0);
+    if (gid >= outer * inner) return;
+    const int o = gid / inner;
+    const int i = gid % inner;
+    __global const float* p = input + o * reduce_size * inner + i;
+
+    float acc = REDUCE_INIT;
+    for (int r = 0; r < reduce_size; ++r) acc = REDUCE_STEP(acc, p[r * inner]);
+#if OP == REDUCE_MEAN
+    acc /= (float)reduce_size;
+#endif
+    output[gid] = acc;
+}

@@ -1,0 +1,103 @@
+/*
+ * resize.cl: ONNX Resize on the two spatial dims of an NCHW tensor.
+ *
+ * Build options:
+ *   -DCOORD_MODE=<n>    coordinate_transformation_mode: 0 half_pixel (default),
+ *                       1 align_corners, 2 asymmetric, 3 pytorch_half_pixel
+ *   -DNEAREST_MODE=<n>  nearest_mode of resize_nearest: 0 round_prefer_floor (default),
+ *                       1 round_prefer_ceil, 2 floor, 3 ceil
+ *
+ * Kernels (same argument list):
+ *   resize_nearest(input, output, N, C, H, W, OH, OW, scale_h, scale_w)
+ *   resize_bilinear(input, output, N, C, H, W, OH, OW, scale_h, scale_w)
+ *     input (N, C, H, W), output (N, C, OH, OW); global size >= N * C * OH * OW.
+ *     scale_*: the ONNX scale of the axis (OH / H when the model gives sizes); align_corners
+ *     uses the sizes instead. Source coordinates past the border clamp to it, which is what
+ *     ONNX's edge-padded reference computes. Bilinear does not antialias when downscaling.
+ */
+
+#include "common.h"
+
+#ifndef COORD_MODE
+#define COORD_MODE 0
+#endif
+#ifndef NEAREST_MODE
+#define NEAREST_MODE 0
+#endif
+
+/* Output coordinate -> input coordinate along one axis (float, may lie outside [0, in)). */
+float source_coord(const int x, const int in_size, const int out_size, const float scale)
+{
+#if COORD_MODE == 0
+    return ((float)x + 0.5f) / scale - 0.5f;
+#elif COORD_MODE == 1
+    return out_size > 1 ? (float)x * (float)(in_size - 1) / (float)(out_size - 1) : 0.0f;
+#elif COORD_MODE == 2
+    return (float)x / scale;
+#elif COORD_MODE == 3
+    return out_size > 1 ? ((float)x + 0.5f) / scale - 0.5f : 0.0f;
+#else
+#error "resize.cl: unknown COORD_MODE"
+#endif
+}
+
+int nearest_index(const float x, const int in_size)
+{
+    const float f = floor(x);
+#if NEAREST_MODE == 0
+    const int i = (int)f + (x - f > 0.5f);
+#elif NEAREST_MODE == 1
+    const int i = (int)f + (x - f >= 0.5f);
+#elif NEAREST_MODE == 2
+    const int i = (int)f;
+#elif NEAREST_MODE == 3
+    const int i = (int)ceil(x);
+#else
+#error "resize.cl: unknown NEAREST_MODE"
+#endif
+    return clamp(i, 0, in_size - 1);
+}
+
+__kernel void resize_nearest(__global const float* input,
+                             __global float* output,
+                             const int N, const int C, const int H, const int W,
+                             const int OH, const int OW,
+                             const float scale_h, const float scale_w)
+{
+    const int gid = get_global_id(0);
+    if (gid >= N * C * OH * OW) return;
+    const int ow = gid % OW;
+    const int oh = (gid / OW) % OH;
+    const int nc = gid / (OW * OH);
+
+    const int ih = nearest_index(source_coord(oh, H, OH, scale_h), H);
+    const int iw = nearest_index(source_coord(ow, W, OW, scale_w), W);
+    output[gid] = input[(nc * H + ih) * W + iw];
+}
+
+__kernel void resize_bilinear(__global const float* input,
+                              __global float* output,
+                              const int N, const int C, const int H, const int W,
+                              const int OH, const int OW,
+                              const float scale_h, const float scale_w)
+{
+    const int gid = get_global_id(0);
+    if (gid >= N * C * OH * OW) return;
+    const int ow = gid % OW;
+    const int oh = (gid / OW) % OH;
+    const int nc = gid / (OW * OH);
+
+    const float y = clamp(source_coord(oh, H, OH, scale_h), 0.0f, (float)(H - 1));
+    const float x = clamp(source_coord(ow, W, OW, scale_w), 0.0f, (float)(W - 1));
+    const int y0 = (int)y;  /* y >= 0, so truncation is floor */
+    const int x0 = (int)x;
+    const int y1 = min(y0 + 1, H - 1);
+    const int x1 = min(x0 + 1, W - 1);
+    const float ly = y - (float)y0;
+    const float lx = x - (float)x0;
+
+    __global const float* plane = input + nc * H * W;
+    const float top = mix(plane[y0 * W + x0], plane[y0 * W + x1], lx);
+    const float bottom = mix(plane[y1 * W + x0], plane[y1 * W + x1], lx);
+    output[gid] = mix(top, bottom, ly);
+}

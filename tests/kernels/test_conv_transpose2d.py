@@ -1,0 +1,81 @@
+"""conv_transpose2d.cl against a NumPy scatter implementation of ONNX ConvTranspose."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from .helpers import assert_close
+
+
+def conv_transpose2d_ref(x, w, bias, stride, dilation, pads, output_padding, groups):
+    """Scatter every input pixel through the kernel into a full-size output, then crop."""
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    n, c, h, wd = x.shape
+    _, copg, kh_n, kw_n = w.shape
+    (sh, sw), (dh, dw), (pt, pl, pb, pr), (oph, opw) = stride, dilation, pads, output_padding
+    full_h = sh * (h - 1) + dh * (kh_n - 1) + 1 + oph
+    full_w = sw * (wd - 1) + dw * (kw_n - 1) + 1 + opw
+    cipg = c // groups
+    xg = x.reshape(n, groups, cipg, h, wd)
+    wg = w.reshape(groups, cipg, copg, kh_n, kw_n)
+    full = np.zeros((n, groups, copg, full_h, full_w))
+    for kh in range(kh_n):
+        for kw in range(kw_n):
+            contrib = np.einsum("ngchw,gco->ngohw", xg, wg[:, :, :, kh, kw])
+            full[:, :, :, kh * dh: kh * dh + sh * (h - 1) + 1: sh,
+                 kw * dw: kw * dw + sw * (wd - 1) + 1: sw] += contrib
+    full = full.reshape(n, groups * copg, full_h, full_w)
+    out = full[:, :, pt: full_h - pb, pl: full_w - pr]
+    if bias is not None:
+        out = out + bias.reshape(1, -1, 1, 1)
+    return out
+
+
+# (N, C_in, H, W), (C_out, KH, KW), stride, dilation, pads (t, l, b, r), output_padding, groups
+CASES = {
+    "k3_s1_p1": ((2, 3, 5, 6), (4, 3, 3), (1, 1), (1, 1), (1, 1, 1, 1), (0, 0), 1),
+    "k3_s2_p1_outpad1": ((1, 4, 4, 5), (3, 3, 3), (2, 2), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+    "k4_s2_p1_upsample": ((1, 2, 3, 3), (2, 4, 4), (2, 2), (1, 1), (1, 1, 1, 1), (0, 0), 1),
+    "dilated_asym": ((2, 2, 4, 3), (3, 3, 2), (3, 2), (2, 3), (0, 2, 1, 0), (2, 1), 1),
+    "groups": ((1, 4, 3, 4), (6, 3, 3), (2, 1), (1, 1), (0, 1, 1, 0), (1, 0), 2),
+    "depthwise": ((2, 3, 4, 4), (3, 2, 2), (2, 2), (1, 1), (0, 0, 0, 0), (0, 0), 3),
+    "k1_s3": ((1, 2, 3, 2), (2, 1, 1), (3, 3), (1, 1), (0, 0, 0, 0), (2, 1), 1),
+}
+
+
+def _run(cl_env, options, x, w, bias, stride, dilation, pads, output_padding, groups,
+         act=(0.0, 0.0)):
+    n, c, h, wd = x.shape
+    _, copg, kh, kw = w.shape
+    (sh, sw), (dh, dw), (pt, pl, pb, pr), (oph, opw) = stride, dilation, pads, output_padding
+    oh = sh * (h - 1) + oph + dh * (kh - 1) + 1 - pt - pb
+    ow = sw * (wd - 1) + opw + dw * (kw - 1) + 1 - pl - pr
+    co = copg * groups
+    args = [n, c, h, wd, co, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, groups, *act]
+    return cl_env.run(
+        "conv_transpose2d", options, "conv_transpose2d", (n, co, oh, ow), [x, w, bias], args
+    )
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+@pytest.mark.parametrize("case", list(CASES))
+def test_conv_transpose2d(cl_env, rng, case, with_bias):
+    x_shape, (co, kh, kw), stride, dilation, pads, output_padding, groups = CASES[case]
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal((x_shape[1], co // groups, kh, kw)).astype(np.float32)
+    bias = rng.standard_normal(co).astype(np.float32) if with_bias else None
+    conv = (x, w, bias, stride, dilation, pads, output_padding, groups)
+    got = _run(cl_env, "-DHAS_BIAS" if with_bias else "", *conv)
+    assert_close(got, conv_transpose2d_ref(*conv), atol=1e-4)
+
+
+def test_conv_transpose2d_fused_relu(cl_env, rng):
+    x = rng.standard_normal((1, 3, 4, 4)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    bias = rng.standard_normal(2).astype(np.float32)
+    conv = (x, w, bias, (2, 2), (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    got = _run(cl_env, "-DHAS_BIAS -DACTIVATION=1", *conv)
+    want = conv_transpose2d_ref(*conv)
+    assert (want < 0).any()
+    assert_close(got, np.maximum(want, 0), atol=1e-4)

@@ -1,0 +1,105 @@
+"""gemm.cl: ONNX Gemm (transposes, C broadcasts, fused activation) and batched MatMul."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from .helpers import assert_close, broadcast_strides, contiguous_strides
+
+
+def _gemm(cl_env, options, a, b, c, m, n, k, c_strides, alpha, beta, act=(0.0, 0.0)):
+    args = [m, n, k, *c_strides, alpha, beta, *act]
+    return cl_env.run("gemm", options, "gemm", (m, n), [a, b, c], args)
+
+
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("m,n,k", [(5, 7, 13), (1, 9, 4), (6, 1, 3), (3, 4, 1), (17, 19, 33)])
+def test_gemm_transposes(cl_env, rng, trans_a, trans_b, m, n, k):
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+    c = rng.standard_normal((m, n)).astype(np.float32)
+    options = "-DHAS_C" + " -DTRANS_A" * trans_a + " -DTRANS_B" * trans_b
+    got = _gemm(cl_env, options, a, b, c, m, n, k, (n, 1), 0.75, -1.5)
+    op_a = a.T if trans_a else a
+    op_b = b.T if trans_b else b
+    want = 0.75 * (op_a.astype(np.float64) @ op_b) - 1.5 * c
+    assert_close(got, want, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "c_shape,c_strides",
+    [((7,), (0, 1)), ((1, 7), (0, 1)), ((5, 1), (1, 0)), ((1,), (0, 0)), ((), (0, 0))],
+)
+def test_gemm_c_broadcast(cl_env, rng, c_shape, c_strides):
+    m, n, k = 5, 7, 6
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    c = rng.standard_normal(c_shape).astype(np.float32)
+    got = _gemm(cl_env, "-DHAS_C", a, b, c, m, n, k, c_strides, 1.0, 2.0)
+    assert_close(got, a.astype(np.float64) @ b + 2.0 * c, atol=1e-4)
+
+
+def test_gemm_without_c(cl_env, rng):
+    a = rng.standard_normal((4, 9)).astype(np.float32)
+    b = rng.standard_normal((9, 3)).astype(np.float32)
+    got = _gemm(cl_env, "", a, b, None, 4, 3, 9, (0, 0), -2.0, 5.0)  # beta has no C to scale
+    assert_close(got, -2.0 * (a.astype(np.float64) @ b), atol=1e-4)
+
+
+def test_gemm_fused_relu(cl_env, rng):
+    """A fully connected layer: Y = relu(X @ W^T + bias)."""
+    x = rng.standard_normal((3, 10)).astype(np.float32)
+    w = rng.standard_normal((8, 10)).astype(np.float32)
+    bias = rng.standard_normal(8).astype(np.float32)
+    got = _gemm(cl_env, "-DTRANS_B -DHAS_C -DACTIVATION=1", x, w, bias, 3, 8, 10, (0, 1), 1.0, 1.0)
+    want = x.astype(np.float64) @ w.T + bias
+    assert (want < 0).any()
+    assert_close(got, np.maximum(want, 0), atol=1e-4)
+
+
+def _matmul(cl_env, a, b):
+    """The caller's side of the contract: NumPy's 1-D promotion, then batch broadcasting."""
+    a2 = a.reshape(1, -1) if a.ndim == 1 else a
+    b2 = b.reshape(-1, 1) if b.ndim == 1 else b
+    m, k = a2.shape[-2:]
+    n = b2.shape[-1]
+    batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    rank = len(batch)
+
+    def batch_strides(shape):
+        # strides of the batch dims in elements, from the strides of the whole tensor
+        full = contiguous_strides(shape)[: len(shape) - 2]
+        padded = [0] * (rank - len(full)) + full
+        dims = [1] * (rank - len(full)) + list(shape[:-2])
+        return [0 if d == 1 else s for d, s in zip(dims, padded)]
+
+    meta = np.array(list(batch) + batch_strides(a2.shape) + batch_strides(b2.shape), np.int32)
+    out_shape = (*batch, m, n)
+    total = int(np.prod(out_shape))
+    got = cl_env.run("gemm", "", "matmul", out_shape, [a2, b2], [meta, rank, m, n, k, total])
+    if a.ndim == 1:
+        got = got.reshape(got.shape[:-2] + got.shape[-1:])
+    if b.ndim == 1:
+        got = got.reshape(got.shape[:-1])
+    return got
+
+
+@pytest.mark.parametrize(
+    "a_shape,b_shape",
+    [
+        ((5, 4), (4, 3)),
+        ((3, 5, 4), (4, 6)),  # B shared by the batch
+        ((5, 4), (2, 4, 6)),  # A shared by the batch
+        ((2, 1, 5, 4), (3, 4, 6)),  # both broadcast
+        ((1, 3, 1, 2, 7), (2, 1, 4, 7, 3)),  # 3 batch dims
+        ((4,), (3, 4, 6)),  # 1-D A
+        ((2, 5, 4), (4,)),  # 1-D B
+        ((1, 1), (1, 1)),
+    ],
+)
+def test_matmul(cl_env, rng, a_shape, b_shape):
+    a = rng.standard_normal(a_shape).astype(np.float32)
+    b = rng.standard_normal(b_shape).astype(np.float32)
+    assert_close(_matmul(cl_env, a, b), np.matmul(a.astype(np.float64), b), atol=1e-4)

@@ -1,0 +1,47 @@
+"""The library as a whole: every program builds as strict OpenCL C 1.2 with its kernels."""
+
+from __future__ import annotations
+
+import pyopencl as cl
+import pytest
+
+from macecl.kernels import program_names, program_source
+
+# program -> (the options of its fullest variant, its kernels): the engine's contract
+PROGRAMS = {
+    "conv2d": ("-DHAS_BIAS -DACTIVATION=3", {"conv2d"}),
+    "conv_transpose2d": ("-DHAS_BIAS -DACTIVATION=1", {"conv_transpose2d"}),
+    "copy": ("-DMODE=1", {"copy_box", "pad"}),
+    "elementwise": ("-DOP=4", {"binary", "binary_flat"}),
+    "gemm": ("-DTRANS_A -DTRANS_B -DHAS_C -DACTIVATION=2", {"gemm", "matmul"}),
+    "lrn": ("", {"lrn"}),
+    "pooling": ("", {"max_pool2d", "avg_pool2d", "global_avg_pool", "global_max_pool"}),
+    "reduce": ("-DOP=1", {"reduce"}),
+    "resize": ("-DCOORD_MODE=3 -DNEAREST_MODE=1", {"resize_nearest", "resize_bilinear"}),
+    "softmax": ("-DLOG", {"softmax"}),
+    "transpose": ("", {"transpose"}),
+    "unary": ("-DOP=8", {"unary", "prelu"}),
+}
+
+
+def test_every_program_is_covered():
+    assert set(program_names()) == set(PROGRAMS)
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_program_builds_strict_cl12(cl_env, name):
+    options, kernels = PROGRAMS[name]
+    source = program_source(name)
+    assert '#include "' not in source  # every library header was inlined
+    prg = cl._cl._Program(cl_env.ctx, source)
+    prg.build(f"-cl-std=CL1.2 -Werror {options}".encode())
+    names = set(prg.get_info(cl.program_info.KERNEL_NAMES).split(";"))
+    assert names == kernels
+
+
+@pytest.mark.parametrize("name", ["elementwise", "reduce"])
+def test_programs_without_op_refuse_to_build(cl_env, name):
+    """A missing -DOP must be a build error, never a silently chosen default op."""
+    prg = cl._cl._Program(cl_env.ctx, program_source(name))
+    with pytest.raises(cl.RuntimeError):
+        prg.build(b"-cl-std=CL1.2")

@@ -1,0 +1,30 @@
+"""transpose.cl against np.transpose."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from .helpers import assert_close, contiguous_strides
+
+
+@pytest.mark.parametrize(
+    "shape,perm",
+    [
+        ((3, 5), (1, 0)),
+        ((2, 3, 4), (2, 0, 1)),
+        ((2, 3, 4, 5), (0, 2, 3, 1)),  # NCHW -> NHWC
+        ((2, 5, 4, 3), (0, 3, 1, 2)),  # NHWC -> NCHW
+        ((2, 3, 1, 4, 5, 3), (5, 3, 0, 2, 4, 1)),
+        ((1, 2, 1, 3, 1, 2), (2, 4, 0, 5, 1, 3)),  # size-1 dims moving around
+        ((2, 3, 4), (0, 1, 2)),  # identity
+        ((9,), (0,)),
+    ],
+)
+def test_transpose(cl_env, rng, shape, perm):
+    x = rng.standard_normal(shape).astype(np.float32)
+    in_strides = contiguous_strides(shape)
+    out_shape = tuple(shape[p] for p in perm)
+    meta = np.array(list(out_shape) + [in_strides[p] for p in perm], np.int32)
+    got = cl_env.run("transpose", "", "transpose", out_shape, [x], [meta, len(shape), x.size])
+    assert_close(got, np.transpose(x, perm))

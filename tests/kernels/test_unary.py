@@ -1,0 +1,79 @@
+"""unary.cl: math ops, activations and PRelu against NumPy (float64 references)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from .helpers import assert_close
+
+
+def _sigmoid(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow warning for large |x|
+
+
+def _softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+# name: (OP code, a, b, reference(x, a, b), input domain)
+OPS = {
+    "identity": (0, 0.0, 0.0, lambda x, a, b: x, "any"),
+    "relu": (1, 0.0, 0.0, lambda x, a, b: np.maximum(x, 0), "any"),
+    "leaky_relu": (2, 0.13, 0.0, lambda x, a, b: np.where(x >= 0, x, a * x), "any"),
+    "clip": (3, -0.7, 1.2, lambda x, a, b: np.clip(x, a, b), "any"),
+    "relu6": (3, 0.0, 6.0, lambda x, a, b: np.clip(x, a, b), "wide"),
+    "sigmoid": (4, 0.0, 0.0, lambda x, a, b: _sigmoid(x), "wide"),
+    "tanh": (5, 0.0, 0.0, lambda x, a, b: np.tanh(x), "wide"),
+    "hard_sigmoid": (6, 0.3, 0.45, lambda x, a, b: np.clip(a * x + b, 0, 1), "wide"),
+    "hard_swish": (7, 0.0, 0.0, lambda x, a, b: x * np.clip(x / 6 + 0.5, 0, 1), "wide"),
+    "softplus": (8, 0.0, 0.0, lambda x, a, b: _softplus(x), "wide"),
+    "elu": (9, 0.8, 0.0, lambda x, a, b: np.where(x >= 0, x, a * np.expm1(x)), "any"),
+    "sqrt": (10, 0.0, 0.0, lambda x, a, b: np.sqrt(x), "positive"),
+    "exp": (11, 0.0, 0.0, lambda x, a, b: np.exp(x), "any"),
+    "log": (12, 0.0, 0.0, lambda x, a, b: np.log(x), "positive"),
+    "abs": (13, 0.0, 0.0, lambda x, a, b: np.abs(x), "any"),
+    "neg": (14, 0.0, 0.0, lambda x, a, b: -x, "any"),
+    "reciprocal": (15, 0.0, 0.0, lambda x, a, b: 1.0 / x, "nonzero"),
+}
+
+
+def _input(domain, shape, rng):
+    x = rng.standard_normal(shape) * 2.0
+    if domain == "wide":
+        # large magnitudes check the overflow-safe formulations, and the clip/knee points of
+        # the piecewise functions appear exactly
+        x.flat[:8] = [-100.0, -30.0, 0.0, 3.0, -3.0, 6.0, 30.0, 100.0][: x.size]
+    elif domain == "positive":
+        x = np.abs(x) + 1e-3
+    elif domain == "nonzero":
+        x = np.where(np.abs(x) < 0.1, 0.3, x)
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("op", list(OPS))
+@pytest.mark.parametrize("shape", [(7,), (2, 3, 5, 7), (1, 1, 1)])
+def test_unary(cl_env, rng, op, shape):
+    code, a, b, ref, domain = OPS[op]
+    x = _input(domain, shape, rng)
+    got = cl_env.run("unary", f"-DOP={code}", "unary", shape, [x], [x.size, a, b])
+    assert_close(got, ref(x.astype(np.float64), a, b))
+
+
+@pytest.mark.parametrize(
+    "shape,slope_shape,inner",
+    [
+        ((2, 3, 4, 5), (3,), 20),  # per channel of NCHW
+        ((2, 3, 4, 5), (1,), 20),  # one shared slope
+        ((5, 6), (6,), 1),  # (N, C) after a fully connected layer
+        ((1, 7, 3, 1), (7,), 3),
+    ],
+)
+def test_prelu(cl_env, rng, shape, slope_shape, inner):
+    x = rng.standard_normal(shape).astype(np.float32)
+    slope = rng.uniform(-0.5, 0.5, slope_shape).astype(np.float32)
+    channels = slope.size
+    got = cl_env.run("unary", "", "prelu", shape, [x, slope], [x.size, channels, inner])
+    per_channel = slope.reshape((channels,) + (1,) * (len(shape) - 2)) if channels > 1 else slope
+    want = np.where(x < 0, x * per_channel, x)
+    assert_close(got, want)
