@@ -60,6 +60,15 @@ def assert_added(result: np.ndarray, constant: int) -> None:
     np.testing.assert_array_equal(result, np.arange(result.size, dtype=np.float32) + constant)
 
 
+def cache_with_add(constant: int):
+    """Run the add program for ``constant`` in a first context and save it; the cache path."""
+    first = build_context()
+    assert_added(run_add(first, constant), constant)
+    first.flush()
+    first.close()
+    return first.cache_path
+
+
 def start_workload(cache_path: Path, constants: list[int], *extra: str, **popen) -> subprocess.Popen:
     """A fresh process that runs the add program for each constant and flushes the cache."""
     env = {**os.environ, "POCL_KERNEL_CACHE": "0"}

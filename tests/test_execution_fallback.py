@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from conftest import ADD_SOURCE, assert_added, build_context, run_add
+from conftest import ADD_SOURCE, assert_added, build_context, cache_with_add, run_add
 
 from macecl import CacheWarning, KernelExecutionError
 from macecl.cache.format import CacheFile, encode, entries_of
@@ -15,15 +15,8 @@ from macecl.runtime import faults
 CL_OUT_OF_RESOURCES = -5
 
 
-def cached_context(constant: int):
-    first = build_context()
-    assert_added(run_add(first, constant), constant)
-    first.flush()
-    return first.cache_path
-
-
 def test_wrong_binary_under_a_key_is_cleared_and_rebuilt(cache_dir):
-    path = cached_context(6)
+    path = cache_with_add(6)
     # Store, under the key of the add program, the binary of a program with no kernel of
     # that name: the driver accepts it, and kernel creation fails for real
     # (CL_INVALID_KERNEL_NAME), as with a binary that a buggy tool filed under a wrong key.
@@ -47,7 +40,7 @@ def test_wrong_binary_under_a_key_is_cleared_and_rebuilt(cache_dir):
 
 
 def test_a_launch_failing_once_is_retried_from_source(cache_dir):
-    cached_context(8)
+    cache_with_add(8)
     context = build_context()
     # Stands for clEnqueueNDRangeKernel failing on a GPU running a stale binary.
     with faults.inject("launch", CL_OUT_OF_RESOURCES, times=1):
@@ -57,7 +50,7 @@ def test_a_launch_failing_once_is_retried_from_source(cache_dir):
 
 
 def test_a_second_failure_names_kernel_program_and_error(cache_dir):
-    cached_context(8)
+    cache_with_add(8)
     context = build_context()
     with faults.inject("launch", CL_OUT_OF_RESOURCES, times=2):
         with pytest.warns(CacheWarning), pytest.raises(KernelExecutionError) as raised:
