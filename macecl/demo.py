@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -124,15 +123,11 @@ def run_launches(context: GPUContext, launches: list[Launch]) -> None:
     context.queue.finish()
 
 
-def start_up(cache_path: Path, device: str | None = None,
-             configure: Callable[[GPUContextBuilder], None] | None = None) -> dict:
+def start_up(cache_path: Path, device: str | None = None) -> dict:
     """One timed application start; returns seconds per phase and where programs came from."""
     launches = sample_launches()
     started = time.perf_counter()
-    builder = GPUContextBuilder().set_opencl_cache_full_path(cache_path).set_device(device)
-    if configure is not None:
-        configure(builder)
-    context = builder.finalize()
+    context = GPUContextBuilder().set_opencl_cache_full_path(cache_path).set_device(device).finalize()
     context_ready = time.perf_counter()
     context.run_with_fallback(lambda: run_launches(context, launches))
     launched = time.perf_counter()
@@ -146,7 +141,7 @@ def start_up(cache_path: Path, device: str | None = None,
         "init_seconds": launched - started,
         "flush_seconds": flushed - launched,
         "saved": saved,
-        **{k: v for k, v in dataclasses.asdict(context.stats).items()},
+        **dataclasses.asdict(context.stats),
     }
 
 
