@@ -3,14 +3,18 @@
 PyOpenCL keeps its own cache of program binaries. It must never stand in for ours (it would
 hide cold starts and bypass our validation), so it is disabled before pyopencl is imported
 and programs are built through the raw ``_Program`` API, which never consults it even when
-the application imported pyopencl first with the cache on.
+the application imported pyopencl first with the cache on. PoCL's own cache is handled the
+same way, in :mod:`macecl.runtime.pocl_scratch`.
 """
 
 from __future__ import annotations
 
 import os
 
+from macecl.runtime import pocl_scratch
+
 os.environ.setdefault("PYOPENCL_NO_CACHE", "1")
+pocl_scratch.prepare()
 
 import pyopencl as cl  # noqa: E402
 
