@@ -48,5 +48,33 @@ class KernelExecutionError(MaceclError):
         )
 
 
+class ModelFormatError(MaceclError):
+    """A model file (ONNX or .macecl) cannot be read: missing, truncated or malformed."""
+
+
+class UnsupportedModelError(MaceclError):
+    """The model uses operators or attributes macecl does not implement.
+
+    ``unsupported`` maps each operator type (with the attribute case, if that is what is
+    missing) to the names of the nodes that use it.
+    """
+
+    def __init__(self, unsupported: dict[str, list[str]]):
+        self.unsupported = unsupported
+        lines = [f"  {op}: {', '.join(repr(n) for n in names[:8])}"
+                 + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+                 for op, names in sorted(unsupported.items())]
+        super().__init__("the model uses what macecl does not support:\n" + "\n".join(lines))
+
+
+class GraphError(MaceclError):
+    """A node cannot run as given (shapes that do not fit, a value that must be known early);
+    the message names the node."""
+
+
+class InputError(MaceclError):
+    """An input fed to a model has the wrong name, dtype, rank or shape."""
+
+
 class CacheWarning(UserWarning):
     """The compiled-program cache could not be used as asked; the run goes on without it."""

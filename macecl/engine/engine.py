@@ -1,0 +1,347 @@
+"""The engine: a converted model, on one device, run with NumPy arrays in and out.
+
+Start-up loads the model (mapped weights), opens the context (the compiled-program cache)
+and, when every input dimension is fixed, plans and fetches every program at once, so that
+``stats.init_seconds`` is the whole cold-or-warm cost. The first successful run saves the
+programs built from source to the cache (``GPUContext.flush``); a run that fails saves nothing.
+
+The run path is: copy the inputs in, enqueue every step's kernel, copy the outputs out.
+Kernel arguments are set once per plan, not per run; nothing on it grows with the weights.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from macecl.engine import models
+from macecl.engine.plan import FLOAT, Meta, Plan, Step, Value, make_plan
+from macecl.errors import InputError
+from macecl.graph.ir import Graph, TensorSpec
+from macecl.runtime.context import GPUContext, GPUContextBuilder
+from macecl.runtime.opencl import cl
+from macecl.runtime.programs import Kernel
+
+log = logging.getLogger(__name__)
+
+PLANS_KEPT = 16  # input shapes whose plans (and buffers) are kept; OCR crops vary per call
+WORK_GROUP = 64  # global sizes are rounded up to this; kernels guard their tail
+
+
+@dataclasses.dataclass
+class EngineStats:
+    init_seconds: float = 0.0
+    convert_seconds: float = 0.0  # converting an .onnx model (0 when the stored one was used)
+    programs_from_precompiled: int = 0
+    programs_from_cache: int = 0
+    programs_from_source: int = 0
+    first_run_seconds: float | None = None
+    plans: int = 0
+    runs: int = 0
+
+
+@dataclasses.dataclass(eq=False)
+class _Prepared:
+    """A plan with its buffers made and its launches resolved to OpenCL objects."""
+
+    plan: Plan
+    buffers: list[cl.Buffer]
+    launches: list[tuple[tuple, list, tuple[int, ...]]]  # (kernel key, args, global size)
+    inputs: list[cl.Buffer]
+    outputs: list[cl.Buffer | np.ndarray]
+
+
+class Engine:
+    """Run a model. ``model``: a ``.macecl`` file, an ``.onnx`` file or a converted Graph.
+
+    ``input_shapes`` fixes dims of an ONNX model's inputs at conversion (``{"x": [1, 3, 640,
+    640]}``). ``context`` lets engines share one device and cache; without it the engine
+    makes its own on ``device`` (index or name substring; default: MACECL_DEVICE, else the
+    first GPU, else the first device).
+    """
+
+    def __init__(
+        self,
+        model: str | Path | Graph,
+        context: GPUContext | None = None,
+        device: str | int | None = None,
+        input_shapes: Mapping[str, Sequence[int]] | None = None,
+        profiling: bool = False,
+    ):
+        started = time.perf_counter()
+        self.stats = EngineStats()
+        if isinstance(model, Graph):
+            self.graph, self.model_path = model, None
+        else:
+            self.graph, self.model_path, self.stats.convert_seconds = models.load(model, input_shapes)
+        self._owns_context = context is None
+        if context is None:
+            context = GPUContextBuilder().set_device(device).set_profiling(profiling).finalize()
+        self.context = context
+        self._baseline = dataclasses.replace(context.stats)
+        self._constants: dict[str, cl.Buffer] = {}
+        self._plans: collections.OrderedDict[tuple, _Prepared] = collections.OrderedDict()
+        self._kernels: dict[tuple, Kernel] = {}
+        self._bound: dict[tuple, _Prepared] = {}
+        self._saved = False
+        fixed = self._fixed_shapes()
+        if fixed is not None:
+            self._prepare(fixed)
+        self.stats.init_seconds = time.perf_counter() - started
+        self._count_programs()
+
+    # -- the public surface ----------------------------------------------------------------
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        return self.graph.inputs
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        return self.graph.outputs
+
+    def run(self, feeds: Mapping[str, np.ndarray], output_names: Sequence[str] | None = None
+            ) -> dict[str, np.ndarray]:
+        """Run the model on ``feeds`` ({input name: array}); returns {output name: array}."""
+        arrays = self._checked_inputs(feeds)
+        wanted = self._checked_output_names(output_names)
+        started = time.perf_counter()
+        shapes = tuple(a.shape for a in arrays)
+        attempts = 0
+
+        def attempt():
+            nonlocal attempts
+            if attempts:  # the context rebuilt its programs from source: take new kernels
+                self._kernels.clear()
+                self._bound.clear()
+            attempts += 1
+            return self._execute(shapes, arrays)
+
+        outputs = self.context.run_with_fallback(attempt)
+        if self.stats.first_run_seconds is None:
+            self.stats.first_run_seconds = time.perf_counter() - started
+        self.stats.runs += 1
+        if not self._saved:
+            self.context.flush()
+            self._saved = True
+            self._count_programs()
+        named = dict(zip((s.name for s in self.graph.outputs), outputs))
+        return {name: named[name] for name in wanted}
+
+    def warmup(self, feeds: Mapping[str, np.ndarray] | None = None, rounds: int = 1) -> None:
+        """Run ``rounds`` times on ``feeds`` (zeros of the declared shapes if omitted)."""
+        if feeds is None:
+            shapes = self._fixed_shapes()
+            if shapes is None:
+                raise InputError("the model has inputs of unfixed shape "
+                                 f"({self._describe_inputs()}); pass feeds to warmup()")
+            feeds = {s.name: np.zeros(shape, FLOAT) for s, shape in zip(self.graph.inputs, shapes)}
+        for _ in range(rounds):
+            self.run(feeds)
+
+    def profile(self, feeds: Mapping[str, np.ndarray]) -> list[dict]:
+        """One run timed per launch with OpenCL profiling events (needs ``profiling=True``)."""
+        if not self.context.queue.properties & cl.command_queue_properties.PROFILING_ENABLE:
+            raise InputError("profiling needs an engine made with profiling=True")
+        arrays = self._checked_inputs(feeds)
+        prepared = self._prepare(tuple(a.shape for a in arrays))
+        events = self._execute(prepared.plan.shapes, arrays, keep_events=True)
+        rows = []
+        for step, event in zip(prepared.plan.steps, events):
+            if event is not None:
+                rows.append({"node": step.node, "op": step.op, "kernel": step.kernel,
+                             "program": step.program, "options": " ".join(step.options),
+                             "global_size": step.global_size,
+                             "ms": (event.profile.end - event.profile.start) * 1e-6})
+        return rows
+
+    def close(self) -> None:
+        for prepared in self._plans.values():
+            self._release(prepared)
+        self._plans.clear()
+        for buffer in self._constants.values():
+            buffer.release()
+        self._constants.clear()
+        self._kernels.clear()
+        self._bound.clear()
+        if self._owns_context:
+            self.context.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    def _describe_inputs(self) -> str:
+        return ", ".join(f"{s.name}: {s.dtype} {s.describe_shape()}" for s in self.graph.inputs)
+
+    def _fixed_shapes(self) -> tuple[tuple[int, ...], ...] | None:
+        shapes = []
+        for spec in self.graph.inputs:
+            if not all(isinstance(d, int) and d >= 0 for d in spec.shape):
+                return None
+            shapes.append(tuple(spec.shape))
+        return tuple(shapes)
+
+    def _checked_inputs(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        if not isinstance(feeds, Mapping):
+            raise InputError(f"inputs must be a mapping of input name to array, not {type(feeds).__name__}")
+        names = [s.name for s in self.graph.inputs]
+        unknown = [n for n in feeds if n not in names]
+        if unknown:
+            raise InputError(f"unknown input {unknown[0]!r}; the model's inputs are "
+                             f"{self._describe_inputs()}")
+        missing = [n for n in names if n not in feeds]
+        if missing:
+            raise InputError(f"input {missing[0]!r} is missing; the model's inputs are "
+                             f"{self._describe_inputs()}")
+        arrays = []
+        for spec in self.graph.inputs:
+            array = feeds[spec.name]
+            if not isinstance(array, np.ndarray):
+                raise InputError(f"input {spec.name!r} must be a NumPy array, not "
+                                 f"{type(array).__name__}")
+            if array.dtype != np.dtype(spec.dtype):
+                raise InputError(f"input {spec.name!r} has dtype {array.dtype}; the model "
+                                 f"expects {spec.dtype}")
+            if array.ndim != len(spec.shape):
+                raise InputError(f"input {spec.name!r} has rank {array.ndim} (shape "
+                                 f"{list(array.shape)}); the model expects rank {len(spec.shape)}: "
+                                 f"{spec.describe_shape()}")
+            for axis, (got, declared) in enumerate(zip(array.shape, spec.shape)):
+                if isinstance(declared, int) and declared >= 0 and got != declared:
+                    raise InputError(f"input {spec.name!r} has shape {list(array.shape)}; the model "
+                                     f"expects {spec.describe_shape()} (axis {axis} must be "
+                                     f"{declared})")
+            arrays.append(np.ascontiguousarray(array))
+        return arrays
+
+    def _checked_output_names(self, names: Sequence[str] | None) -> list[str]:
+        declared = [s.name for s in self.graph.outputs]
+        if names is None:
+            return declared
+        for name in names:
+            if name not in declared:
+                raise InputError(f"unknown output {name!r}; the model's outputs are {declared}")
+        return list(names)
+
+    # -- planning --------------------------------------------------------------------------
+
+    def _prepare(self, shapes: tuple[tuple[int, ...], ...]) -> _Prepared:
+        prepared = self._plans.get(shapes)
+        if prepared is not None:
+            self._plans.move_to_end(shapes)
+            return prepared
+        plan = make_plan(self.graph, shapes)
+        context = self.context
+        flags = cl.mem_flags
+        buffers = [cl.Buffer(context.cl_context, flags.READ_WRITE, size) for size in plan.buffer_sizes]
+
+        def storage_buffer(value: Value) -> cl.Buffer:
+            storage = value.storage
+            if storage.constant is not None:
+                return self._constant(storage.constant)
+            return buffers[storage.buffer_index]
+
+        uploads = []
+        launches = []
+        for step in plan.steps:
+            args = []
+            for arg in step.args:
+                if isinstance(arg, Value):
+                    args.append(storage_buffer(arg))
+                    if arg.storage.initial is not None:
+                        uploads.append((args[-1], arg.storage.initial))
+                elif isinstance(arg, Meta):
+                    data = arg.values if arg.values.size else np.zeros(1, np.int32)
+                    args.append(cl.Buffer(context.cl_context, flags.READ_ONLY | flags.COPY_HOST_PTR,
+                                          hostbuf=data))
+                else:
+                    args.append(arg)
+            launches.append((step.key, args, _rounded(step.global_size)))
+            self._kernel(step)
+        for buffer, data in uploads:
+            cl.enqueue_copy(context.queue, buffer, data, is_blocking=True)
+        outputs = [storage_buffer(v) if v.on_device else v.host for v in plan.outputs]
+        prepared = _Prepared(plan, buffers, launches, [storage_buffer(v) for v in plan.inputs],
+                             outputs)
+        self._plans[shapes] = prepared
+        self.stats.plans += 1
+        while len(self._plans) > PLANS_KEPT:
+            _, evicted = self._plans.popitem(last=False)
+            self._release(evicted)
+        log.debug("planned %s: %d launches, %d buffers, %.1f MiB", shapes, len(plan.steps),
+                  len(buffers), plan.bytes / 2**20)
+        return prepared
+
+    def _constant(self, name: str) -> cl.Buffer:
+        buffer = self._constants.get(name)
+        if buffer is None:
+            array = np.ascontiguousarray(self.graph.constants[name], dtype=FLOAT)
+            flags = cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR
+            buffer = cl.Buffer(self.context.cl_context, flags,
+                               hostbuf=array if array.size else np.zeros(1, FLOAT))
+            self._constants[name] = buffer
+        return buffer
+
+    def _kernel(self, step: Step) -> Kernel:
+        kernel = self._kernels.get(step.key)
+        if kernel is None:
+            program = self.context.programs.get(step.program, options=step.options)
+            kernel = program.kernel(step.kernel)
+            self._kernels[step.key] = kernel
+        return kernel
+
+    def _release(self, prepared: _Prepared) -> None:
+        for key, owner in list(self._bound.items()):
+            if owner is prepared:
+                del self._bound[key]
+        for buffer in prepared.buffers:
+            buffer.release()
+        prepared.buffers.clear()
+
+    # -- running ---------------------------------------------------------------------------
+
+    def _execute(self, shapes, arrays: list[np.ndarray], keep_events: bool = False):
+        prepared = self._prepare(shapes)
+        queue = self.context.queue
+        for buffer, array in zip(prepared.inputs, arrays):
+            if array.size:
+                cl.enqueue_copy(queue, buffer, array, is_blocking=False)
+        events = []
+        for (key, args, global_size), step in zip(prepared.launches, prepared.plan.steps):
+            kernel = self._kernels.get(key) or self._kernel(step)
+            if self._bound.get(key) is not prepared:
+                kernel.set_args(*args)
+                self._bound[key] = prepared
+            events.append(kernel.launch(queue, global_size))
+        results = []
+        for value, source in zip(prepared.plan.outputs, prepared.outputs):
+            if isinstance(source, np.ndarray):
+                results.append(np.array(source, copy=True))
+                continue
+            out = np.empty(value.shape, FLOAT)
+            if out.size:
+                cl.enqueue_copy(queue, out, source, is_blocking=False)
+            results.append(out)
+        queue.finish()
+        return events if keep_events else results
+
+    def _count_programs(self) -> None:
+        now, before = self.context.stats, self._baseline
+        self.stats.programs_from_precompiled = now.from_precompiled - before.from_precompiled
+        self.stats.programs_from_cache = now.from_cache - before.from_cache
+        self.stats.programs_from_source = now.from_source - before.from_source
+
+
+def _rounded(size: int) -> tuple[int]:
+    return (max(1, -(-size // WORK_GROUP)) * WORK_GROUP,)

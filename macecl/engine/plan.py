@@ -1,0 +1,281 @@
+"""Planning: a graph plus concrete input shapes becomes a list of kernel launches and buffers.
+
+Each node in turn is either evaluated on the host (all its inputs known there: constants,
+shapes, the integer chains exporters build from them) or lowered by its operator family to
+launches. Device tensors are :class:`Value`s backed by a :class:`Storage`; views (Reshape,
+Squeeze, ...) share their source's storage. Once every node is lowered, storages get buffers
+by liveness: a buffer whose last reader has run is reused by a later tensor that fits.
+
+A plan depends only on the input shapes, so the engine keeps one per shape it has seen, and
+a new shape re-plans without compiling anything new (the programs are keyed by their build
+options, which carry no shape).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from macecl.errors import GraphError, UnsupportedModelError
+from macecl.graph.ir import Graph, Node
+from macecl.ops import REGISTRY
+
+FLOAT = np.dtype(np.float32)
+FOREVER = 1 << 62
+
+
+@dataclasses.dataclass(eq=False)
+class Storage:
+    """Device memory for one tensor and the views that share it."""
+
+    elements: int
+    first: int = FOREVER  # index of the first step that touches it
+    last: int = -1  # index of the last step that touches it
+    constant: str | None = None  # a graph constant: uploaded once per engine
+    initial: np.ndarray | None = None  # a host value computed at plan time, uploaded per plan
+    buffer_index: int = -1
+
+    def touch(self, step: int) -> None:
+        self.first, self.last = min(self.first, step), max(self.last, step)
+
+
+@dataclasses.dataclass(eq=False)
+class Value:
+    """A tensor while planning: known on the host (``host``), or on the device (``storage``)."""
+
+    shape: tuple[int, ...]
+    host: np.ndarray | None = None
+    storage: Storage | None = None
+    constant: str | None = None  # the graph constant this host value is, if any
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    @property
+    def on_device(self) -> bool:
+        return self.storage is not None
+
+
+@dataclasses.dataclass(eq=False)
+class Meta:
+    """A small int32 array argument (shapes and strides of rank-generic kernels)."""
+
+    values: np.ndarray
+
+
+@dataclasses.dataclass(eq=False)
+class Step:
+    node: str
+    op: str
+    program: str
+    options: tuple[str, ...]
+    kernel: str
+    args: list[Any]
+    global_size: int
+    key: tuple = ()
+
+
+@dataclasses.dataclass
+class Plan:
+    shapes: tuple[tuple[int, ...], ...]
+    steps: list[Step]
+    inputs: list[Value]  # one per graph input, in graph order
+    outputs: list[Value]  # one per graph output
+    buffer_sizes: list[int]  # bytes of each planned buffer
+
+    @property
+    def bytes(self) -> int:
+        return sum(self.buffer_sizes)
+
+
+class Builder:
+    """What an operator family's ``lower`` uses to describe the work of one node."""
+
+    def __init__(self, steps: list[Step]):
+        self.steps = steps
+        self.node: Node | None = None
+        self._sub = 0
+
+    def fail(self, why: str) -> GraphError:
+        where = self.node.describe() if self.node else "graph"
+        return GraphError(f"{where}: {why}")
+
+    def new(self, shape: Sequence[int]) -> Value:
+        """A fresh float32 device tensor."""
+        shape = tuple(int(d) for d in shape)
+        if any(d < 0 for d in shape):
+            raise self.fail(f"computed a negative dimension: output shape {list(shape)}")
+        return Value(shape, storage=Storage(math.prod(shape)))
+
+    def view(self, value: Value, shape: Sequence[int]) -> Value:
+        """``value`` with another shape of the same size, sharing its memory (no copy)."""
+        shape = tuple(int(d) for d in shape)
+        if math.prod(shape) != value.size:
+            raise self.fail(f"cannot view {list(value.shape)} as {list(shape)}")
+        if value.host is not None:
+            return Value(shape, host=value.host.reshape(shape))
+        return Value(shape, storage=value.storage)
+
+    def constant(self, array: np.ndarray | float) -> Value:
+        """A host value made while lowering (a scale, a shape): uploaded if a launch needs it."""
+        array = np.asarray(array)
+        return Value(tuple(array.shape), host=array)
+
+    def host(self, value: Value | None, what: str) -> np.ndarray:
+        """The host array of an input that must be known before running (a shape, axes...)."""
+        if value is None:
+            raise self.fail(f"{what} is required")
+        if value.host is None:
+            raise self.fail(f"{what} is computed on the device, but macecl needs it at planning "
+                            f"time (it must follow from constants and input shapes)")
+        return value.host
+
+    def device(self, value: Value) -> Value:
+        """``value`` on the device, uploading a host array (constants once per engine)."""
+        if value.storage is not None:
+            return value
+        array = np.asarray(value.host)
+        if array.dtype.kind not in "fiub":
+            raise self.fail(f"a {array.dtype} tensor cannot go to the device")
+        if value.constant is not None and array.dtype == FLOAT:
+            storage = Storage(array.size, constant=value.constant)
+        else:
+            storage = Storage(array.size, initial=np.ascontiguousarray(array, dtype=FLOAT))
+        value.storage = storage
+        return value
+
+    def launch(self, program: str, kernel: str, args: Sequence[Any], global_size: int,
+               options: Sequence[str] = ()) -> None:
+        """One kernel launch. ``args``: Values (uploaded if on the host), Meta, NumPy scalars, None."""
+        if global_size <= 0:
+            return  # an empty tensor: nothing to compute
+        resolved = [self.device(a) if isinstance(a, Value) else a for a in args]
+        index = len(self.steps)
+        for arg in resolved:
+            if isinstance(arg, Value):
+                arg.storage.touch(index)
+        node = self.node.name if self.node else ""
+        self._sub += 1
+        self.steps.append(Step(node, self.node.op if self.node else "", program,
+                               tuple(options), kernel, resolved, int(global_size),
+                               (node, self._sub, program, tuple(options), kernel)))
+
+    def start(self, node: Node) -> None:
+        self.node, self._sub = node, 0
+
+
+def meta(*rows: Sequence[int]) -> Meta:
+    values = np.concatenate([np.asarray(r, dtype=np.int64).ravel() for r in rows] or [[]])
+    if values.size and (values.max() > np.iinfo(np.int32).max or values.min() < np.iinfo(np.int32).min):
+        raise GraphError("a shape or stride does not fit in 32 bits")
+    return Meta(values.astype(np.int32))
+
+
+def contiguous_strides(shape: Sequence[int]) -> list[int]:
+    strides, step = [], 1
+    for dim in reversed(shape):
+        strides.append(step)
+        step *= dim
+    return strides[::-1]
+
+
+def make_plan(graph: Graph, shapes: Sequence[tuple[int, ...]]) -> Plan:
+    """Lower ``graph`` for inputs of ``shapes`` (in graph input order)."""
+    steps: list[Step] = []
+    builder = Builder(steps)
+    values: dict[str, Value] = {}
+    inputs = []
+    for spec, shape in zip(graph.inputs, shapes):
+        value = Value(tuple(shape), storage=Storage(math.prod(shape), first=-1))
+        values[spec.name] = value
+        inputs.append(value)
+    for name, array in graph.constants.items():
+        values.setdefault(name, Value(tuple(array.shape), host=array, constant=name))
+    for node in graph.nodes:
+        args = [values[name] if name else None for name in node.inputs]
+        missing = [name for name, arg in zip(node.inputs, args) if name and arg is None]
+        if missing:
+            raise GraphError(f"{node.describe()}: inputs {missing} are produced by no node")
+        results = _run_node(node, args, builder)
+        for name, result in zip(node.outputs, results):
+            if name:
+                values[name] = result
+    outputs = []
+    for spec in graph.outputs:
+        value = values.get(spec.name)
+        if value is None:
+            raise GraphError(f"graph output {spec.name!r} is produced by no node")
+        if value.storage is not None:
+            value.storage.touch(FOREVER)
+        outputs.append(value)
+    sizes = _assign_buffers(inputs, outputs, steps)
+    return Plan(tuple(tuple(s) for s in shapes), steps, inputs, outputs, sizes)
+
+
+def _run_node(node: Node, args: list[Value | None], builder: Builder) -> list[Value]:
+    definition = REGISTRY.get(node.op)
+    if definition is None:
+        raise UnsupportedModelError({node.op: [node.name]})
+    if definition.evaluate is not None and all(a is None or a.host is not None for a in args):
+        try:
+            arrays = definition.evaluate(node, [None if a is None else a.host for a in args])
+        except GraphError:
+            raise
+        except Exception as error:  # NumPy's own complaint about shapes, axes...
+            raise GraphError(f"{node.describe()}: {error}") from error
+        return [Value(tuple(np.shape(a)), host=np.asarray(a)) for a in arrays]
+    if definition.lower is None:
+        raise GraphError(
+            f"{node.describe()}: macecl runs this operator only on values known before the run "
+            f"(constants and shapes), but an input of it is computed on the device")
+    builder.start(node)
+    return definition.lower(node, args, builder)
+
+
+def _assign_buffers(inputs: list[Value], outputs: list[Value], steps: list[Step]) -> list[int]:
+    """Give every device storage a buffer index, sharing buffers between disjoint lifetimes."""
+    storages: dict[int, Storage] = {}
+    for step in steps:
+        for arg in step.args:
+            if isinstance(arg, Value):
+                storages[id(arg.storage)] = arg.storage
+    for value in (*inputs, *outputs):
+        if value.storage is not None:
+            storages[id(value.storage)] = value.storage
+    sizes: list[int] = []
+    free: list[int] = []  # buffer indices not in use
+    busy: list[tuple[int, int]] = []  # (last step, buffer index)
+    pinned = {id(v.storage) for v in (*inputs, *outputs) if v.storage is not None}
+    for storage in sorted(storages.values(), key=lambda s: s.first):
+        if storage.constant is not None:
+            continue  # weights live in the engine's constant buffers
+        needed = max(4, storage.elements * FLOAT.itemsize)
+        if id(storage) in pinned or storage.initial is not None:
+            storage.buffer_index = len(sizes)
+            sizes.append(needed)
+            continue
+        free += [index for last, index in busy if last < storage.first]
+        busy = [(last, index) for last, index in busy if last >= storage.first]
+        fitting = [i for i in free if sizes[i] >= needed]
+        if fitting:
+            index = min(fitting, key=lambda i: sizes[i])
+            free.remove(index)
+        elif free:
+            index = max(free, key=lambda i: sizes[i])  # grow the largest free one
+            free.remove(index)
+            sizes[index] = needed
+        else:
+            index = len(sizes)
+            sizes.append(needed)
+        storage.buffer_index = index
+        busy.append((storage.last, index))
+    return sizes

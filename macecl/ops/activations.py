@@ -1,0 +1,123 @@
+"""Activations and single-input math: the ``unary`` program, and fused activations.
+
+One numbering (the UNARY_* codes of ``kernels/cl/common.h``) serves both the standalone
+``unary`` kernel and the activation fused into a convolution or Gemm, so the two compute
+the same function. ``activation_of`` turns a node into (code, a, b), the fused form.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from macecl.graph.ir import Node
+from macecl.ops.registry import evaluation, lowering
+
+CODES = {"Relu": 1, "LeakyRelu": 2, "Clip": 3, "Sigmoid": 4, "Tanh": 5, "HardSigmoid": 6,
+         "HardSwish": 7, "Softplus": 8, "Elu": 9, "Sqrt": 10, "Exp": 11, "Log": 12, "Abs": 13,
+         "Neg": 14, "Reciprocal": 15}
+# Activations the converter may fuse into the op before them (math ops stay standalone).
+FUSABLE = {"Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish",
+           "Softplus", "Elu"}
+
+
+def clip_bounds(node: Node, bounds: list[np.ndarray | None]) -> tuple[float, float]:
+    """Clip's min and max: attributes before opset 11, optional inputs from 11 on."""
+    low = node.attrs.get("min", -np.inf)
+    high = node.attrs.get("max", np.inf)
+    if len(bounds) > 0 and bounds[0] is not None:
+        low = float(np.asarray(bounds[0]).reshape(()))
+    if len(bounds) > 1 and bounds[1] is not None:
+        high = float(np.asarray(bounds[1]).reshape(()))
+    return float(low), float(high)
+
+
+def activation_of(node: Node, extra: list[np.ndarray | None] = ()) -> tuple[int, float, float]:
+    """(UNARY code, a, b) of a unary node; ``extra``: its inputs after the first (Clip's bounds)."""
+    op, attrs = node.op, node.attrs
+    if op == "LeakyRelu":
+        return CODES[op], float(attrs.get("alpha", 0.01)), 0.0
+    if op == "Clip":
+        return (CODES[op], *clip_bounds(node, list(extra)))
+    if op == "HardSigmoid":
+        return CODES[op], float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
+    if op == "Elu":
+        return CODES[op], float(attrs.get("alpha", 1.0)), 0.0
+    return CODES[op], 0.0, 0.0
+
+
+def apply(code: int, x: np.ndarray, a: float, b: float) -> np.ndarray:
+    """NumPy twin of ``unary_op`` in common.h (constant folding, and the tests' reference)."""
+    with np.errstate(all="ignore"):
+        match code:
+            case 0: return x
+            case 1: return np.maximum(x, 0)
+            case 2: return np.where(x >= 0, x, a * x)
+            case 3: return np.minimum(np.maximum(x, a), b)
+            case 4: return 1 / (1 + np.exp(-x))
+            case 5: return np.tanh(x)
+            case 6: return np.clip(a * x + b, 0, 1)
+            case 7: return x * np.clip(x / 6 + 0.5, 0, 1)
+            case 8: return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+            case 9: return np.where(x >= 0, x, a * np.expm1(x))
+            case 10: return np.sqrt(x)
+            case 11: return np.exp(x)
+            case 12: return np.log(x)
+            case 13: return np.abs(x)
+            case 14: return -x
+            case 15: return 1 / x
+    raise ValueError(f"unknown activation code {code}")
+
+
+def fused(node: Node) -> tuple[list[str], np.float32, np.float32]:
+    """Build options and the two float arguments of the activation fused into ``node``."""
+    code, a, b = node.attrs.get("activation", (0, 0.0, 0.0))
+    options = [f"-DACTIVATION={int(code)}"] if code else []
+    return options, np.float32(a), np.float32(b)
+
+
+@evaluation(*CODES)
+def _evaluate(node: Node, arrays: list) -> list[np.ndarray]:
+    x = arrays[0]
+    code, a, b = activation_of(node, arrays[1:])
+    result = apply(code, x, a, b)
+    return [np.asarray(result, dtype=x.dtype) if x.dtype.kind == "f" else np.asarray(result)]
+
+
+@lowering(*CODES)
+def _lower(node: Node, inputs: list, builder) -> list:
+    x = inputs[0]
+    extra = [builder.host(v, f"input {i + 1}") if v is not None else None
+             for i, v in enumerate(inputs[1:])]
+    code, a, b = activation_of(node, extra)
+    out = builder.new(x.shape)
+    builder.launch("unary", "unary", [x, out, np.int32(x.size), np.float32(a), np.float32(b)],
+                   x.size, options=[f"-DOP={code}"])
+    return [out]
+
+
+@evaluation("PRelu")
+def _evaluate_prelu(node: Node, arrays: list) -> list[np.ndarray]:
+    x, slope = arrays
+    return [np.where(x < 0, x * slope, x).astype(x.dtype)]
+
+
+@lowering("PRelu")
+def _lower_prelu(node: Node, inputs: list, builder) -> list:
+    from macecl.ops.elementwise import lower_binary
+
+    x, slope = inputs
+    shape = np.broadcast_shapes(x.shape, slope.shape)
+    if shape != x.shape:
+        raise builder.fail(f"slope {list(slope.shape)} does not broadcast to the input "
+                           f"{list(x.shape)}")
+    # A slope that varies along axis 1 at most (per channel, or one for all): the cheap kernel.
+    padded = (1,) * (x.rank - slope.rank) + slope.shape
+    if all(d == 1 for axis, d in enumerate(padded) if axis != 1):
+        channels = padded[1] if x.rank > 1 else 1
+        inner = int(np.prod(x.shape[2:], dtype=np.int64))
+        out = builder.new(x.shape)
+        builder.launch("unary", "prelu",
+                       [x, slope, out, np.int32(x.size), np.int32(channels), np.int32(inner)],
+                       x.size)
+        return [out]
+    return [lower_binary(builder, 7, x, slope)]

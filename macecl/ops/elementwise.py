@@ -1,0 +1,89 @@
+"""Binary arithmetic with NumPy broadcasting: Add, Sub, Mul, Div, Pow, Max, Min, Sum, Mean.
+
+The ``elementwise`` program takes the output shape and both inputs' strides (0 along
+broadcast axes) in one meta buffer; inputs of the output's own shape take ``binary_flat``,
+which does no index arithmetic. Variadic Sum / Max / Min / Mean chain binary launches.
+On the host the same ops also compute the integer shape arithmetic exporters emit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from macecl.graph.ir import Node
+from macecl.ops.registry import evaluation, lowering
+
+OPS = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "Pow": 4, "Max": 5, "Min": 6}
+VARIADIC = {"Sum": "Add", "Max": "Max", "Min": "Min", "Mean": "Add"}
+
+
+def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if a.dtype.kind in "iu" and b.dtype.kind in "iu":
+        quotient = np.abs(a) // np.where(b == 0, 1, np.abs(b))  # ONNX truncates toward zero
+        return (quotient * np.sign(a) * np.sign(b)).astype(np.result_type(a, b))
+    return a / b
+
+
+_NUMPY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": _divide,
+          "Pow": np.power, "Max": np.maximum, "Min": np.minimum}
+
+
+@evaluation("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean")
+def _evaluate(node: Node, arrays: list) -> list[np.ndarray]:
+    function = _NUMPY[VARIADIC.get(node.op, node.op)]
+    with np.errstate(all="ignore"):
+        result = arrays[0]
+        for other in arrays[1:]:
+            result = function(result, other)
+        if node.op == "Pow":
+            result = result.astype(arrays[0].dtype)  # ONNX: the base's type
+        if node.op == "Mean":
+            result = result / len(arrays)
+    return [np.asarray(result)]
+
+
+def broadcast_strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
+    """Element strides of a contiguous ``shape`` read as ``out``: 0 where it broadcasts."""
+    padded = (1,) * (len(out) - len(shape)) + tuple(shape)
+    strides, step = [0] * len(out), 1
+    for axis in range(len(out) - 1, -1, -1):
+        strides[axis] = 0 if padded[axis] == 1 and out[axis] != 1 else step
+        step *= padded[axis]
+    return strides
+
+
+def lower_binary(builder, code: int, a, b):
+    """One launch of ``elementwise`` with OP=code; returns the output value."""
+    from macecl.engine.plan import meta
+
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise builder.fail(f"inputs of shapes {list(a.shape)} and {list(b.shape)} do not "
+                           "broadcast") from None
+    out = builder.new(shape)
+    options = [f"-DOP={code}"]
+    if a.shape == shape and b.shape == shape:
+        builder.launch("elementwise", "binary_flat", [a, b, out, np.int32(out.size)], out.size,
+                       options=options)
+    else:
+        rank = max(len(shape), 1)
+        dims = shape or (1,)
+        table = meta(dims, broadcast_strides(a.shape, dims), broadcast_strides(b.shape, dims))
+        builder.launch("elementwise", "binary", [a, b, out, table, np.int32(rank),
+                                                 np.int32(out.size)], out.size, options=options)
+    return out
+
+
+@lowering("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean")
+def _lower(node: Node, inputs: list, builder) -> list:
+    code = OPS[VARIADIC.get(node.op, node.op)]
+    result = inputs[0]
+    for other in inputs[1:]:
+        result = lower_binary(builder, code, result, other)
+    if len(inputs) == 1:  # a one-input Sum / Max / Min is a copy; a view does
+        result = builder.view(result, result.shape)
+    if node.op == "Mean":
+        result = lower_binary(builder, OPS["Mul"], result,
+                              builder.constant(np.float32(1.0 / len(inputs))))
+    return [result]
