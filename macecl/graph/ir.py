@@ -48,7 +48,10 @@ class Graph:
     outputs: list[TensorSpec]
     constants: dict[str, np.ndarray]
     opset: int
-    metadata: dict[str, str] = dataclasses.field(default_factory=dict)
+    metadata: dict[str, str] = dataclasses.field(default_factory=dict)  # the model's own
+    # What the model file says of itself: producer_name, graph_name, domain, description,
+    # graph_description, version (ONNX ModelProto fields, as onnxruntime's ModelMetadata).
+    info: dict[str, str | int] = dataclasses.field(default_factory=dict)
 
     def consumers(self) -> dict[str, list[Node]]:
         """Tensor name -> the nodes that read it."""

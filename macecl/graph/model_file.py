@@ -46,6 +46,7 @@ def graph_to_json(graph: Graph) -> str:
     return json.dumps({
         "opset": graph.opset,
         "metadata": graph.metadata,
+        "info": graph.info,
         "inputs": [vars(spec) for spec in graph.inputs],
         "outputs": [vars(spec) for spec in graph.outputs],
         "nodes": [{"op": n.op, "name": n.name, "inputs": n.inputs, "outputs": n.outputs,
@@ -120,6 +121,7 @@ def parse(data: memoryview | bytes, origin: str = "<bytes>") -> Graph:
             constants=constants,
             opset=int(layout["opset"]),
             metadata=dict(layout["metadata"]),
+            info=dict(layout.get("info", {})),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise fail(f"malformed graph description ({error!r})") from error

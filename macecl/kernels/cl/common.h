@@ -42,9 +42,11 @@
 float unary_op(const int kind, const float x, const float a, const float b)
 {
     switch (kind) {
-    case UNARY_RELU:         return fmax(x, 0.0f);
+    /* Relu and Clip are written with comparisons so that NaN passes through, as in NumPy
+       and ONNX Runtime; fmax / fmin would turn it into a bound. */
+    case UNARY_RELU:         return x < 0.0f ? 0.0f : x;
     case UNARY_LEAKY_RELU:   return x >= 0.0f ? x : a * x;
-    case UNARY_CLIP:         return fmin(fmax(x, a), b);
+    case UNARY_CLIP:         return x < a ? a : (x > b ? b : x);
     /* exp(-x) overflowing to inf for very negative x still gives the right limit, 0 */
     case UNARY_SIGMOID:      return 1.0f / (1.0f + exp(-x));
     case UNARY_TANH:         return tanh(x);

@@ -1,0 +1,142 @@
+"""ONNX ModelProto -> macecl Graph: attributes made plain, constants made NumPy, shapes inferred.
+
+Nothing is optimized here (that is :mod:`macecl.converter.passes`); this module only reads.
+Each node keeps ONNX's operator type, inputs and attributes. Operators whose meaning changed
+across opsets without a visible difference in the node (Softmax's 2-D coercion before 13)
+get the model's opset as an ``opset`` attribute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from macecl.errors import ModelFormatError, UnsupportedModelError
+from macecl.graph.ir import Dim, Graph, Node, TensorSpec
+
+MIN_OPSET, MAX_OPSET = 7, 18
+OPSET_SENSITIVE = {"Softmax", "LogSoftmax", "Hardmax"}
+DEFAULT_DOMAINS = {"", "ai.onnx"}
+
+
+def read(path: str | Path):
+    """The ModelProto of ``path`` (external data included), with a clear error if unreadable."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFormatError(f"ONNX model {path} does not exist")
+    try:
+        return onnx.load(str(path))
+    except (DecodeError, ValueError, RuntimeError, OSError) as error:
+        raise ModelFormatError(f"{path} is not a readable ONNX model: {error}") from error
+
+
+def _dtype_name(elem_type: int) -> str:
+    from onnx import helper
+
+    try:
+        return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)).name
+    except (KeyError, TypeError, ValueError):
+        return f"onnx-type-{elem_type}"
+
+
+def _dims(type_proto) -> list[Dim]:
+    if not type_proto.tensor_type.HasField("shape"):
+        return []
+    dims: list[Dim] = []
+    for dim in type_proto.tensor_type.shape.dim:
+        if dim.HasField("dim_value"):
+            dims.append(int(dim.dim_value))
+        elif dim.HasField("dim_param") and dim.dim_param:
+            dims.append(dim.dim_param)
+        else:
+            dims.append(None)
+    return dims
+
+
+def _attribute(attribute) -> Any:
+    from onnx import AttributeProto, helper, numpy_helper
+
+    if attribute.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
+        raise ValueError("subgraph attribute")
+    if attribute.type == AttributeProto.TENSOR:
+        return numpy_helper.to_array(attribute.t)
+    value = helper.get_attribute_value(attribute)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, list):
+        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value]
+    return value
+
+
+def _set_input_shapes(model, input_shapes: Mapping[str, Sequence[int]]) -> None:
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = {i.name: i for i in model.graph.input if i.name not in initializers}
+    for name, shape in input_shapes.items():
+        if name not in inputs:
+            raise ModelFormatError(f"--input-shape names {name!r}, but the model's inputs are "
+                                   f"{sorted(inputs)}")
+        dims = inputs[name].type.tensor_type.shape.dim
+        if len(dims) and len(dims) != len(shape):
+            raise ModelFormatError(f"input {name!r} has rank {len(dims)}; the shape given, "
+                                   f"{list(shape)}, has rank {len(shape)}")
+        del dims[:]
+        for size in shape:
+            dims.add().dim_value = int(size)
+
+
+def import_model(model, input_shapes: Mapping[str, Sequence[int]] | None = None
+                 ) -> tuple[Graph, dict[str, list[Dim]]]:
+    """Read ``model`` (a ModelProto) into a Graph; ``input_shapes`` fixes input dims first.
+
+    Also returns the shapes ONNX shape inference found for intermediate tensors, which let
+    the passes fold ``Shape`` of a tensor whose shape is static.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    opset = next((o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS), None)
+    if opset is None:
+        raise ModelFormatError("the model imports no version of the default ONNX operator set")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise UnsupportedModelError({f"opset {opset} (macecl reads {MIN_OPSET} to {MAX_OPSET})":
+                                     ["the model"]})
+    if input_shapes:
+        _set_input_shapes(model, input_shapes)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # a model the checker rejects still runs if its ops are known
+        inferred = model
+    graph = inferred.graph
+    constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    inputs = [TensorSpec(i.name, _dtype_name(i.type.tensor_type.elem_type), _dims(i.type))
+              for i in graph.input if i.name not in constants]
+    outputs = [TensorSpec(o.name, _dtype_name(o.type.tensor_type.elem_type), _dims(o.type))
+               for o in graph.output]
+    nodes, problems = [], {}
+    for index, proto in enumerate(graph.node):
+        name = proto.name or f"{proto.op_type}_{index}"
+        if proto.domain not in DEFAULT_DOMAINS:
+            problems.setdefault(f"{proto.domain}.{proto.op_type}", []).append(name)
+            continue
+        try:
+            attrs = {a.name: _attribute(a) for a in proto.attribute}
+        except ValueError:
+            problems.setdefault(f"{proto.op_type} (with a subgraph)", []).append(name)
+            continue
+        if proto.op_type in OPSET_SENSITIVE:
+            attrs["opset"] = opset
+        nodes.append(Node(proto.op_type, name, list(proto.input), list(proto.output), attrs))
+    if problems:
+        raise UnsupportedModelError(problems)
+    value_shapes = {v.name: _dims(v.type) for v in graph.value_info}
+    metadata = {p.key: p.value for p in model.metadata_props}
+    info = {"producer_name": model.producer_name, "graph_name": graph.name,
+            "domain": model.domain, "description": model.doc_string,
+            "graph_description": graph.doc_string, "version": int(model.model_version)}
+    return Graph(nodes, inputs, outputs, constants, opset, metadata, info), value_shapes

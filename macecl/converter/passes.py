@@ -1,0 +1,248 @@
+"""Graph rewrites of the converter. Each pass takes a Graph and changes it in place.
+
+Order matters and is fixed in :func:`optimize`: folding first (it turns the exporters'
+Constant / Shape / Gather / Cast / Unsqueeze chains into constants, which the later patterns
+need to see), then BatchNormalization into the convolution before it, then HardSwish
+patterns, then activations into their producers, then whatever no longer feeds an output.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from macecl.errors import UnsupportedModelError
+from macecl.graph.ir import Dim, Graph, Node
+from macecl.ops import REGISTRY
+from macecl.ops.activations import FUSABLE, activation_of
+from macecl.ops.registry import unsupported_reason
+
+log = logging.getLogger(__name__)
+
+FOLD_LIMIT = 1 << 24  # elements: folding never writes a constant larger than this
+FUSE_INTO = {"Conv", "ConvTranspose", "Gemm"}
+PASS_THROUGH = {"Identity", "Dropout"}
+
+
+def optimize(graph: Graph, value_shapes: dict[str, list[Dim]] | None = None) -> Graph:
+    remove_pass_through(graph)
+    fold_constants(graph, value_shapes or {})
+    fold_batch_norm(graph)
+    rewrite_hard_swish(graph)
+    fuse_activations(graph)
+    remove_dead(graph)
+    check_supported(graph)
+    return graph
+
+
+def _rename_input(graph: Graph, old: str, new: str) -> None:
+    for node in graph.nodes:
+        node.inputs = [new if name == old else name for name in node.inputs]
+
+
+def _single_consumer(graph: Graph, name: str) -> Node | None:
+    """The one node reading ``name``, if exactly one does and it is not a graph output."""
+    if name in graph.output_names():
+        return None
+    readers = graph.consumers().get(name, [])
+    return readers[0] if len(readers) == 1 else None
+
+
+def remove_pass_through(graph: Graph) -> None:
+    """Identity and inference-time Dropout: readers take the input directly."""
+    outputs = graph.output_names()
+    kept = []
+    for node in graph.nodes:
+        extra_outputs = [o for o in node.outputs[1:] if o]
+        if node.op in PASS_THROUGH and not extra_outputs and node.outputs[0] not in outputs:
+            _rename_input(graph, node.outputs[0], node.inputs[0])
+        else:
+            kept.append(node)
+    graph.nodes = kept
+
+
+def fold_constants(graph: Graph, value_shapes: dict[str, list[Dim]]) -> None:
+    """Evaluate on the host every node whose inputs are all constants (and Shape of static shapes)."""
+    known = {spec.name: spec.shape for spec in graph.inputs}
+    known.update(value_shapes)
+    kept = []
+    for node in graph.nodes:
+        definition = REGISTRY.get(node.op)
+        values = [graph.constants.get(name) if name else None for name in node.inputs]
+        result = None
+        if node.op == "Shape" and node.inputs[0] not in graph.constants:
+            dims = known.get(node.inputs[0])
+            if dims and all(isinstance(d, int) for d in dims):
+                start, end = node.attrs.get("start", 0), node.attrs.get("end")
+                result = [np.asarray(dims, dtype=np.int64)[start:end]]
+        elif (definition is not None and definition.evaluate is not None
+              and all(v is not None for v, name in zip(values, node.inputs) if name)):
+            try:
+                result = definition.evaluate(node, values)
+            except Exception as error:  # left for the engine, which reports it in context
+                log.debug("not folding %s: %s", node.describe(), error)
+            if result is not None and any(np.size(r) > FOLD_LIMIT for r in result):
+                result = None
+        if result is None:
+            kept.append(node)
+            continue
+        for name, array in zip(node.outputs, result):
+            if name:
+                graph.constants[name] = np.asarray(array)
+    graph.nodes = kept
+
+
+def fold_batch_norm(graph: Graph) -> None:
+    """Conv / ConvTranspose followed by inference BatchNormalization: one convolution."""
+    producers = graph.producers()
+    removed = set()
+    for bn in graph.nodes:
+        if bn.op != "BatchNormalization" or len([o for o in bn.outputs if o]) != 1:
+            continue
+        conv = producers.get(bn.inputs[0])
+        params = [graph.constants.get(name) for name in bn.inputs[1:5]]
+        if conv is None or conv.op not in ("Conv", "ConvTranspose") or any(p is None for p in params):
+            continue
+        if _single_consumer(graph, conv.outputs[0]) is not bn or "activation" in conv.attrs:
+            continue
+        weight = graph.constants.get(conv.inputs[1])
+        bias = graph.constants.get(conv.inputs[2]) if len(conv.inputs) > 2 and conv.inputs[2] else None
+        if weight is None or (len(conv.inputs) > 2 and conv.inputs[2] and bias is None):
+            continue
+        groups = int(conv.attrs.get("group", 1))
+        if conv.op == "ConvTranspose" and groups != 1:
+            continue
+        scale, shift, mean, var = (p.astype(np.float64) for p in params)
+        factor = scale / np.sqrt(var + float(bn.attrs.get("epsilon", 1e-5)))
+        axis = 0 if conv.op == "Conv" else 1
+        shape = [1] * weight.ndim
+        shape[axis] = -1
+        new_weight = (weight.astype(np.float64) * factor.reshape(shape)).astype(np.float32)
+        old_bias = bias.astype(np.float64) if bias is not None else 0.0
+        new_bias = ((old_bias - mean) * factor + shift).astype(np.float32)
+        weight_name, bias_name = f"{conv.name}/folded_weight", f"{conv.name}/folded_bias"
+        graph.constants[weight_name], graph.constants[bias_name] = new_weight, new_bias
+        conv.inputs = [conv.inputs[0], weight_name, bias_name]
+        conv.outputs = [bn.outputs[0]]
+        removed.add(id(bn))
+    graph.nodes = [n for n in graph.nodes if id(n) not in removed]
+
+
+def _scalar(graph: Graph, name: str) -> float | None:
+    array = graph.constants.get(name)
+    if array is None or array.size != 1:
+        return None
+    return float(array.reshape(()))
+
+
+def _constant_operand(graph: Graph, node: Node, value: float) -> str | None:
+    """The other input of a binary ``node`` whose one constant input equals ``value``."""
+    if len(node.inputs) != 2:
+        return None
+    a, b = node.inputs
+    if _scalar(graph, b) == value:
+        return a
+    if node.op in ("Add", "Mul") and _scalar(graph, a) == value:
+        return b
+    return None
+
+
+def rewrite_hard_swish(graph: Graph) -> None:
+    """x * HardSigmoid(x) and x * Clip(x + 3, 0, 6) / 6 (in either order) become HardSwish(x)."""
+    producers = graph.producers()
+    for mul in list(graph.nodes):
+        if mul.op != "Mul" or len(mul.inputs) != 2:
+            continue
+        for x, gate_name in (mul.inputs, mul.inputs[::-1]):
+            gate = producers.get(gate_name)
+            found = _hard_swish_gate(graph, producers, gate, x)
+            if found is None:
+                continue
+            divide_after, chain = found
+            last = mul
+            if divide_after:
+                last = _single_consumer(graph, mul.outputs[0])
+                if last is None or last.op != "Div" or _constant_operand(graph, last, 6.0) != mul.outputs[0]:
+                    continue
+            if any(_single_consumer(graph, n.outputs[0]) is None for n in chain):
+                continue
+            mul.op, mul.inputs, mul.outputs, mul.attrs = "HardSwish", [x], list(last.outputs), {}
+            dropped = {id(n) for n in chain} | ({id(last)} if last is not mul else set())
+            graph.nodes = [n for n in graph.nodes if id(n) not in dropped]
+            producers = graph.producers()
+            break
+
+
+def _hard_swish_gate(graph, producers, gate: Node | None, x: str):
+    """(whether the /6 comes after the Mul, the nodes of the gate) if ``gate`` is x's hard sigmoid."""
+    if gate is None:
+        return None
+    if gate.op == "HardSigmoid" and gate.inputs[0] == x and \
+            np.isclose(gate.attrs.get("alpha", 0.2), 1 / 6) and np.isclose(gate.attrs.get("beta", 0.5), 0.5):
+        return False, [gate]
+    divide = None
+    if gate.op == "Div" and _constant_operand(graph, gate, 6.0) is not None:
+        divide, gate = gate, producers.get(gate.inputs[0])
+    if gate is None or gate.op not in ("Clip", "Relu6"):
+        return None
+    if gate.op == "Clip":
+        bounds = [graph.constants.get(n) if n else None for n in gate.inputs[1:]]
+        if activation_of(gate, bounds)[1:] != (0.0, 6.0):
+            return None
+    add = producers.get(gate.inputs[0])
+    if add is None or add.op != "Add" or _constant_operand(graph, add, 3.0) != x:
+        return None
+    chain = [add, gate] + ([divide] if divide else [])
+    return divide is None, chain
+
+
+def fuse_activations(graph: Graph) -> None:
+    """Conv / ConvTranspose / Gemm followed by an activation: the activation runs in their kernel."""
+    producers = graph.producers()
+    removed = set()
+    for act in graph.nodes:
+        if act.op not in FUSABLE:
+            continue
+        producer = producers.get(act.inputs[0])
+        if producer is None or producer.op not in FUSE_INTO or "activation" in producer.attrs:
+            continue
+        if _single_consumer(graph, producer.outputs[0]) is not act:
+            continue
+        bounds = [graph.constants.get(n) if n else None for n in act.inputs[1:]]
+        if any(b is None for b, n in zip(bounds, act.inputs[1:]) if n):
+            continue  # Clip with bounds computed at run time
+        producer.attrs["activation"] = list(activation_of(act, bounds))
+        producer.outputs = list(act.outputs)
+        producers = graph.producers()
+        removed.add(id(act))
+    graph.nodes = [n for n in graph.nodes if id(n) not in removed]
+
+
+def remove_dead(graph: Graph) -> None:
+    """Drop nodes and constants nothing reads (and which are not graph outputs)."""
+    needed = graph.output_names()
+    kept = []
+    for node in reversed(graph.nodes):
+        if any(o in needed for o in node.outputs if o):
+            kept.append(node)
+            needed.update(n for n in node.inputs if n)
+    graph.nodes = kept[::-1]
+    graph.constants = {k: v for k, v in graph.constants.items() if k in needed}
+
+
+def check_supported(graph: Graph) -> None:
+    """Every operator (and attribute case) the model uses must be implemented: else one error
+    listing them all, with the nodes that use each."""
+    problems: dict[str, list[str]] = {}
+    for node in graph.nodes:
+        reason = unsupported_reason(node)
+        if reason is not None:
+            problems.setdefault(reason, []).append(node.name)
+    for spec in graph.inputs:
+        if spec.dtype != "float32":
+            problems.setdefault(f"input of type {spec.dtype} (macecl runs float32 inputs)",
+                                []).append(spec.name)
+    if problems:
+        raise UnsupportedModelError(problems)
+
