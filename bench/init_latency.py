@@ -1,6 +1,6 @@
 """Cold versus warm start-up: every kernel-library program, first launch of every kernel.
 
-Each run starts fresh processes (python -m macecl.demo):
+Each run starts fresh processes (python -m macecl.kernels.exercise):
   cold      no cache file: every program is built from source;
   warm      the file the cold process wrote: every program comes from it;
   baseline  no macecl: read the same file and create the programs from its bytes with raw
@@ -73,8 +73,8 @@ def main() -> None:
         cache = str(Path(directory) / "mace_cl_compiled_program.bin")
         for run in range(options.runs):
             Path(cache).unlink(missing_ok=True)
-            samples["cold"].append(fresh(["-m", "macecl.demo", cache, *device]))
-            samples["warm"].append(fresh(["-m", "macecl.demo", cache, *device]))
+            samples["cold"].append(fresh(["-m", "macecl.kernels.exercise", cache, *device]))
+            samples["warm"].append(fresh(["-m", "macecl.kernels.exercise", cache, *device]))
             samples["baseline"].append(fresh(["-c", BASELINE, cache, *device]))
             console.print(f"run {run + 1}/{options.runs}: cold "
                           f"{samples['cold'][-1]['init_seconds']:.3f} s, warm "

@@ -175,38 +175,45 @@ def clear(path: Annotated[Optional[Path], typer.Argument(  # noqa: UP007 (typer 
 
 @app.command()
 def demo(cache_dir: Annotated[Optional[Path], typer.Option(  # noqa: UP007
-        help="Where to keep the demo's cache file; default: a new temporary directory.")] = None,
+        help="Where to keep the demo's files; default: a new temporary directory.")] = None,
          device: Annotated[Optional[str], typer.Option(help="Device index or name.")] = None,  # noqa: UP007
          ) -> None:
-    """Start twice in fresh processes, cold then warm, and show what the cache file holds."""
+    """Convert a real CNN, start it cold then warm in fresh processes, show the cache file."""
     import os
     import tempfile
 
-    from macecl.demo import spawn
+    from macecl.demo import MODEL_NAME, demo_model, spawn
+    from macecl.graph.model_file import SUFFIX
 
     directory = cache_dir or Path(tempfile.mkdtemp(prefix="macecl-demo-"))
-    path = directory / config.CACHE_FILE_NAME
-    path.unlink(missing_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    cache = directory / config.CACHE_FILE_NAME
+    cache.unlink(missing_ok=True)
+    model = directory / f"{MODEL_NAME}{SUFFIX}"
+    out.print(f"$ macecl convert {demo_model()} -o {model}", highlight=False, soft_wrap=True)
+    convert(demo_model(), output=model, input_shape=None, as_json=False)
     # Keep the drivers' own caches out, so that "cold" means what a new device goes through.
     env = {**os.environ, "POCL_KERNEL_CACHE": "0", "CUDA_CACHE_DISABLE": "1"}
-    args = [str(path), *([device] if device else [])]
-    table = Table(title="start-up: every kernel-library program, first launch of every kernel")
-    for column in ("process", "init s", "from source", "from cache", "build s", "saved"):
+    table = Table(title=f"{MODEL_NAME}: start-up in fresh processes")
+    for column in ("process", "init s", "first run s", "start to result s", "from source",
+                   "from cache"):
         table.add_column(column, justify="right")
     runs = {}
     for name in ("cold", "warm"):
         with out.status(f"{name} start in a fresh process..."):
-            runs[name] = run = spawn(*args, env=env)
-        table.add_row(name, f"{run['init_seconds']:.3f}", str(run["from_source"]),
-                      str(run["from_cache"]), f"{run['build_seconds']:.3f}", str(run["saved"]))
-    out.print(f"device: {runs['cold']['device']}; {runs['cold']['programs']} programs, "
-              f"{runs['cold']['kernels']} kernels", highlight=False, soft_wrap=True)
+            runs[name] = run = spawn(model, cache, device, env=env)
+        table.add_row(name, f"{run['init_seconds']:.3f}", f"{run['first_run_seconds']:.3f}",
+                      f"{run['start_to_result_seconds']:.3f}", str(run["programs_from_source"]),
+                      str(run["programs_from_cache"]))
+    out.print(f"\ndevice: {runs['cold']['device']}", highlight=False, soft_wrap=True)
     out.print(table)
-    speedup = runs["cold"]["init_seconds"] / runs["warm"]["init_seconds"]
-    out.print(f"warm start {speedup:.0f}x faster; cache file: {path}", highlight=False,
-              soft_wrap=True)
-    out.print(f"\n$ macecl cache inspect {path}", highlight=False, soft_wrap=True)
-    inspect(path, as_json=False)
+    cold, warm = runs["cold"], runs["warm"]
+    same = "the same" if cold["output_sha256"] == warm["output_sha256"] else "DIFFERENT"
+    out.print(f"warm init {cold['init_seconds'] / warm['init_seconds']:.0f}x faster than cold; "
+              f"both runs gave {same} output {cold['output_shape']}; cache file: {cache}",
+              highlight=False, soft_wrap=True)
+    out.print(f"\n$ macecl cache inspect {cache}", highlight=False, soft_wrap=True)
+    inspect(cache, as_json=False)
 
 
 def _shape_option(text: str) -> tuple[str, list[int]]:

@@ -79,3 +79,62 @@ def test_clear_removes_the_default_cache():
     assert result.exit_code == 0 and str(path) in result.stdout
     assert not path.exists()
     assert "nothing to remove" in invoke("cache", "clear").stdout
+
+
+def test_convert_then_run_reports_what_a_user_needs(tmp_path):
+    from test_engine import small_model
+
+    onnx_path, _ = small_model(tmp_path / "m.onnx", batch=1)
+    converted = tmp_path / "m.macecl"
+    result = invoke("convert", onnx_path, "-o", converted, "--input-shape", "x:1,3,4,6", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["inputs"][0]["shape"] == [1, 3, 4, 6] and converted.is_file()
+    assert summary["ops"]["Sigmoid"] == 1
+    np_input = tmp_path / "x.npy"
+    import numpy as np
+
+    np.save(np_input, np.ones((1, 3, 4, 6), np.float32))
+    result = invoke("run", converted, "--input", f"x={np_input}", "--rounds", "3", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    for key in ("init_seconds", "programs_from_precompiled", "programs_from_cache",
+                "programs_from_source", "first_run_seconds", "latency_ms_median", "cache_file"):
+        assert key in report
+    assert report["programs_from_source"] > 0 and report["outputs"]["y"]["shape"] == [1, 3, 4, 6]
+    again = json.loads(invoke("run", converted, "--json").stdout)
+    assert again["programs_from_cache"] == report["programs_from_source"]
+    assert again["programs_from_source"] == 0
+
+
+def test_run_profile_lists_every_launch(tmp_path):
+    from test_engine import small_model
+
+    onnx_path, _ = small_model(tmp_path / "m.onnx")
+    result = invoke("run", onnx_path, "--input", "x=random:2,3,4,5", "--profile", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["profile"]
+    assert [r["op"] for r in rows] == ["Mul", "Add", "Sigmoid", "Sub", "Relu"]
+    assert all(r["ms"] >= 0 for r in rows)
+    table = invoke("run", onnx_path, "--input", "x=random:1,3,4,5", "--profile")
+    assert "per-op time" in table.stdout
+
+
+def test_run_and_convert_refuse_bad_arguments_clearly(tmp_path):
+    from test_engine import small_model
+
+    onnx_path, _ = small_model(tmp_path / "m.onnx")
+    result = invoke("run", onnx_path)  # x has symbolic dims: random data needs a shape
+    assert result.exit_code == 1 and "random:D1,D2" in result.output
+    result = invoke("run", onnx_path, "--input", "nope=random")
+    assert result.exit_code == 1 and "'nope'" in result.output
+    result = invoke("convert", onnx_path, "--input-shape", "x=1,2")
+    assert result.exit_code == 1 and "NAME:D1,D2" in result.output
+
+
+def test_demo_converts_a_real_model_and_starts_it_cold_then_warm(tmp_path):
+    result = invoke("demo", "--cache-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "light_squeezenet" in result.output and "both runs gave the same output" in result.output
+    assert (tmp_path / "mace_cl_compiled_program.bin").is_file()
+    assert "MCLP v1" in result.output

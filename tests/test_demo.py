@@ -1,19 +1,18 @@
-"""The start-up workload behind `macecl demo` and bench/init_latency.py, cold then warm."""
+"""The main demo's start-up: a real CNN, cold then warm, the same result both times."""
 
 from __future__ import annotations
 
-from macecl import kernels
-from macecl.demo import sample_launches, start_up
+from macecl.converter import convert
+from macecl.demo import demo_model, start_up
 
 
-def test_sample_launches_cover_the_whole_kernel_library():
-    assert {launch.program for launch in sample_launches()} == set(kernels.program_names())
-
-
-def test_cold_start_builds_everything_and_warm_start_builds_nothing(cache_dir):
-    path = cache_dir / "demo.bin"
-    cold = start_up(path)
-    assert cold["from_source"] == cold["programs"] >= 12 and cold["saved"] == cold["programs"]
-    warm = start_up(path)
-    assert (warm["from_cache"], warm["from_source"], warm["saved"]) == (cold["programs"], 0, 0)
-    assert warm["build_seconds"] == 0
+def test_warm_start_takes_every_program_from_the_cache_and_gives_the_same_output(tmp_path):
+    model = tmp_path / "squeezenet.macecl"
+    convert(demo_model(), model)
+    cache = tmp_path / "programs.bin"
+    cold = start_up(model, cache)
+    warm = start_up(model, cache)
+    assert cold["programs_from_source"] >= 3 and cold["programs_from_cache"] == 0
+    assert warm["programs_from_cache"] == cold["programs_from_source"]
+    assert warm["programs_from_source"] == 0
+    assert warm["output_sha256"] == cold["output_sha256"] and cold["output_shape"] == [1, 1000, 1, 1]

@@ -52,10 +52,11 @@ def _single_consumer(graph: Graph, name: str) -> Node | None:
 def remove_pass_through(graph: Graph) -> None:
     """Identity and inference-time Dropout: readers take the input directly."""
     outputs = graph.output_names()
+    read = graph.consumers()
     kept = []
     for node in graph.nodes:
-        extra_outputs = [o for o in node.outputs[1:] if o]
-        if node.op in PASS_THROUGH and not extra_outputs and node.outputs[0] not in outputs:
+        extra_used = [o for o in node.outputs[1:] if o and (o in read or o in outputs)]
+        if node.op in PASS_THROUGH and not extra_used and node.outputs[0] not in outputs:
             _rename_input(graph, node.outputs[0], node.inputs[0])
         else:
             kept.append(node)
