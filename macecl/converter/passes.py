@@ -56,7 +56,10 @@ def remove_pass_through(graph: Graph) -> None:
     kept = []
     for node in graph.nodes:
         extra_used = [o for o in node.outputs[1:] if o and (o in read or o in outputs)]
-        if node.op in PASS_THROUGH and not extra_used and node.outputs[0] not in outputs:
+        training = node.inputs[2:3] and node.inputs[2] and not (
+            node.inputs[2] in graph.constants and not graph.constants[node.inputs[2]].any())
+        if node.op in PASS_THROUGH and not extra_used and not training \
+                and node.outputs[0] not in outputs:
             _rename_input(graph, node.outputs[0], node.inputs[0])
         else:
             kept.append(node)
