@@ -121,8 +121,8 @@ class Builder:
         shape = tuple(int(d) for d in shape)
         if math.prod(shape) != value.size:
             raise self.fail(f"cannot view {list(value.shape)} as {list(shape)}")
-        if value.host is not None:
-            return Value(shape, host=value.host.reshape(shape))
+        if value.host is not None:  # a reshaped weight is still the same constant buffer
+            return Value(shape, host=value.host.reshape(shape), constant=value.constant)
         return Value(shape, storage=value.storage)
 
     def constant(self, array: np.ndarray | float) -> Value:

@@ -1,1 +1,138 @@
-"""(to be written)"""
+"""Matrix products: Gemm and MatMul, on the ``gemm`` program.
+
+Gemm is one ``gemm`` launch: the transposes are build options, C's broadcast to (M, N) is
+expressed by two strides, and an activation the converter fused rides along. MatMul follows
+NumPy's rules (1-D operands gain and then lose a unit dim, batch dims broadcast); when B has
+no batch (2-D, or batch dims of size 1) the batch folds into A's rows and one ``gemm`` launch
+does it, otherwise the ``matmul`` kernel walks the broadcast batch through a meta table.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from macecl.graph.ir import Node
+from macecl.ops.activations import apply, fused
+from macecl.ops.elementwise import broadcast_strides
+from macecl.ops.registry import evaluation, lowering
+
+
+def _gemm_attrs(node: Node) -> tuple[bool, bool, float, float]:
+    attrs = node.attrs
+    return (bool(attrs.get("transA", 0)), bool(attrs.get("transB", 0)),
+            float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0)))
+
+
+def _activate(node: Node, y: np.ndarray) -> np.ndarray:
+    code, a, b = node.attrs.get("activation", (0, 0.0, 0.0))
+    return apply(int(code), y, float(a), float(b)) if code else y
+
+
+@evaluation("Gemm")
+def _evaluate_gemm(node: Node, arrays: list) -> list[np.ndarray]:
+    a, b = arrays[0], arrays[1]
+    c = arrays[2] if len(arrays) > 2 else None
+    trans_a, trans_b, alpha, beta = _gemm_attrs(node)
+    a = a.T if trans_a else a
+    b = b.T if trans_b else b
+    y = alpha * (a @ b)
+    if c is not None:
+        y = y + beta * c
+    return [np.asarray(_activate(node, y), dtype=np.result_type(arrays[0], arrays[1]))]
+
+
+@evaluation("MatMul")
+def _evaluate_matmul(node: Node, arrays: list) -> list[np.ndarray]:
+    return [np.asarray(_activate(node, np.matmul(arrays[0], arrays[1])))]
+
+
+def c_strides(shape: tuple[int, ...], m: int, n: int) -> tuple[int, int] | None:
+    """The (m, n) element strides of C read as (M, N), or None if it does not broadcast so."""
+    if len(shape) > 2:
+        if any(d != 1 for d in shape[:-2]):
+            return None
+        shape = shape[-2:]
+    rows, cols = (1,) * (2 - len(shape)) + tuple(shape)
+    if rows not in (1, m) or cols not in (1, n):
+        return None
+    return (cols if rows != 1 else 0), (1 if cols != 1 else 0)
+
+
+def launch_gemm(builder, a, b, out, m: int, n: int, k: int, trans_a: bool = False,
+                trans_b: bool = False, c=None, strides: tuple[int, int] = (0, 0),
+                alpha: float = 1.0, beta: float = 1.0, node: Node | None = None) -> None:
+    """One ``gemm`` launch: out (M, N) = act(alpha * op(A) @ op(B) + beta * C)."""
+    options, act_a, act_b = fused(node) if node is not None else ([], np.float32(0), np.float32(0))
+    options = ([*(["-DTRANS_A"] if trans_a else []), *(["-DTRANS_B"] if trans_b else []),
+                *(["-DHAS_C"] if c is not None else []), *options])
+    args = [a, b, c, out, np.int32(m), np.int32(n), np.int32(k), np.int32(strides[0]),
+            np.int32(strides[1]), np.float32(alpha), np.float32(beta), act_a, act_b]
+    builder.launch("gemm", "gemm", args, m * n, options=options)
+
+
+@lowering("Gemm")
+def _lower_gemm(node: Node, inputs: list, builder) -> list:
+    a, b = inputs[0], inputs[1]
+    c = inputs[2] if len(inputs) > 2 else None
+    trans_a, trans_b, alpha, beta = _gemm_attrs(node)
+    if a.rank != 2 or b.rank != 2:
+        raise builder.fail(f"A {list(a.shape)} and B {list(b.shape)} must be matrices")
+    m, k = a.shape[::-1] if trans_a else a.shape
+    k_b, n = b.shape[::-1] if trans_b else b.shape
+    if k != k_b:
+        raise builder.fail(f"A {list(a.shape)} (transA={int(trans_a)}) and B {list(b.shape)} "
+                           f"(transB={int(trans_b)}) do not multiply")
+    strides = (0, 0)
+    if c is not None:
+        found = c_strides(c.shape, m, n)
+        if found is None:
+            raise builder.fail(f"C {list(c.shape)} does not broadcast to ({m}, {n})")
+        strides = found
+        if beta == 0.0 or c.size == 0:
+            c = None
+    out = builder.new((m, n))
+    launch_gemm(builder, a, b, out, m, n, k, trans_a, trans_b, c, strides, alpha, beta, node)
+    return [out]
+
+
+@lowering("MatMul")
+def _lower_matmul(node: Node, inputs: list, builder) -> list:
+    from macecl.engine.plan import meta
+
+    a, b = inputs
+    if a.rank == 0 or b.rank == 0:
+        raise builder.fail("MatMul of a scalar")
+    a_shape = (1, *a.shape) if a.rank == 1 else a.shape
+    b_shape = (*b.shape, 1) if b.rank == 1 else b.shape
+    (m, k), (k_b, n) = a_shape[-2:], b_shape[-2:]
+    if k != k_b:
+        raise builder.fail(f"A {list(a.shape)} and B {list(b.shape)} do not multiply")
+    try:
+        batch = tuple(np.broadcast_shapes(a_shape[:-2], b_shape[:-2]))
+    except ValueError:
+        raise builder.fail(f"the batch dims of A {list(a.shape)} and B {list(b.shape)} do not "
+                           "broadcast") from None
+    shape = (*batch, *((m,) if a.rank > 1 else ()), *((n,) if b.rank > 1 else ()))
+    out = builder.new(shape)
+    if out.size == 0:
+        return [out]
+    a_batch = (1,) * (len(batch) - len(a_shape) + 2) + tuple(a_shape[:-2])
+    if math.prod(b_shape[:-2]) == 1 and a_batch == batch:
+        # B is one matrix: A's batch is just more rows (the fused activation comes along)
+        rows = math.prod(batch) * m
+        launch_gemm(builder, a, b, out, rows, n, k, node=node)
+        return [out]
+    table = meta(batch,
+                 [s * m * k for s in broadcast_strides(a_shape[:-2], batch)],
+                 [s * k * n for s in broadcast_strides(b_shape[:-2], batch)])
+    code = int(node.attrs.get("activation", (0, 0.0, 0.0))[0])
+    target = builder.new(shape) if code else out
+    builder.launch("gemm", "matmul", [a, b, target, table, np.int32(len(batch)), np.int32(m),
+                                      np.int32(n), np.int32(k), np.int32(out.size)], out.size)
+    if target is not out:  # the matmul kernel fuses nothing: a fused activation runs after it
+        _, act_a, act_b = fused(node)
+        builder.launch("unary", "unary", [target, out, np.int32(out.size), act_a, act_b],
+                       out.size, options=[f"-DOP={code}"])
+    return [out]

@@ -1,1 +1,148 @@
-"""(to be written)"""
+"""Normalizations: BatchNormalization (inference), InstanceNormalization and LRN.
+
+BatchNormalization is y = x * s + t with per-channel s = scale / sqrt(var + eps) and
+t = B - mean * s: computed on the host when the parameters are constants (the usual case),
+else by a few small launches, then two broadcasting ``elementwise`` launches over x.
+InstanceNormalization reduces each (n, c) plane with the global pooling kernels (mean, then
+the mean of squared deviations) and applies the result with elementwise launches. LRN is the
+``lrn`` kernel on an (N, C, H, W) view of its input.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from macecl.graph.ir import Node
+from macecl.ops.elementwise import OPS, lower_binary
+from macecl.ops.registry import checker, evaluation, lowering
+
+
+def _param_shape(size: int, x_shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """How a per-channel parameter of ``size`` values broadcasts against ``x_shape``."""
+    if size == x_shape[1]:
+        return (x_shape[1], *(1,) * (len(x_shape) - 2))
+    if size == math.prod(x_shape[1:]):  # BatchNormalization-7's spatial=0: per element
+        return tuple(x_shape[1:])
+    return None
+
+
+@checker("BatchNormalization")
+def _check_batch_norm(node: Node) -> str | None:
+    if int(node.attrs.get("training_mode", 0)):
+        return "BatchNormalization in training mode"
+    if any(node.outputs[1:]):
+        return "BatchNormalization with running mean / variance outputs (training mode)"
+    return None
+
+
+def _batch_norm_host(node: Node, scale, bias, mean, var) -> tuple[np.ndarray, np.ndarray]:
+    epsilon = float(node.attrs.get("epsilon", 1e-5))
+    factor = np.asarray(scale, np.float64) / np.sqrt(np.asarray(var, np.float64) + epsilon)
+    shift = np.asarray(bias, np.float64) - np.asarray(mean, np.float64) * factor
+    return factor.astype(np.float32), shift.astype(np.float32)
+
+
+@evaluation("BatchNormalization")
+def _evaluate_batch_norm(node: Node, arrays: list) -> list[np.ndarray]:
+    x = arrays[0]
+    factor, shift = _batch_norm_host(node, *arrays[1:5])
+    shape = _param_shape(factor.size, x.shape)
+    if shape is None:
+        raise ValueError(f"parameters of {factor.size} values for an input of shape {x.shape}")
+    return [(x * factor.reshape(shape) + shift.reshape(shape)).astype(x.dtype)]
+
+
+@lowering("BatchNormalization")
+def _lower_batch_norm(node: Node, inputs: list, builder) -> list:
+    reason = _check_batch_norm(node)
+    if reason:
+        raise builder.fail(f"{reason} is not supported")
+    if len(inputs) < 5 or any(v is None for v in inputs[:5]):
+        raise builder.fail("X, scale, B, mean and var are all required")
+    x, scale, bias, mean, var = inputs[:5]
+    if x.rank < 2:
+        raise builder.fail(f"input of rank {x.rank}: BatchNormalization needs N and C")
+    sizes = {v.size for v in (scale, bias, mean, var)}
+    shape = _param_shape(scale.size, x.shape)
+    if len(sizes) != 1 or shape is None:
+        raise builder.fail(f"parameters of shapes {[list(v.shape) for v in inputs[1:5]]} do "
+                           f"not fit the input {list(x.shape)}")
+    if all(v.host is not None for v in (scale, bias, mean, var)):
+        factor, shift = _batch_norm_host(node, scale.host, bias.host, mean.host, var.host)
+        factor = builder.constant(factor.reshape(shape))
+        shift = builder.constant(shift.reshape(shape))
+    else:  # parameters computed on the device: a few launches of C elements each
+        epsilon = builder.constant(np.float32(node.attrs.get("epsilon", 1e-5)))
+        flat = [builder.view(v, (v.size,)) for v in (scale, bias, mean, var)]
+        root = lower_binary(builder, OPS["Add"], flat[3], epsilon)
+        root = lower_binary(builder, OPS["Pow"], root, builder.constant(np.float32(-0.5)))
+        factor = lower_binary(builder, OPS["Mul"], flat[0], root)
+        shift = lower_binary(builder, OPS["Sub"], flat[1],
+                             lower_binary(builder, OPS["Mul"], flat[2], factor))
+        factor, shift = builder.view(factor, shape), builder.view(shift, shape)
+    scaled = lower_binary(builder, OPS["Mul"], x, factor)
+    return [lower_binary(builder, OPS["Add"], scaled, shift)]
+
+
+@evaluation("InstanceNormalization")
+def _evaluate_instance_norm(node: Node, arrays: list) -> list[np.ndarray]:
+    x, scale, bias = arrays[:3]
+    axes = tuple(range(2, x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    shape = (x.shape[1], *(1,) * (x.ndim - 2))
+    epsilon = float(node.attrs.get("epsilon", 1e-5))
+    y = (x - mean) / np.sqrt(var + epsilon) * scale.reshape(shape) + bias.reshape(shape)
+    return [y.astype(x.dtype)]
+
+
+@lowering("InstanceNormalization")
+def _lower_instance_norm(node: Node, inputs: list, builder) -> list:
+    x, scale, bias = inputs[:3]
+    if x.rank < 3:
+        raise builder.fail(f"input of rank {x.rank}: InstanceNormalization needs N, C and "
+                           "spatial dims")
+    channels = x.shape[1]
+    if scale.size != channels or bias.size != channels:
+        raise builder.fail(f"scale {list(scale.shape)} and B {list(bias.shape)} must have "
+                           f"{channels} values")
+    planes = x.shape[0] * channels
+    inner = x.size // planes if planes else 0
+    stats = (x.shape[0], channels, *(1,) * (x.rank - 2))
+    per_channel = (channels, *(1,) * (x.rank - 2))
+
+    def plane_mean(value):
+        out = builder.new(stats)
+        builder.launch("pooling", "global_avg_pool",
+                       [value, out, np.int32(planes), np.int32(inner)], planes)
+        return out
+
+    centered = lower_binary(builder, OPS["Sub"], x, plane_mean(x))
+    var = plane_mean(lower_binary(builder, OPS["Mul"], centered, centered))
+    epsilon = builder.constant(np.float32(node.attrs.get("epsilon", 1e-5)))
+    root = lower_binary(builder, OPS["Pow"], lower_binary(builder, OPS["Add"], var, epsilon),
+                        builder.constant(np.float32(-0.5)))
+    factor = lower_binary(builder, OPS["Mul"], root, builder.view(scale, per_channel))
+    scaled = lower_binary(builder, OPS["Mul"], centered, factor)
+    return [lower_binary(builder, OPS["Add"], scaled, builder.view(bias, per_channel))]
+
+
+@lowering("LRN")
+def _lower_lrn(node: Node, inputs: list, builder) -> list:
+    x = inputs[0]
+    if x.rank < 2:
+        raise builder.fail(f"input of rank {x.rank}: LRN needs N and C")
+    size = node.attrs.get("size")
+    if size is None or int(size) <= 0:
+        raise builder.fail(f"size {size} must be a positive int")
+    inner = math.prod(x.shape[2:])
+    view = builder.view(x, (x.shape[0], x.shape[1], inner, 1))
+    out = builder.new(x.shape)
+    result = builder.view(out, view.shape)
+    args = [view, result, *(np.int32(d) for d in view.shape), np.int32(size),
+            np.float32(node.attrs.get("alpha", 1e-4)), np.float32(node.attrs.get("beta", 0.75)),
+            np.float32(node.attrs.get("bias", 1.0))]
+    builder.launch("lrn", "lrn", args, out.size)
+    return [out]

@@ -1,1 +1,92 @@
-"""(to be written)"""
+"""Pooling: MaxPool and AveragePool (1-D and 2-D), GlobalAveragePool and GlobalMaxPool (any
+rank from 3), on the ``pooling`` program.
+
+A 1-D pool runs as a 2-D one on an (N, C, 1, L) view. Output sizes follow ONNX with
+onnxruntime's ceil_mode rule (a last window that would start in the right padding is
+dropped, as PyTorch does); the kernel then counts the average's divisor. Global pools see
+the input as (N * C, prod(spatial)) planes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from macecl.graph.ir import Node
+from macecl.ops.conv import as_2d, auto_pad, check_window, lift, window_attrs, window_output
+from macecl.ops.registry import checker, evaluation, ints, lowering
+
+
+@checker("MaxPool")
+def _check_max_pool(node: Node) -> str | None:
+    if len(node.outputs) > 1 and node.outputs[1]:
+        return "MaxPool with an Indices output"
+    return check_window(node, "MaxPool")
+
+
+@checker("AveragePool")
+def _check_average_pool(node: Node) -> str | None:
+    return check_window(node, "AveragePool")
+
+
+@lowering("MaxPool", "AveragePool")
+def _lower_pool(node: Node, inputs: list, builder) -> list:
+    x = inputs[0]
+    if x.rank not in (3, 4):
+        raise builder.fail(f"input of rank {x.rank} (shape {list(x.shape)}): macecl runs 1-D "
+                           f"and 2-D {node.op} only")
+    rank = x.rank - 2
+    kernel = ints(node, "kernel_shape")
+    if kernel is None or len(kernel) != rank:
+        raise builder.fail(f"kernel_shape {kernel} does not match the input {list(x.shape)}")
+    strides, dilations, begins, ends = window_attrs(node, rank, builder)
+    mode = auto_pad(node)
+    ceil_mode = bool(node.attrs.get("ceil_mode", 0))
+    outs = []
+    for axis in range(rank):
+        size, begins[axis], ends[axis] = window_output(
+            x.shape[2 + axis], kernel[axis], strides[axis], dilations[axis], begins[axis],
+            ends[axis], mode, ceil_mode)
+        outs.append(size)
+    out = builder.new((*x.shape[:2], *outs))
+    if out.size == 0:
+        return [out]
+    x2, out2 = as_2d(builder, x, rank), as_2d(builder, out, rank)
+    k, s = lift(kernel, rank, 1), lift(strides, rank, 1)
+    d, b, e = lift(dilations, rank, 1), lift(begins, rank, 0), lift(ends, rank, 0)
+    geometry = [*x2.shape, *out2.shape[2:], *k, *s, *d, *b]
+    if node.op == "MaxPool":
+        if len(node.outputs) > 1 and node.outputs[1]:
+            raise builder.fail("MaxPool with an Indices output is not supported")
+        args = [x2, out2, *(np.int32(v) for v in geometry)]
+        builder.launch("pooling", "max_pool2d", args, out.size)
+    else:
+        include = int(node.attrs.get("count_include_pad", 0))
+        args = [x2, out2, *(np.int32(v) for v in (*geometry, *e, include))]
+        builder.launch("pooling", "avg_pool2d", args, out.size)
+    return [out]
+
+
+def _global_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (*shape[:2], *(1,) * (len(shape) - 2))
+
+
+@evaluation("GlobalAveragePool", "GlobalMaxPool")
+def _evaluate_global(node: Node, arrays: list) -> list[np.ndarray]:
+    x = arrays[0]
+    axes = tuple(range(2, x.ndim))
+    reduce = np.mean if node.op == "GlobalAveragePool" else np.max
+    return [np.asarray(reduce(x, axis=axes, keepdims=True)).astype(x.dtype)]
+
+
+@lowering("GlobalAveragePool", "GlobalMaxPool")
+def _lower_global(node: Node, inputs: list, builder) -> list:
+    x = inputs[0]
+    if x.rank < 3:
+        raise builder.fail(f"input of rank {x.rank} (shape {list(x.shape)}): {node.op} needs "
+                           "N, C and at least one spatial dim")
+    out = builder.new(_global_shape(x.shape))
+    planes = x.shape[0] * x.shape[1]
+    inner = x.size // planes if planes else 0
+    kernel = "global_avg_pool" if node.op == "GlobalAveragePool" else "global_max_pool"
+    builder.launch("pooling", kernel, [x, out, np.int32(planes), np.int32(inner)], planes)
+    return [out]

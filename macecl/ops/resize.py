@@ -1,1 +1,176 @@
-"""(to be written)"""
+"""Resize (opsets 10 to 18) and Upsample (7 and 9), modes nearest and linear, on the
+``resize`` program.
+
+The kernels resize the last two axes of an NCHW tensor, so any input whose other axes keep
+their size is viewed as (prod(leading), 1, H, W) (a 1-D input as (1, 1, 1, W)). Output sizes
+are floor(size * scale) computed in float32, as onnxruntime does, or the given sizes; the
+kernel gets the scale (out / in when sizes were given).
+
+Opset variants are told apart by what the node carries, since the opset is not passed on:
+Upsample with a ``scales`` attribute is Upsample-7, with a second input Upsample-9; Resize
+with two inputs (X, scales) is Resize-10. All three use asymmetric coordinates, and their
+nearest pixel is onnxruntime's "simple" rule: floor when upsampling an axis, ceil when
+downsampling it. Resize-11 on takes (X, roi, scales, sizes) and the coordinate attributes;
+Resize-18 adds axes, keep_aspect_ratio_policy and antialias.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from macecl.graph.ir import Node
+from macecl.ops.registry import checker, lowering
+
+COORD_MODES = {"half_pixel": 0, "align_corners": 1, "asymmetric": 2, "pytorch_half_pixel": 3}
+NEAREST_MODES = {"round_prefer_floor": 0, "round_prefer_ceil": 1, "floor": 2, "ceil": 3}
+FLOOR, CEIL = NEAREST_MODES["floor"], NEAREST_MODES["ceil"]
+POLICIES = ("stretch", "not_larger", "not_smaller")
+
+
+def _text(node: Node, name: str, default: str) -> str:
+    value = node.attrs.get(name, default)
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _legacy(node: Node) -> bool:
+    """Upsample, or Resize-10: asymmetric coordinates and the "simple" nearest pixel."""
+    return node.op == "Upsample" or len(node.inputs) == 2
+
+
+def _mode(node: Node) -> str:
+    mode = _text(node, "mode", "nearest")
+    return "linear" if mode == "bilinear" else mode
+
+
+@checker("Resize", "Upsample")
+def _check(node: Node) -> str | None:
+    mode = _mode(node)
+    if mode not in ("nearest", "linear"):
+        return f"{node.op} with mode {mode}"
+    if node.op == "Upsample":
+        scales = node.attrs.get("scales")
+        if scales is not None and len(scales) > 2 and any(float(s) != 1 for s in scales[:-2]):
+            return f"Upsample with scales {list(scales)} (only the last two axes may scale)"
+        return None
+    if _legacy(node):
+        return None
+    coord = _text(node, "coordinate_transformation_mode", "half_pixel")
+    if coord not in COORD_MODES:
+        return f"Resize with coordinate_transformation_mode {coord}"
+    nearest = _text(node, "nearest_mode", "round_prefer_floor")
+    if mode == "nearest" and nearest not in NEAREST_MODES:
+        return f"Resize with nearest_mode {nearest}"
+    policy = _text(node, "keep_aspect_ratio_policy", "stretch")
+    if policy not in POLICIES:
+        return f"Resize with keep_aspect_ratio_policy {policy}"
+    return None
+
+
+def _optional(inputs: list, index: int, builder, what: str) -> np.ndarray | None:
+    """A host input that may be omitted ("" or an empty tensor)."""
+    if len(inputs) <= index or inputs[index] is None:
+        return None
+    array = builder.host(inputs[index], what)
+    return array if array.size else None
+
+
+def _geometry(node: Node, shape: tuple[int, ...], inputs: list, builder
+              ) -> tuple[list[int], list[float]]:
+    """Output sizes and per-axis scales (as the kernel takes them) for an input of ``shape``."""
+    rank = len(shape)
+    if node.op == "Upsample":
+        given = node.attrs.get("scales")
+        scales = (np.asarray(given, np.float32) if given is not None
+                  else _optional(inputs, 1, builder, "scales"))
+        sizes, axes, policy = None, None, "stretch"
+    elif _legacy(node):
+        scales, sizes, axes, policy = _optional(inputs, 1, builder, "scales"), None, None, "stretch"
+    else:
+        scales = _optional(inputs, 2, builder, "scales")
+        sizes = _optional(inputs, 3, builder, "sizes")
+        axes = node.attrs.get("axes")
+        policy = _text(node, "keep_aspect_ratio_policy", "stretch")
+    if (scales is None) == (sizes is None):
+        raise builder.fail("exactly one of scales and sizes must be given")
+    axes = list(range(rank)) if axes is None else [int(a) + rank if int(a) < 0 else int(a)
+                                                    for a in axes]
+    if any(not 0 <= a < rank for a in axes) or len(set(axes)) != len(axes):
+        raise builder.fail(f"axes {node.attrs.get('axes')} do not fit rank {rank}")
+    given = np.asarray(scales if sizes is None else sizes).ravel()
+    if given.size != len(axes):
+        raise builder.fail(f"{'scales' if sizes is None else 'sizes'} {given.tolist()} do not "
+                           f"match the {len(axes)} axes resized of the input {list(shape)}")
+    outs, factors = list(shape), [1.0] * rank
+    if sizes is None:
+        for axis, scale in zip(axes, given.astype(np.float32)):
+            if not scale > 0:
+                raise builder.fail(f"scale {float(scale)} must be positive")
+            outs[axis] = int(np.floor(np.float32(shape[axis]) * scale))
+            factors[axis] = float(scale)
+    elif policy == "stretch":
+        for axis, size in zip(axes, given.astype(np.int64)):
+            outs[axis] = int(size)
+            ratio = np.float32(size) / np.float32(shape[axis]) if shape[axis] else 1.0
+            factors[axis] = float(ratio)
+    else:
+        ratios = [np.float32(size) / np.float32(shape[axis]) for axis, size in zip(axes, given)]
+        common = min(ratios) if policy == "not_larger" else max(ratios)
+        for axis in axes:
+            outs[axis] = int(np.floor(np.float32(shape[axis]) * common + np.float32(0.5)))
+            factors[axis] = float(common)
+    return outs, factors
+
+
+@lowering("Resize", "Upsample")
+def _lower(node: Node, inputs: list, builder) -> list:
+    reason = _check(node)
+    if reason:
+        raise builder.fail(f"{reason} is not supported")
+    x = inputs[0]
+    if x.rank == 0:
+        raise builder.fail(f"{node.op} of a scalar")
+    outs, factors = _geometry(node, x.shape, inputs, builder)
+    lead = x.rank - 2 if x.rank >= 2 else 0
+    for axis in range(lead):
+        if outs[axis] != x.shape[axis] or factors[axis] != 1.0:
+            raise builder.fail(f"resizing axis {axis} of {list(x.shape)} (to {outs[axis]}): "
+                               "macecl resizes the last two axes only")
+    out = builder.new(outs)
+    if out.size == 0:
+        return [out]
+    (h, w), (oh, ow) = (x.shape[-2:], outs[-2:]) if x.rank >= 2 else ((1, *x.shape), (1, *outs))
+    scale_h, scale_w = (factors[-2:] if x.rank >= 2 else (1.0, factors[0]))
+    planes = math.prod(x.shape[:lead])
+    mode = _mode(node)
+    if mode == "linear" and int(node.attrs.get("antialias", 0)) and (oh < h or ow < w):
+        raise builder.fail("linear downscaling with antialias is not supported")
+    kernel = "resize_bilinear" if mode == "linear" else "resize_nearest"
+
+    def launch(source, target, sizes, scales, nearest):
+        coord = (COORD_MODES["asymmetric"] if _legacy(node) else
+                 COORD_MODES[_text(node, "coordinate_transformation_mode", "half_pixel")])
+        options = [f"-DCOORD_MODE={coord}"]
+        if kernel == "resize_nearest":
+            options.append(f"-DNEAREST_MODE={nearest}")
+        args = [builder.view(source, (planes, 1, *sizes[:2])),
+                builder.view(target, (planes, 1, *sizes[2:])),
+                *(np.int32(v) for v in (planes, 1, *sizes)),
+                *(np.float32(s) for s in scales)]
+        builder.launch("resize", kernel, args, target.size, options=options)
+
+    if not _legacy(node):
+        launch(x, out, (h, w, oh, ow), (scale_h, scale_w),
+               NEAREST_MODES[_text(node, "nearest_mode", "round_prefer_floor")])
+        return [out]
+    # The "simple" nearest pixel: floor along an upsampled axis, ceil along a downsampled one.
+    # An axis of scale 1 maps to whole coordinates, where both agree.
+    wanted = {FLOOR if s > 1.0 else CEIL for s in (scale_h, scale_w) if s != 1.0}
+    if mode == "linear" or len(wanted) < 2:
+        launch(x, out, (h, w, oh, ow), (scale_h, scale_w), min(wanted, default=FLOOR))
+        return [out]
+    middle = builder.new((*x.shape[:-1], ow))  # one axis up, the other down: one at a time
+    launch(x, middle, (h, w, h, ow), (1.0, scale_w), FLOOR if scale_w > 1.0 else CEIL)
+    launch(middle, out, (h, ow, oh, ow), (scale_h, 1.0), FLOOR if scale_h > 1.0 else CEIL)
+    return [out]

@@ -1,0 +1,234 @@
+"""Conv and ConvTranspose against NumPy references (and onnxruntime, for the cases where ONNX is subtle)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from macecl.graph.ir import Node
+from macecl.ops.registry import unsupported_reason
+from tests.ops.conftest import assert_close
+
+RNG = np.random.default_rng(11)
+
+
+def rand(*shape):
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+def conv_reference(x, w, b=None, strides=(1, 1), dilations=(1, 1), pads=(0, 0, 0, 0), group=1):
+    """Direct 2-D convolution: zero-pad, then add up one strided slice per tap."""
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    top, left, bottom, right = pads
+    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    n, c, hp, wp = xp.shape
+    m, cg, kh, kw = w.shape
+    sh, sw = strides
+    dh, dw = dilations
+    oh = (hp - dh * (kh - 1) - 1) // sh + 1
+    ow = (wp - dw * (kw - 1) - 1) // sw + 1
+    out = np.zeros((n, m, oh, ow))
+    mg = m // group
+    for g in range(group):
+        xs = xp[:, g * cg:(g + 1) * cg]
+        ws = w[g * mg:(g + 1) * mg]
+        for i in range(kh):
+            for j in range(kw):
+                patch = xs[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh,
+                           j * dw:j * dw + sw * (ow - 1) + 1:sw]
+                out[:, g * mg:(g + 1) * mg] += np.einsum("nchw,mc->nmhw", patch, ws[:, :, i, j])
+    if b is not None:
+        out += b.reshape(1, -1, 1, 1)
+    return out
+
+
+def conv_transpose_reference(x, w, b=None, strides=(1, 1), dilations=(1, 1), begins=(0, 0, 0, 0),
+                             out_size=None, output_padding=(0, 0), group=1):
+    """Scatter every input pixel through the filter, then crop ``begins`` / ``out_size``."""
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    n, c, h, wd = x.shape
+    _, mg, kh, kw = w.shape
+    sh, sw = strides
+    dh, dw = dilations
+    full_h = sh * (h - 1) + dh * (kh - 1) + 1 + output_padding[0]
+    full_w = sw * (wd - 1) + dw * (kw - 1) + 1 + output_padding[1]
+    big = np.zeros((n, mg * group, full_h + 8, full_w + 8))  # room for an output_shape past it
+    cg = c // group
+    for g in range(group):
+        for i in range(kh):
+            for j in range(kw):
+                contribution = np.einsum("nchw,cm->nmhw", x[:, g * cg:(g + 1) * cg],
+                                         w[g * cg:(g + 1) * cg, :, i, j])
+                big[:, g * mg:(g + 1) * mg, i * dh:i * dh + sh * (h - 1) + 1:sh,
+                    j * dw:j * dw + sw * (wd - 1) + 1:sw] += contribution
+    if out_size is None:
+        out_size = (full_h - begins[0] - begins[2], full_w - begins[1] - begins[3])
+    out = big[:, :, begins[0]:begins[0] + out_size[0], begins[1]:begins[1] + out_size[1]]
+    if b is not None:
+        out = out + b.reshape(1, -1, 1, 1)
+    return out
+
+
+def run_onnxruntime(op, feeds, constants, attrs, opset=17):
+    """The same one-node model through onnxruntime."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    node = helper.make_node(op, [*feeds, *constants], ["y"], **attrs)
+    graph = helper.make_graph(
+        [node], "g",
+        [helper.make_tensor_value_info(k, TensorProto.FLOAT, v.shape) for k, v in feeds.items()],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, k) for k, v in constants.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)[0]
+
+
+# (input shape, weight shape, attrs, reference keyword arguments)
+CONV_CASES = {
+    "plain_3x3": ((1, 3, 7, 6), (4, 3, 3, 3), {}, {}),
+    "padded_strided": ((2, 3, 9, 8), (5, 3, 3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]},
+                       {"pads": (1, 1, 1, 1), "strides": (2, 2)}),
+    "asymmetric_pads": ((1, 2, 6, 7), (3, 2, 3, 2), {"pads": [0, 2, 1, 0]},
+                        {"pads": (0, 2, 1, 0)}),
+    "dilated": ((1, 2, 10, 9), (3, 2, 3, 3), {"dilations": [2, 3], "pads": [2, 1, 2, 1]},
+                {"dilations": (2, 3), "pads": (2, 1, 2, 1)}),
+    "groups": ((1, 6, 5, 5), (4, 3, 3, 3), {"group": 2, "pads": [1, 1, 1, 1]},
+               {"group": 2, "pads": (1, 1, 1, 1)}),
+    "depthwise": ((2, 4, 6, 6), (4, 1, 3, 3), {"group": 4, "pads": [1, 1, 1, 1]},
+                  {"group": 4, "pads": (1, 1, 1, 1)}),
+    "depthwise_multiplier": ((1, 3, 5, 6), (6, 1, 3, 3), {"group": 3, "strides": [2, 1]},
+                             {"group": 3, "strides": (2, 1)}),
+    "pointwise": ((1, 8, 4, 4), (5, 8, 1, 1), {"kernel_shape": [1, 1]}, {}),
+    # SAME_UPPER, stride 2, 3x3 on 7x8: out 4x4, pads (1, 1, 1, 1) and (0, 1, 0, 1)... worked out:
+    # H: total = 3 * 2 + 3 - 7 = 2 -> (1, 1); W: total = 3 * 2 + 3 - 8 = 1 -> (0 top, 1 bottom)
+    "same_upper": ((1, 2, 7, 8), (3, 2, 3, 3), {"auto_pad": "SAME_UPPER", "strides": [2, 2]},
+                   {"pads": (1, 0, 1, 1), "strides": (2, 2)}),
+    # SAME_LOWER puts the odd pad first
+    "same_lower": ((1, 2, 7, 8), (3, 2, 3, 3), {"auto_pad": "SAME_LOWER", "strides": [2, 2]},
+                   {"pads": (1, 1, 1, 0), "strides": (2, 2)}),
+    "same_stride1_even_kernel": ((1, 2, 5, 5), (2, 2, 2, 4), {"auto_pad": "SAME_UPPER"},
+                                 {"pads": (0, 1, 1, 2)}),
+    "valid": ((1, 2, 7, 7), (2, 2, 3, 3), {"auto_pad": "VALID", "strides": [3, 2]},
+              {"strides": (3, 2)}),
+}
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
+@pytest.mark.parametrize("case", sorted(CONV_CASES))
+def test_conv(run_node, case, bias):
+    x_shape, w_shape, attrs, kwargs = CONV_CASES[case]
+    x, w, b = rand(*x_shape), rand(*w_shape), rand(w_shape[0])
+    constants = {"w": w, "b": b} if bias else {"w": w}
+    (got,) = run_node("Conv", {"x": x}, attrs, constants)
+    assert_close(got, conv_reference(x, w, b if bias else None, **kwargs))
+
+
+@pytest.mark.parametrize("case", ["same_upper", "same_lower", "dilated", "depthwise_multiplier"])
+def test_conv_matches_onnxruntime(run_node, case):
+    x_shape, w_shape, attrs, _ = CONV_CASES[case]
+    x, w, b = rand(*x_shape), rand(*w_shape), rand(w_shape[0])
+    (got,) = run_node("Conv", {"x": x}, attrs, {"w": w, "b": b})
+    assert_close(got, run_onnxruntime("Conv", {"x": x}, {"w": w, "b": b}, attrs))
+
+
+@pytest.mark.parametrize("attrs, pads, strides, dilations", [
+    ({}, (0, 0), 1, 1),
+    ({"pads": [2, 1], "strides": [2]}, (2, 1), 2, 1),
+    ({"dilations": [3], "auto_pad": "SAME_UPPER"}, (3, 3), 1, 3),
+])
+def test_conv_1d(run_node, attrs, pads, strides, dilations):
+    x, w, b = rand(2, 3, 11), rand(4, 3, 3), rand(4)
+    (got,) = run_node("Conv", {"x": x}, attrs, {"w": w, "b": b})
+    reference = conv_reference(x[:, :, None], w[:, :, None], b, strides=(1, strides),
+                               dilations=(1, dilations), pads=(0, pads[0], 0, pads[1]))
+    assert_close(got, reference[:, :, 0])
+
+
+@pytest.mark.parametrize("activation", [(1, 0.0, 0.0), (3, -0.5, 0.5), (2, 0.1, 0.0)],
+                         ids=["relu", "clip", "leaky"])
+def test_conv_fused_activation(run_node, activation):
+    x, w, b = rand(1, 3, 6, 6), rand(4, 3, 3, 3), rand(4)
+    attrs = {"pads": [1, 1, 1, 1], "activation": list(activation)}
+    (got,) = run_node("Conv", {"x": x}, attrs, {"w": w, "b": b})
+    y = conv_reference(x, w, b, pads=(1, 1, 1, 1))
+    code, a, c = activation
+    reference = {1: np.maximum(y, 0), 3: np.clip(y, a, c), 2: np.where(y >= 0, y, a * y)}[code]
+    assert_close(got, reference)
+
+
+# (input shape, weight shape, attrs, reference keyword arguments)
+TRANSPOSE_CASES = {
+    "plain": ((1, 3, 4, 5), (3, 2, 3, 3), {}, {}),
+    "stride2_pads": ((1, 2, 4, 4), (2, 3, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]},
+                     {"strides": (2, 2), "begins": (1, 1, 1, 1)}),
+    "output_padding": ((2, 2, 3, 4), (2, 2, 3, 3),
+                       {"strides": [2, 3], "pads": [1, 0, 0, 1], "output_padding": [1, 2]},
+                       {"strides": (2, 3), "begins": (1, 0, 0, 1), "output_padding": (1, 2)}),
+    "dilated": ((1, 2, 4, 3), (2, 2, 2, 3), {"dilations": [2, 2], "strides": [2, 1]},
+                {"dilations": (2, 2), "strides": (2, 1)}),
+    "groups": ((1, 4, 3, 3), (4, 3, 3, 3), {"group": 2, "strides": [2, 2]},
+               {"group": 2, "strides": (2, 2)}),
+    "depthwise": ((1, 3, 4, 4), (3, 1, 4, 4), {"group": 3, "strides": [2, 2],
+                                                "pads": [1, 1, 1, 1]},
+                  {"group": 3, "strides": (2, 2), "begins": (1, 1, 1, 1)}),
+    # full size 2 * 2 + 3 = 7 -> output_shape 6 crops 1: NOTSET crops it at the start
+    "output_shape": ((1, 2, 3, 3), (2, 2, 3, 3), {"strides": [2, 2], "output_shape": [6, 6]},
+                     {"strides": (2, 2), "begins": (1, 1, 0, 0), "out_size": (6, 6)}),
+    # larger than the full size: zeros past it
+    "output_shape_larger": ((1, 2, 3, 3), (2, 2, 3, 3),
+                            {"strides": [2, 2], "output_shape": [8, 8]},
+                            {"strides": (2, 2), "begins": (0, 0, 0, 0), "out_size": (8, 8)}),
+    # SAME_UPPER: output = input * stride = 6, total pad 1, at the end
+    "same_upper": ((1, 2, 3, 3), (2, 2, 3, 3), {"strides": [2, 2], "auto_pad": "SAME_UPPER"},
+                   {"strides": (2, 2), "begins": (0, 0, 0, 0), "out_size": (6, 6)}),
+    "same_lower": ((1, 2, 3, 3), (2, 2, 3, 3), {"strides": [2, 2], "auto_pad": "SAME_LOWER"},
+                   {"strides": (2, 2), "begins": (1, 1, 0, 0), "out_size": (6, 6)}),
+}
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
+@pytest.mark.parametrize("case", sorted(TRANSPOSE_CASES))
+def test_conv_transpose(run_node, case, bias):
+    x_shape, w_shape, attrs, kwargs = TRANSPOSE_CASES[case]
+    x, w = rand(*x_shape), rand(*w_shape)
+    b = rand(w_shape[1] * attrs.get("group", 1))
+    constants = {"w": w, "b": b} if bias else {"w": w}
+    (got,) = run_node("ConvTranspose", {"x": x}, attrs, constants)
+    assert_close(got, conv_transpose_reference(x, w, b if bias else None, **kwargs))
+
+
+@pytest.mark.parametrize("case", ["output_padding", "output_shape", "output_shape_larger",
+                                  "same_upper", "same_lower", "groups", "dilated"])
+def test_conv_transpose_matches_onnxruntime(run_node, case):
+    x_shape, w_shape, attrs, _ = TRANSPOSE_CASES[case]
+    x, w = rand(*x_shape), rand(*w_shape)
+    b = rand(w_shape[1] * attrs.get("group", 1))
+    (got,) = run_node("ConvTranspose", {"x": x}, attrs, {"w": w, "b": b})
+    assert_close(got, run_onnxruntime("ConvTranspose", {"x": x}, {"w": w, "b": b}, attrs))
+
+
+def test_conv_transpose_1d_with_fused_relu(run_node):
+    x, w, b = rand(2, 3, 5), rand(3, 2, 4), rand(2)
+    attrs = {"strides": [3], "pads": [1, 2], "output_padding": [1], "activation": [1, 0.0, 0.0]}
+    (got,) = run_node("ConvTranspose", {"x": x}, attrs, {"w": w, "b": b})
+    reference = conv_transpose_reference(x[:, :, None], w[:, :, None], b, strides=(1, 3),
+                                         begins=(0, 1, 0, 2), output_padding=(0, 1))
+    assert_close(got, np.maximum(reference[:, :, 0], 0))
+
+
+def test_weights_computed_on_the_device(run_node):
+    x, w = rand(1, 2, 5, 5), rand(3, 2, 3, 3)
+    (got,) = run_node("Conv", {"x": x, "w": w}, {"pads": [1, 1, 1, 1]})
+    assert_close(got, conv_reference(x, w, pads=(1, 1, 1, 1)))
+
+
+@pytest.mark.parametrize("op", ["Conv", "ConvTranspose"])
+def test_3d_is_rejected_at_conversion(op):
+    node = Node(op, "n", ["x", "w"], ["y"], {"kernel_shape": [3, 3, 3]})
+    assert unsupported_reason(node) == f"{op} with 3 spatial dims"
+    node = Node(op, "n", ["x", "w"], ["y"], {"pads": [1, 1, 1, 1, 1, 1]})
+    assert unsupported_reason(node) == f"{op} with 3 spatial dims"
+    assert unsupported_reason(Node(op, "n", ["x", "w"], ["y"], {"kernel_shape": [3, 3]})) is None

@@ -1,0 +1,103 @@
+"""BatchNormalization, InstanceNormalization and LRN against NumPy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from macecl.graph.ir import Node
+from macecl.ops import REGISTRY
+from macecl.ops.registry import unsupported_reason
+from tests.ops.conftest import assert_close
+
+RNG = np.random.default_rng(9)
+
+
+def rand(*shape):
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+def batch_norm_params(channels):
+    return {"scale": rand(channels), "bias": rand(channels), "mean": rand(channels),
+            "var": np.abs(rand(channels)) + 0.1}
+
+
+def batch_norm_reference(x, scale, bias, mean, var, epsilon):
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    x = x.astype(np.float64)
+    return ((x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + epsilon)
+            * scale.reshape(shape) + bias.reshape(shape))
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (2, 3, 5), (2, 3, 4, 5), (1, 3, 2, 3, 2)])
+def test_batch_norm(run_node, shape):
+    x = rand(*shape)
+    params = batch_norm_params(3)
+    (got,) = run_node("BatchNormalization", {"x": x}, {"epsilon": 1e-3}, params)
+    assert_close(got, batch_norm_reference(x, *params.values(), 1e-3))
+
+
+def test_batch_norm_parameters_on_the_device(run_node):
+    x = rand(2, 4, 3, 3)
+    params = batch_norm_params(4)
+    (got,) = run_node("BatchNormalization", {"x": x, **params})
+    assert_close(got, batch_norm_reference(x, *params.values(), 1e-5))
+
+
+def test_batch_norm_evaluate():
+    x = rand(2, 3, 4)
+    params = batch_norm_params(3)
+    node = Node("BatchNormalization", "bn", ["x", *params], ["y"], {"epsilon": 0.01})
+    (y,) = REGISTRY["BatchNormalization"].evaluate(node, [x, *params.values()])
+    assert_close(y, batch_norm_reference(x, *params.values(), 0.01))
+
+
+def test_batch_norm_training_is_rejected():
+    inputs = ["x", "s", "b", "m", "v"]
+    training = Node("BatchNormalization", "bn", inputs, ["y"], {"training_mode": 1})
+    assert unsupported_reason(training) == "BatchNormalization in training mode"
+    extra = Node("BatchNormalization", "bn", inputs, ["y", "running_mean", "running_var"])
+    assert "training" in unsupported_reason(extra)
+    assert unsupported_reason(Node("BatchNormalization", "bn", inputs, ["y"])) is None
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4), (1, 4, 3, 5), (2, 2, 2, 3, 2)])
+def test_instance_norm(run_node, shape):
+    x = rand(*shape) * 3 + 1
+    scale, bias = rand(shape[1]), rand(shape[1])
+    (got,) = run_node("InstanceNormalization", {"x": x}, {"epsilon": 1e-4},
+                      {"scale": scale, "bias": bias})
+    axes = tuple(range(2, len(shape)))
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=axes, keepdims=True)
+    var = x64.var(axis=axes, keepdims=True)
+    channel = (1, -1) + (1,) * (len(shape) - 2)
+    reference = (x64 - mean) / np.sqrt(var + 1e-4) * scale.reshape(channel) + bias.reshape(channel)
+    assert_close(got, reference)
+
+
+def lrn_reference(x, size, alpha, beta, bias):
+    x = x.astype(np.float64)
+    channels = x.shape[1]
+    out = np.empty_like(x)
+    for c in range(channels):
+        lo = max(0, c - (size - 1) // 2)
+        hi = min(channels - 1, c + int(np.ceil((size - 1) / 2)))
+        square_sum = (x[:, lo:hi + 1] ** 2).sum(axis=1)
+        out[:, c] = x[:, c] / (bias + alpha / size * square_sum) ** beta
+    return out
+
+
+@pytest.mark.parametrize("shape, size, attrs", [
+    ((2, 7, 3, 4), 3, {}),
+    ((1, 6, 4, 4), 4, {"alpha": 0.01, "beta": 0.5, "bias": 2.0}),
+    ((1, 5, 2, 2), 5, {"alpha": 1e-3, "beta": 0.9, "bias": 1.5}),
+    ((2, 6, 5), 2, {"alpha": 0.1}),  # rank 3, viewed as (N, C, L, 1)
+    ((1, 4, 2, 3, 2), 3, {"beta": 1.0, "alpha": 0.05}),  # rank 5
+    ((3, 5), 3, {"alpha": 0.2}),  # rank 2
+])
+def test_lrn(run_node, shape, size, attrs):
+    x = rand(*shape) * 2
+    (got,) = run_node("LRN", {"x": x}, {"size": size, **attrs})
+    full = {"alpha": 1e-4, "beta": 0.75, "bias": 1.0, **attrs}
+    assert_close(got, lrn_reference(x, size, full["alpha"], full["beta"], full["bias"]))
