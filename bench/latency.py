@@ -13,6 +13,7 @@ and the ratio macecl / ONNX Runtime (below 1: macecl is faster).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -31,11 +32,11 @@ def model_list() -> dict[str, tuple[Path, dict[str, list[int]]]]:
 
     light = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
     models = {path.stem.removeprefix("light_"): (path, {}) for path in sorted(light.glob("light_*.onnx"))}
-    try:
-        import rapidocr_onnxruntime
-    except ImportError:
+    found = importlib.util.find_spec("rapidocr_onnxruntime")  # located, not imported: its
+    if found is None:                                          # import needs OpenCV and more
+        print("rapidocr-onnxruntime is not installed: PP-OCR models left out")
         return models
-    ocr = Path(rapidocr_onnxruntime.__file__).parent / "models"
+    ocr = Path(found.submodule_search_locations[0]) / "models"
     models["ppocr_det_640"] = (ocr / "ch_PP-OCRv4_det_infer.onnx", {"x": [1, 3, 640, 640]})
     models["ppocr_cls"] = (ocr / "ch_ppocr_mobile_v2.0_cls_infer.onnx", {"x": [1, 3, 48, 192]})
     models["ppocr_rec"] = (ocr / "ch_PP-OCRv4_rec_infer.onnx", {"x": [1, 3, 48, 320]})

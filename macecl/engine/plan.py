@@ -180,14 +180,6 @@ def meta(*rows: Sequence[int]) -> Meta:
     return Meta(values.astype(np.int32))
 
 
-def contiguous_strides(shape: Sequence[int]) -> list[int]:
-    strides, step = [], 1
-    for dim in reversed(shape):
-        strides.append(step)
-        step *= dim
-    return strides[::-1]
-
-
 def make_plan(graph: Graph, shapes: Sequence[tuple[int, ...]]) -> Plan:
     """Lower ``graph`` for inputs of ``shapes`` (in graph input order)."""
     steps: list[Step] = []

@@ -143,15 +143,25 @@ def _operands(node: Node, inputs: list, builder, transposed: bool):
     return x, w, bias, rank, kernel, group, out_channels
 
 
-def _launch(node: Node, builder, program: str, x, w, bias, out, geometry: list[int]) -> None:
+def _convolve(node: Node, builder, program: str, x, w, bias, group: int, out_channels: int,
+              strides: list[int], dilations: list[int], begins: list[int], outs: list[int]):
+    """The output of ``program`` (conv2d or conv_transpose2d); a 1-D case runs as (1, L)."""
+    out = builder.new((x.shape[0], out_channels, *outs))
+    if out.size == 0:
+        return out
+    rank = len(outs)
+    x2, w2, out2 = (as_2d(builder, v, rank) for v in (x, w, out))
+    s, d, b = lift(strides, rank, 1), lift(dilations, rank, 1), lift(begins, rank, 0)
     options, act_a, act_b = fused(node)
     if bias is not None:
         options = ["-DHAS_BIAS", *options]
-    n, c_in, h, wd = x.shape
-    _, c_out, oh, ow = out.shape
-    args = [x, w, bias, out, *(np.int32(v) for v in (n, c_in, h, wd, c_out, oh, ow, *geometry)),
-            act_a, act_b]
-    builder.launch(program, program, args, out.size, options=options)
+    n, c_in, h, wd = x2.shape
+    _, c_out, oh, ow = out2.shape
+    geometry = (n, c_in, h, wd, c_out, oh, ow, *w2.shape[2:], s[0], s[1], d[0], d[1], b[0], b[1],
+                group)
+    args = [x2, w2, bias, out2, *(np.int32(v) for v in geometry), act_a, act_b]
+    builder.launch(program, program, args, out2.size, options=options)
+    return out
 
 
 @lowering("Conv")
@@ -165,15 +175,8 @@ def _lower_conv(node: Node, inputs: list, builder) -> list:
             x.shape[2 + axis], kernel[axis], strides[axis], dilations[axis], begins[axis],
             ends[axis], mode)
         outs.append(size)
-    out = builder.new((x.shape[0], out_channels, *outs))
-    if out.size == 0:
-        return [out]
-    x2, w2, out2 = (as_2d(builder, v, rank) for v in (x, w, out))
-    kh, kw = w2.shape[2:]
-    s, d, b = lift(strides, rank, 1), lift(dilations, rank, 1), lift(begins, rank, 0)
-    _launch(node, builder, "conv2d", x2, w2, bias, out2,
-            [kh, kw, s[0], s[1], d[0], d[1], b[0], b[1], group])
-    return [out]
+    return [_convolve(node, builder, "conv2d", x, w, bias, group, out_channels, strides,
+                      dilations, begins, outs)]
 
 
 def transpose_geometry(node: Node, shape: tuple[int, ...], kernel: list[int], builder
@@ -212,13 +215,6 @@ def transpose_geometry(node: Node, shape: tuple[int, ...], kernel: list[int], bu
 def _lower_conv_transpose(node: Node, inputs: list, builder) -> list:
     x, w, bias, rank, kernel, group, out_channels = _operands(node, inputs, builder, True)
     strides, dilations, begins, outs = transpose_geometry(node, x.shape, kernel, builder)
-    out = builder.new((x.shape[0], out_channels, *outs))
-    if out.size == 0:
-        return [out]
-    x2, w2, out2 = (as_2d(builder, v, rank) for v in (x, w, out))
-    kh, kw = w2.shape[2:]
-    s, d, b = lift(strides, rank, 1), lift(dilations, rank, 1), lift(begins, rank, 0)
-    _launch(node, builder, "conv_transpose2d", x2, w2, bias, out2,
-            [kh, kw, s[0], s[1], d[0], d[1], b[0], b[1], group])
-    return [out]
+    return [_convolve(node, builder, "conv_transpose2d", x, w, bias, group, out_channels,
+                      strides, dilations, begins, outs)]
 

@@ -85,3 +85,12 @@ def unsupported_reason(node: Node) -> str | None:
 def ints(node: Node, name: str, default: list[int] | None = None) -> list[int] | None:
     value = node.attrs.get(name, default)
     return None if value is None else [int(v) for v in value]
+
+
+def contiguous_strides(shape) -> list[int]:
+    """Element strides of a contiguous (C-order) tensor of ``shape``."""
+    strides, step = [], 1
+    for dim in reversed(shape):
+        strides.append(step)
+        step *= dim
+    return strides[::-1]

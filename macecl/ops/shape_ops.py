@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from macecl.graph.ir import Node
-from macecl.ops.registry import checker, evaluation, lowering
+from macecl.ops.registry import checker, contiguous_strides, evaluation, lowering
 
 # ONNX TensorProto.DataType -> NumPy (8 string, 14/15 complex, 16 bfloat16: not supported).
 ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 4: np.uint16, 5: np.int16, 6: np.int32,
@@ -59,13 +59,6 @@ def _axes(axes: Sequence[int], rank: int, what: str = "axes") -> list[int]:
         raise ValueError(f"{what} {list(axes)} repeat an axis")
     return result
 
-
-def _strides(shape: Sequence[int]) -> list[int]:
-    strides, step = [], 1
-    for dim in reversed(shape):
-        strides.append(step)
-        step *= dim
-    return strides[::-1]
 
 
 def _device_lowering(*types: str):
@@ -300,10 +293,10 @@ def _lower_concat(node: Node, inputs: list, builder) -> list:
     if len(parts) == 1:
         return [builder.view(parts[0], shape)]
     out = builder.new(shape)
-    out_strides = _strides(shape)
+    out_strides = contiguous_strides(shape)
     position = 0
     for part in parts:
-        copy_box(builder, part, out, part.shape, _strides(part.shape), out_strides,
+        copy_box(builder, part, out, part.shape, contiguous_strides(part.shape), out_strides,
                  dst_offset=position * out_strides[axis])
         position += part.shape[axis]
     return [out]
@@ -345,7 +338,7 @@ def _lower_split(node: Node, inputs: list, builder) -> list:
     (split,) = _host_args(builder, inputs, 1, ["split"])
     axis = _axis(node.attrs.get("axis", 0), x.rank)
     sizes = split_sizes(node, x.shape[axis], split)
-    strides = _strides(x.shape)
+    strides = contiguous_strides(x.shape)
     results, position = [], 0
     for index, size in enumerate(sizes):
         shape = list(x.shape)
@@ -356,7 +349,7 @@ def _lower_split(node: Node, inputs: list, builder) -> list:
             results.append(builder.view(x, shape))
         else:
             out = builder.new(shape)
-            copy_box(builder, x, out, shape, strides, _strides(shape),
+            copy_box(builder, x, out, shape, strides, contiguous_strides(shape),
                      src_offset=position * strides[axis])
             results.append(out)
         position += size
@@ -412,11 +405,11 @@ def _lower_slice(node: Node, inputs: list, builder) -> list:
     shape = [length for _, _, length in params]
     if all(start == 0 and length == dim for (start, _, length), dim in zip(params, x.shape)):
         return [builder.view(x, shape)]  # the whole tensor (steps of 1 or a dim of 1)
-    strides = _strides(x.shape)
+    strides = contiguous_strides(x.shape)
     out = builder.new(shape)
     offset = sum(start * s for (start, _, _), s in zip(params, strides))
     copy_box(builder, x, out, shape, [step * s for (_, step, _), s in zip(params, strides)],
-             _strides(shape), src_offset=offset)
+             contiguous_strides(shape), src_offset=offset)
     return [out]
 
 
@@ -448,7 +441,7 @@ def _lower_transpose(node: Node, inputs: list, builder) -> list:
     moved = [p for p in perm if x.shape[p] != 1]
     if moved == sorted(moved):  # only dims of 1 move: the memory order is unchanged
         return [builder.view(x, shape)]
-    strides = _strides(x.shape)
+    strides = contiguous_strides(x.shape)
     kept = [p for p in perm if x.shape[p] != 1]  # dims of 1 do not index anything
     out = builder.new(shape)
     table = meta([x.shape[p] for p in kept], [strides[p] for p in kept])
@@ -574,7 +567,7 @@ def _lower_expand(node: Node, inputs: list, builder) -> list:
     if math.prod(shape) == x.size:
         return [builder.view(x, shape)]
     out = builder.new(shape)
-    copy_box(builder, x, out, shape, broadcast_strides(x.shape, shape), _strides(shape))
+    copy_box(builder, x, out, shape, broadcast_strides(x.shape, shape), contiguous_strides(shape))
     return [out]
 
 
@@ -601,7 +594,7 @@ def _lower_tile(node: Node, inputs: list, builder) -> list:
         return [builder.view(x, shape)]
     # The output read as (r0, d0, r1, d1, ...): tile t, position i of axis k sits at t*d_k + i.
     out = builder.new(shape)
-    in_strides, out_strides = _strides(x.shape), _strides(shape)
+    in_strides, out_strides = contiguous_strides(x.shape), contiguous_strides(shape)
     box, src, dst = [], [], []
     for d, r, s, o in zip(x.shape, repeats, in_strides, out_strides):
         box += [r, d]
