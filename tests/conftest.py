@@ -34,6 +34,15 @@ def cache_dir(tmp_path: Path):
         yield directory
 
 
+@pytest.fixture(scope="session")
+def shared_context(tmp_path_factory):
+    """One context (and cache file) for the op and model tests: each program built once."""
+    path = tmp_path_factory.mktemp("shared-cache") / "mace_cl_compiled_program.bin"
+    context = GPUContextBuilder().set_opencl_cache_full_path(path).finalize()
+    yield context
+    context.close()
+
+
 def build_context(cache_path: Path | None = None, **settings):
     builder = GPUContextBuilder()
     if cache_path is not None:

@@ -194,3 +194,17 @@ def test_inference_session_speaks_onnxruntime(tmp_path):
     (y,) = session.run(None, {"x": x})
     np.testing.assert_allclose(y, reference(x, bias), atol=1e-6)
     assert len(session.run(["y"], {"x": x})) == 1
+
+
+def test_opset6_broadcast_along_an_axis_is_read_as_onnx_meant_it(tmp_path):
+    bias = RNG.standard_normal(3).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "b"], ["y"], name="add", broadcast=1, axis=1)],
+        "legacy", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(bias, "b")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 6)]),
+              tmp_path / "legacy.onnx")
+    x = RNG.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    with macecl.Engine(tmp_path / "legacy.onnx") as engine:
+        np.testing.assert_allclose(engine.run({"x": x})["y"], x + bias[:, None, None], atol=1e-6)

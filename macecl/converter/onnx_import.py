@@ -17,7 +17,7 @@ import numpy as np
 from macecl.errors import ModelFormatError, UnsupportedModelError
 from macecl.graph.ir import Dim, Graph, Node, TensorSpec
 
-MIN_OPSET, MAX_OPSET = 7, 18
+MIN_OPSET, MAX_OPSET = 6, 18
 OPSET_SENSITIVE = {"Softmax", "LogSoftmax", "Hardmax"}
 DEFAULT_DOMAINS = {"", "ai.onnx"}
 
@@ -90,6 +90,43 @@ def _set_input_shapes(model, input_shapes: Mapping[str, Sequence[int]]) -> None:
             dims.add().dim_value = int(size)
 
 
+# Opset 6 operators whose second input was aligned by a `broadcast` / `axis` attribute.
+LEGACY_BROADCAST = {"Add", "Sub", "Mul", "Div", "Pow", "And", "Or", "Xor", "Equal", "Greater",
+                    "Less"}
+
+
+def _opset6_broadcasts(nodes: list[Node], constants: dict, shapes: dict) -> None:
+    """Opset 6 to NumPy broadcasting: reshape the constant operand so it aligns by suffix.
+
+    Binary ops with ``broadcast=1, axis=k`` matched B to A's dims from k on; PRelu's 1-D
+    slope ran along the channel axis. A reshape of the constant to ``B.shape + (1,) * n``
+    says the same in opset 7's terms. Where B is not a constant, the node is refused.
+    """
+    for node in nodes:
+        if node.op in LEGACY_BROADCAST:
+            axis = node.attrs.pop("axis", None)
+            node.attrs.pop("broadcast", None)
+            if axis is None:
+                continue
+            target, operand = node.inputs[0], node.inputs[1]
+        elif node.op == "PRelu":
+            axis, target, operand = 1, node.inputs[0], node.inputs[1]
+        else:
+            continue
+        rank = len(shapes.get(target) or [])
+        value = constants.get(operand)
+        if value is None or not rank or (node.op == "PRelu" and value.ndim != 1):
+            if node.op != "PRelu":
+                node.attrs["legacy_axis"] = axis  # refused by check: cannot be expressed
+            continue
+        axis = axis + rank if axis < 0 else axis
+        trailing = rank - axis - value.ndim
+        if trailing > 0:
+            name = f"{operand}/aligned_for_{node.name}"
+            constants[name] = value.reshape(value.shape + (1,) * trailing)
+            node.inputs[1] = name
+
+
 def import_model(model, input_shapes: Mapping[str, Sequence[int]] | None = None
                  ) -> tuple[Graph, dict[str, list[Dim]]]:
     """Read ``model`` (a ModelProto) into a Graph; ``input_shapes`` fixes input dims first.
@@ -135,6 +172,9 @@ def import_model(model, input_shapes: Mapping[str, Sequence[int]] | None = None
     if problems:
         raise UnsupportedModelError(problems)
     value_shapes = {v.name: _dims(v.type) for v in graph.value_info}
+    value_shapes.update({spec.name: spec.shape for spec in inputs})
+    if opset < 7:
+        _opset6_broadcasts(nodes, constants, value_shapes)
     metadata = {p.key: p.value for p in model.metadata_props}
     info = {"producer_name": model.producer_name, "graph_name": graph.name,
             "domain": model.domain, "description": model.doc_string,

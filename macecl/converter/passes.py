@@ -241,6 +241,8 @@ def check_supported(graph: Graph) -> None:
     problems: dict[str, list[str]] = {}
     for node in graph.nodes:
         reason = unsupported_reason(node)
+        if "legacy_axis" in node.attrs:
+            reason = f"{node.op} with opset-6 broadcasting along an axis of a computed tensor"
         if reason is not None:
             problems.setdefault(reason, []).append(node.name)
     for spec in graph.inputs:

@@ -106,7 +106,10 @@ def _lower_prelu(node: Node, inputs: list, builder) -> list:
     from macecl.ops.elementwise import lower_binary
 
     x, slope = inputs
-    shape = np.broadcast_shapes(x.shape, slope.shape)
+    try:
+        shape = np.broadcast_shapes(x.shape, slope.shape)
+    except ValueError:
+        shape = None
     if shape != x.shape:
         raise builder.fail(f"slope {list(slope.shape)} does not broadcast to the input "
                            f"{list(x.shape)}")

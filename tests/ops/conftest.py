@@ -9,17 +9,6 @@ from macecl.engine import Engine
 from macecl.graph import Graph, Node, TensorSpec
 
 
-@pytest.fixture(scope="session")
-def shared_context(tmp_path_factory):
-    """One context (and cache file) for every op test: programs are built once per session."""
-    from macecl import GPUContextBuilder
-
-    path = tmp_path_factory.mktemp("ops-cache") / "mace_cl_compiled_program.bin"
-    context = GPUContextBuilder().set_opencl_cache_full_path(path).finalize()
-    yield context
-    context.close()
-
-
 @pytest.fixture
 def run_node(shared_context):
     """run_node(op, feeds, attrs=None, constants=None, outputs=1, inputs=None, opset=18).
