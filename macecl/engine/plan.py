@@ -193,7 +193,7 @@ def make_plan(graph: Graph, shapes: Sequence[tuple[int, ...]]) -> Plan:
     for name, array in graph.constants.items():
         values.setdefault(name, Value(tuple(array.shape), host=array, constant=name))
     for node in graph.nodes:
-        args = [values[name] if name else None for name in node.inputs]
+        args = [values.get(name) if name else None for name in node.inputs]
         missing = [name for name, arg in zip(node.inputs, args) if name and arg is None]
         if missing:
             raise GraphError(f"{node.describe()}: inputs {missing} are produced by no node")
