@@ -252,7 +252,7 @@ class Engine:
                 return self._constant(storage.constant)
             return buffers[storage.buffer_index]
 
-        uploads = []
+        uploads = {}  # host values computed while planning, each copied in once
         launches = []
         for step in plan.steps:
             args = []
@@ -260,7 +260,7 @@ class Engine:
                 if isinstance(arg, Value):
                     args.append(storage_buffer(arg))
                     if arg.storage.initial is not None:
-                        uploads.append((args[-1], arg.storage.initial))
+                        uploads[id(arg.storage)] = (args[-1], arg.storage.initial)
                 elif isinstance(arg, Meta):
                     data = arg.values if arg.values.size else np.zeros(1, np.int32)
                     args.append(cl.Buffer(context.cl_context, flags.READ_ONLY | flags.COPY_HOST_PTR,
@@ -269,7 +269,7 @@ class Engine:
                     args.append(arg)
             launches.append((step.key, args, _rounded(step.global_size)))
             self._kernel(step)
-        for buffer, data in uploads:
+        for buffer, data in uploads.values():
             cl.enqueue_copy(context.queue, buffer, data, is_blocking=True)
         outputs = [storage_buffer(v) if v.on_device else v.host for v in plan.outputs]
         prepared = _Prepared(plan, buffers, launches, [storage_buffer(v) for v in plan.inputs],

@@ -187,28 +187,19 @@ def _cast_dtype(node: Node) -> np.dtype:
     return np.dtype(ONNX_DTYPES[to])
 
 
-@evaluation("Reshape")
-def _evaluate_reshape(node: Node, arrays: list) -> list[np.ndarray]:
+def _view_shape(node: Node, shape, arrays) -> list[int]:
+    """The output shape of a Reshape / Flatten / Squeeze / Unsqueeze of a tensor of ``shape``;
+    ``arrays``: the node's inputs as host arrays where known (the input data may be None)."""
+    if node.op == "Flatten":
+        return _flatten_shape(node, shape)
+    return {"Reshape": _reshape_shape, "Squeeze": _squeeze_shape,
+            "Unsqueeze": _unsqueeze_shape}[node.op](node, shape, arrays)
+
+
+@evaluation("Reshape", "Flatten", "Squeeze", "Unsqueeze")
+def _evaluate_view(node: Node, arrays: list) -> list[np.ndarray]:
     x = np.asarray(arrays[0])
-    return [x.reshape(_reshape_shape(node, x.shape, arrays))]
-
-
-@evaluation("Flatten")
-def _evaluate_flatten(node: Node, arrays: list) -> list[np.ndarray]:
-    x = np.asarray(arrays[0])
-    return [x.reshape(_flatten_shape(node, x.shape))]
-
-
-@evaluation("Squeeze")
-def _evaluate_squeeze(node: Node, arrays: list) -> list[np.ndarray]:
-    x = np.asarray(arrays[0])
-    return [x.reshape(_squeeze_shape(node, x.shape, arrays))]
-
-
-@evaluation("Unsqueeze")
-def _evaluate_unsqueeze(node: Node, arrays: list) -> list[np.ndarray]:
-    x = np.asarray(arrays[0])
-    return [x.reshape(_unsqueeze_shape(node, x.shape, arrays))]
+    return [x.reshape(_view_shape(node, x.shape, arrays))]
 
 
 @evaluation("Identity", "Dropout")
@@ -233,13 +224,11 @@ def _check_dropout_mode(node: Node, arrays: list) -> None:
 def _lower_view(node: Node, inputs: list, builder) -> list:
     x = inputs[0]
     op = node.op
-    if op == "Reshape":
-        shape = _reshape_shape(node, x.shape, [None, *_host_args(builder, inputs, 1, ["shape"])])
+    if op in ("Reshape", "Squeeze", "Unsqueeze"):
+        what = ["shape"] if op == "Reshape" else ["axes"]
+        shape = _view_shape(node, x.shape, [None, *_host_args(builder, inputs, 1, what)])
     elif op == "Flatten":
         shape = _flatten_shape(node, x.shape)
-    elif op in ("Squeeze", "Unsqueeze"):
-        arrays = [None, *_host_args(builder, inputs, 1, ["axes"])]
-        shape = (_squeeze_shape if op == "Squeeze" else _unsqueeze_shape)(node, x.shape, arrays)
     elif op == "Cast":
         dtype = _cast_dtype(node)
         if dtype != np.float32:

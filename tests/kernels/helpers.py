@@ -1,8 +1,12 @@
-"""Host-side helpers of the kernel tests: comparisons and the stride arithmetic callers do."""
+"""Host-side helpers of the kernel tests: comparisons, and the stride arithmetic the op
+families do before a launch (imported, so that the kernels are tested with the real thing)."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from macecl.ops.elementwise import broadcast_strides  # noqa: F401
+from macecl.ops.registry import contiguous_strides  # noqa: F401
 
 
 def assert_close(got, want, rtol=1e-4, atol=1e-5):
@@ -10,19 +14,3 @@ def assert_close(got, want, rtol=1e-4, atol=1e-5):
     want = np.asarray(want, np.float32)
     assert got.shape == want.shape, (got.shape, want.shape)
     np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
-
-
-def contiguous_strides(shape) -> list[int]:
-    strides, step = [], 1
-    for dim in reversed(shape):
-        strides.append(step)
-        step *= dim
-    return strides[::-1]
-
-
-def broadcast_strides(shape, out_shape) -> list[int]:
-    """Element strides of a contiguous ``shape`` aligned right against ``out_shape``, 0 on every
-    dim it broadcasts along (missing or of size 1)."""
-    padded = [1] * (len(out_shape) - len(shape)) + list(shape)
-    strides = contiguous_strides(padded)
-    return [0 if dim == 1 and o != 1 else s for dim, o, s in zip(padded, out_shape, strides)]
