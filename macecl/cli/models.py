@@ -161,7 +161,7 @@ def run(
         for column in ("node", "op", "kernel", "work items", "ms"):
             table.add_column(column, justify="right" if column in ("work items", "ms") else "left")
         for row in sorted(rows, key=lambda r: -r["ms"]):
-            table.add_row(row["node"], row["op"], row["kernel"], f"{row['global_size']:,}",
+            table.add_row(row["node"], row["op"], row["kernel"], " x ".join(map(str, row["global_size"])),
                           f"{row['ms']:.3f}")
         table.add_row("total", "", "", "", f"{sum(r['ms'] for r in rows):.3f}")
         out.print(table)

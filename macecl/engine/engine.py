@@ -52,7 +52,8 @@ class _Prepared:
 
     plan: Plan
     buffers: list[cl.Buffer]
-    launches: list[tuple[tuple, list, tuple[int, ...]]]  # (kernel key, args, global size)
+    # (kernel key, args, global size, local size) as enqueued: rounded, tuned
+    launches: list[tuple[tuple, list, tuple[int, ...], tuple[int, ...] | None]]
     inputs: list[cl.Buffer]
     outputs: list[cl.Buffer | np.ndarray]
 
@@ -267,7 +268,7 @@ class Engine:
                                           hostbuf=data))
                 else:
                     args.append(arg)
-            launches.append((step.key, args, _rounded(step.global_size)))
+            launches.append((step.key, args, *_geometry(step.global_size, step.local_size)))
             self._kernel(step)
         for buffer, data in uploads.values():
             cl.enqueue_copy(context.queue, buffer, data, is_blocking=True)
@@ -318,12 +319,13 @@ class Engine:
             if array.size:
                 cl.enqueue_copy(queue, buffer, array, is_blocking=False)
         events = []
-        for (key, args, global_size), step in zip(prepared.launches, prepared.plan.steps):
+        for (key, args, global_size, local_size), step in zip(prepared.launches,
+                                                               prepared.plan.steps):
             kernel = self._kernels.get(key) or self._kernel(step)
             if self._bound.get(key) is not prepared:
                 kernel.set_args(*args)
                 self._bound[key] = prepared
-            events.append(kernel.launch(queue, global_size))
+            events.append(kernel.launch(queue, global_size, local_size))
         results = []
         for value, source in zip(prepared.plan.outputs, prepared.outputs):
             if isinstance(source, np.ndarray):
@@ -343,5 +345,16 @@ class Engine:
         self.stats.programs_from_source = now.from_source - before.from_source
 
 
-def _rounded(size: int) -> tuple[int]:
-    return (max(1, -(-size // WORK_GROUP)) * WORK_GROUP,)
+def _geometry(global_size: tuple[int, ...], local_size: tuple[int, ...] | None
+              ) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+    """The enqueued global and local sizes: each global dimension rounded up to a multiple of
+    its work-group dimension (OpenCL 1.2 needs whole work-groups; kernels guard the tail).
+
+    Without a local size, a 1-D launch is rounded to WORK_GROUP and the driver picks the
+    work-group; an N-D one is enqueued as it is.
+    """
+    if local_size is None:
+        if len(global_size) == 1:
+            return (-(-global_size[0] // WORK_GROUP) * WORK_GROUP,), None
+        return global_size, None
+    return tuple(-(-g // l) * l for g, l in zip(global_size, local_size)), local_size

@@ -80,7 +80,8 @@ class Step:
     options: tuple[str, ...]
     kernel: str
     args: list[Any]
-    global_size: int
+    global_size: tuple[int, ...]  # the work items the kernel guards against, per dimension
+    local_size: tuple[int, ...] | None = None  # fixed by the kernel (its local-memory tile)
     key: tuple = ()
 
 
@@ -153,11 +154,27 @@ class Builder:
         value.storage = storage
         return value
 
-    def launch(self, program: str, kernel: str, args: Sequence[Any], global_size: int,
-               options: Sequence[str] = ()) -> None:
-        """One kernel launch. ``args``: Values (uploaded if on the host), Meta, NumPy scalars, None."""
-        if global_size <= 0:
+    def launch(self, program: str, kernel: str, args: Sequence[Any],
+               global_size: int | Sequence[int], options: Sequence[str] = (),
+               local_size: Sequence[int] | None = None) -> None:
+        """One kernel launch. ``args``: Values (uploaded if on the host), Meta, NumPy scalars, None.
+
+        ``global_size`` is the logical work (1 to 3 dimensions): the engine may round each
+        dimension up to a multiple of the work-group size, so every kernel must guard its
+        dimensions against sizes it is passed, never against ``get_global_size``. A kernel
+        whose local-memory tiling needs one work-group shape passes it as ``local_size``;
+        others leave it to the tuner (tuned_opencl_parameter.bin) or the default.
+        """
+        global_size = (int(global_size),) if np.isscalar(global_size) else tuple(map(int, global_size))
+        if not 1 <= len(global_size) <= 3:
+            raise self.fail(f"kernel {kernel} launched over {len(global_size)} dimensions")
+        if min(global_size) <= 0:
             return  # an empty tensor: nothing to compute
+        if local_size is not None:
+            local_size = tuple(map(int, local_size))
+            if len(local_size) != len(global_size):
+                raise self.fail(f"kernel {kernel}: local size {local_size} does not match "
+                                f"global size {global_size}")
         resolved = [self.device(a) if isinstance(a, Value) else a for a in args]
         index = len(self.steps)
         for arg in resolved:
@@ -166,7 +183,7 @@ class Builder:
         node = self.node.name if self.node else ""
         self._sub += 1
         self.steps.append(Step(node, self.node.op if self.node else "", program,
-                               tuple(options), kernel, resolved, int(global_size),
+                               tuple(options), kernel, resolved, global_size, local_size,
                                (node, self._sub, program, tuple(options), kernel)))
 
     def start(self, node: Node) -> None:
