@@ -107,7 +107,7 @@ def test_warm_up_after_a_failed_cache_with_sizes_from_another_driver_does_not_cr
     conv, pool = sorted(results, key=lambda r: r.kernel)
     hostile = [
         dataclasses.replace(conv, device=other_driver, local_size=(limit.item_sizes[0] * 2,)),
-        dataclasses.replace(pool, device=other_driver, local_size=(limit.work_group_size * 4,)),
+        dataclasses.replace(pool, device=other_driver, local_size=(limit.item_sizes[0] * 4,)),
         dataclasses.replace(conv, device=other_device, local_size=(3,)),
     ]
     engine.context.parameter_path.write_bytes(encode(hostile))
