@@ -171,7 +171,7 @@ def test_malformed_messages_are_refused_with_the_reason(reference):
     garbage = body + struct.pack("<I", zlib.crc32(body))
     with pytest.raises(CacheFormatError, match="not a MACE PairContainer"):
         mace_format.parse(garbage)
-    twice = reference_file(reference, {"a": b"1"}) [:-4] * 2
+    twice = reference_file(reference, {"a": b"1"})[:-4] * 2
     with pytest.raises(CacheFormatError, match="'a' appears twice"):
         mace_format.parse(twice + struct.pack("<I", zlib.crc32(twice)))
     # A key that is not UTF-8: field 1 of a pair holding the byte 0xff.
