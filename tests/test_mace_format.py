@@ -274,7 +274,7 @@ def test_inspect_names_both_formats_for_a_file_of_neither(tmp_path):
     path.write_bytes(b"this is not a cache file at all")
     result = invoke("cache", "inspect", path)
     assert result.exit_code == 1
-    assert "neither an MCLP file" in result.output and "nor a MACE file" in result.output
+    assert "not an MCLP file" in result.output and "nor a MACE file" in result.output
 
 
 def test_convert_both_ways_on_the_command_line(tmp_path):

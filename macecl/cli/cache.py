@@ -105,7 +105,7 @@ def _mace_or_exit(path: Path, data: bytes, *, check_crc: bool) -> mace_format.Ma
                            f"{mace.stored_crc:08x}, computed {mace.computed_crc:08x}): damaged")
             return mace
         problem = "its CRC-32 does not match and it has no MACE platform key"
-    raise fail(f"{path}: neither an MCLP file (magic {data[:4]!r}, not {MAGIC!r}) nor a MACE "
+    raise fail(f"{path}: not an MCLP file (magic {data[:4]!r}, not {MAGIC!r}), nor a MACE "
                f"file ({problem})")
 
 
