@@ -27,6 +27,9 @@ class Settings:
     # MACECL_LOCK_TIMEOUT: seconds to wait for another process's cache write before giving up
     # on writing (the run goes on without saving); a crashed holder must not block us forever.
     lock_timeout: float = 30.0
+    # MACECL_CACHE_MAX_BYTES: bound on the cache file's size (bytes, or with a K/M/G suffix);
+    # a write that would pass it drops the least recently used programs first. 0: no bound.
+    cache_max_bytes: int = 256 * 1024 * 1024
 
 
 _overrides: dict[str, object] = {}
@@ -45,7 +48,26 @@ def _from_environment() -> dict[str, object]:
             raise ConfigError(
                 f"MACECL_LOCK_TIMEOUT={timeout!r} is not a number of seconds"
             ) from None
+    if max_bytes := os.environ.get("MACECL_CACHE_MAX_BYTES"):
+        values["cache_max_bytes"] = parse_size(max_bytes, "MACECL_CACHE_MAX_BYTES")
     return values
+
+
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def parse_size(text: str, what: str = "size") -> int:
+    """``4096``, ``64K``, ``256M``, ``1G`` (binary units, an optional trailing B) as bytes."""
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = value[-1:] if value[-1:] in _SIZE_UNITS else ""
+    number = value[: len(value) - len(unit)].strip()
+    try:
+        size = int(float(number) * _SIZE_UNITS[unit])
+    except (ValueError, OverflowError):
+        size = -1
+    if size < 0:
+        raise ConfigError(f"{what}={text!r} is not a size (examples: 4096, 64K, 256M, 1G)")
+    return size
 
 
 def settings() -> Settings:

@@ -280,6 +280,19 @@ def encode(entries: Iterable[NewEntry]) -> bytes:
     return body + TRAILER_MAGIC + hashlib.sha256(body).digest()
 
 
+def encoded_size(entries: Iterable[NewEntry]) -> int:
+    """The size of ``encode(entries)`` in bytes, without building it (for size bounds)."""
+    devices: set[DeviceFingerprint] = set()
+    size = HEADER_SIZE + TRAILER_SIZE
+    for entry in entries:
+        if entry.device not in devices:
+            devices.add(entry.device)
+            size += _DEVICE_LENGTH.size + len(entry.device.to_bytes())
+        size += _ENTRY.size + len(entry.key.name.encode("utf-8"))
+        size += len(entry.key.options.encode("utf-8")) + len(entry.payload)
+    return size
+
+
 def entries_of(cache: CacheFile) -> list[NewEntry]:
     """The entries of a parsed file as NewEntry values (payloads checked), to re-encode."""
     return [NewEntry(cache.devices[e.device], e.key, cache.payload(e), e.last_used) for e in cache.entries]

@@ -14,22 +14,30 @@ Each of these warns once per store, then stays quiet.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import mmap
 import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 
 import filelock
 
+from macecl import config
+from macecl.cache import manage
 from macecl.cache.fingerprint import DeviceFingerprint, ProgramKey
 from macecl.cache.format import CacheFile, NewEntry, encode, entries_of
 from macecl.errors import CacheFormatError, CacheWarning
 
 log = logging.getLogger(__name__)
+
+# A program loaded from the cache has its last_used refreshed at the next flush once it is
+# older than this, so that a size bound drops what is really unused, while a warm start
+# that finds everything fresh writes nothing.
+REFRESH_AFTER_SECONDS = 24 * 60 * 60
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -80,8 +88,10 @@ class _MappedFile:
 class CacheStore:
     """The writable compiled-program cache at one path, shared by every context that names it."""
 
-    def __init__(self, path: Path, lock_timeout: float = 30.0):
+    def __init__(self, path: Path, lock_timeout: float = 30.0, max_bytes: int | None = None):
         self.path = Path(path)
+        # The size bound of ``save``; None: MACECL_CACHE_MAX_BYTES, read at each save.
+        self.max_bytes = max_bytes
         self.writable = True
         self._lock = filelock.FileLock(f"{self.path}.lock", timeout=lock_timeout)
         self._mapped: _MappedFile | None = None
@@ -145,13 +155,16 @@ class CacheStore:
         programs: Mapping[ProgramKey, bytes],
         *,
         forget_device: bool = False,
+        touched: Collection[ProgramKey] = (),
     ) -> bool:
         """Merge ``programs`` built on ``device`` into the file; True if the file was written.
 
         Entries of other devices are kept. Entries of this same device under an older driver
         whose key was rebuilt now are dropped, so a driver update does not double the file.
         With ``forget_device``, every entry of this device is dropped first (the execution
-        fallback: its stored binaries proved bad).
+        fallback: its stored binaries proved bad). Entries of ``device`` whose key is in
+        ``touched`` (loaded from this file and used) get last_used = now. If the result
+        exceeds the size bound, the least recently used entries are dropped first.
         """
 
         def drop(stored: DeviceFingerprint, key: ProgramKey) -> bool:
@@ -159,9 +172,24 @@ class CacheStore:
                 return False
             return forget_device or key in programs
 
+        def refresh(entry: NewEntry) -> NewEntry:
+            if entry.device == device and entry.key in touched:
+                return dataclasses.replace(entry, last_used=max(entry.last_used, now))
+            return entry
+
         now = int(time.time())
+        limit = config.settings().cache_max_bytes if self.max_bytes is None else self.max_bytes
         new = [NewEntry(device, key, payload, now) for key, payload in programs.items()]
-        return self._rewrite(lambda old: [e for e in old if not drop(e.device, e.key)] + new)
+        return self._rewrite(
+            lambda old: manage.bound(
+                [refresh(e) for e in old if not drop(e.device, e.key)] + new, limit
+            )
+        )
+
+    def update(self, change: Callable[[list[NewEntry]], list[NewEntry]]) -> bool:
+        """Replace the file's entries by ``change(entries on disk)``, under the lock,
+        atomically; True if the file was written. For tools (merge, prune): no size bound."""
+        return self._rewrite(change)
 
     def clear(self) -> bool:
         """Delete the cache file; True if there was one."""

@@ -15,7 +15,8 @@ from typing import TypeVar
 import platformdirs
 
 from macecl import config
-from macecl.cache.fingerprint import ReusePolicy
+from macecl.cache import mace_format
+from macecl.cache.fingerprint import DeviceFingerprint, ReusePolicy
 from macecl.cache.format import CacheFile
 from macecl.cache.store import CacheStore
 from macecl.cache.tuning_format import FILE_NAME as PARAMETER_FILE_NAME
@@ -176,13 +177,20 @@ class GPUContextBuilder:
             return self._storage_path / config.CACHE_FILE_NAME
         return default_cache_path()
 
-    def _precompiled(self) -> list[CacheFile]:
+    def _precompiled(self, device: DeviceFingerprint) -> list[CacheFile]:
+        """The precompiled files, each MCLP or MACE's own format (told apart by content: a
+        MACE file is converted for ``device``, and skipped when it is for another one)."""
         files = []
         named = [(str(p), p) for p in self._binary_paths]
         named += [(f"<binary bytes {i}>", b) for i, b in enumerate(self._binary_bytes)]
         for name, item in named:
             try:
                 data = item.read_bytes() if isinstance(item, Path) else item
+                if mace_format.looks_like_mace(data):
+                    data = mace_format.as_precompiled(data, device)
+                    if data is None:
+                        log.debug("MACE file %s holds no program for this device", name)
+                        continue
                 files.append(CacheFile(data, origin=name))
             except (OSError, CacheFormatError) as error:
                 warnings.warn(
@@ -199,7 +207,7 @@ class GPUContextBuilder:
         return GPUContext(
             device,
             self._cache_path(),
-            self._precompiled(),
+            self._precompiled(device.fingerprint),
             self._policy,
             self._parameter_path,
             self._profiling,

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from macecl import kernels
 from macecl.cache.fingerprint import ProgramKey, ReusePolicy
 from macecl.cache.format import CacheFile, Entry
-from macecl.cache.store import CacheStore
+from macecl.cache.store import REFRESH_AFTER_SECONDS, CacheStore
 from macecl.errors import CacheFormatError, CacheWarning, KernelExecutionError, ProgramBuildError
 from macecl.runtime import faults
 from macecl.runtime.device import Device
@@ -90,6 +90,8 @@ class Program:
     # the flush stores it again under the current one.
     restore: bool = False
     saved: bool = False
+    # last_used of the cache entry it was loaded from (this device's own), to refresh.
+    stored_last_used: int | None = None
 
     def kernel(self, name: str) -> Kernel:
         """A new kernel object (each op keeps its own, with its arguments set once)."""
@@ -181,7 +183,8 @@ class ProgramManager:
                 continue
             self.stats.load_seconds += time.perf_counter() - started
             restore = file.devices[entry.device] != self.device.fingerprint
-            return Program(key, raw, origin, restore=restore)
+            last_used = entry.last_used if origin is Origin.CACHE and not restore else None
+            return Program(key, raw, origin, restore=restore, stored_last_used=last_used)
         return None
 
     def _drop_damaged(self, origin: Origin, file: CacheFile, reason: str) -> None:
@@ -211,15 +214,28 @@ class ProgramManager:
     # -- saving ----------------------------------------------------------------------------
 
     def flush(self) -> int:
-        """Save the programs built from source (or restored from another driver's binary)."""
+        """Save the programs built from source (or restored from another driver's binary).
+
+        Cache entries used here whose last_used is over a day old are refreshed in the same
+        write (or alone), so the size bound drops programs nobody uses any more.
+        """
         pending = [
             p for p in self._programs.values()
             if not p.saved and (p.origin is Origin.SOURCE or p.restore)
         ]
-        if self.store is None or not pending:
+        stale_after = time.time() - REFRESH_AFTER_SECONDS
+        stale = [
+            p for p in self._programs.values()
+            if p.stored_last_used is not None and p.stored_last_used < stale_after
+        ]
+        if self.store is None or not (pending or stale):
             return 0
         binaries = {p.key: p.binary() for p in pending}
-        if self.store.save(self.device.fingerprint, binaries):
+        touched = {p.key for p in stale}
+        written = self.store.save(self.device.fingerprint, binaries, touched=touched)
+        for program in stale:  # refreshing is best effort: tried once per context
+            program.stored_last_used = None
+        if written:
             for program in pending:
                 program.saved = True
             return len(pending)
