@@ -27,6 +27,9 @@ class Settings:
     # MACECL_LOCK_TIMEOUT: seconds to wait for another process's cache write before giving up
     # on writing (the run goes on without saving); a crashed holder must not block us forever.
     lock_timeout: float = 30.0
+    # MACECL_CACHE_READ_ONLY: use the cache file as it is and never write it (no directory, no
+    # lock file, no converted models): for apps whose storage may not be written.
+    cache_read_only: bool = False
 
 
 _overrides: dict[str, object] = {}
@@ -45,7 +48,18 @@ def _from_environment() -> dict[str, object]:
             raise ConfigError(
                 f"MACECL_LOCK_TIMEOUT={timeout!r} is not a number of seconds"
             ) from None
+    if read_only := os.environ.get("MACECL_CACHE_READ_ONLY"):
+        values["cache_read_only"] = _flag("MACECL_CACHE_READ_ONLY", read_only)
     return values
+
+
+def _flag(name: str, text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={text!r} is not a flag; use 1/0, true/false, yes/no or on/off")
 
 
 def settings() -> Settings:
