@@ -99,7 +99,7 @@ def _deploy(config_file: Path, output: Path, quiet: bool, as_json: bool) -> None
     out.print(f"manifest: {output / MANIFEST_NAME}", highlight=False, soft_wrap=True)
 
 
-def _feeds(engine, specs: list[str]) -> dict:
+def feeds_from_options(engine, specs: list[str]) -> dict:
     """--input NAME=FILE.npy | NAME=random | NAME=random:D1,D2,...; unnamed inputs are random."""
     import numpy as np
 
@@ -155,7 +155,7 @@ def run(
     with out.status(f"loading {model}..."):
         engine = Engine(model, device=device, profiling=profile)
     with engine:
-        feeds = _feeds(engine, input or [])
+        feeds = feeds_from_options(engine, input or [])
         results = engine.run(feeds)
         for _ in range(warmup):
             engine.run(feeds)
