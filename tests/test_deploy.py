@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 import macecl
 from macecl import config
 from macecl.cache.store import opened
+from macecl.cache.tuning_format import FILE_NAME as PARAMETER_FILE_NAME
+from macecl.cache.tuning_format import TuningFile
 from macecl.cli import app
 from macecl.deploy import build, load_config
 from macecl.errors import ConfigError
@@ -92,6 +94,7 @@ def test_convert_config_writes_models_binary_and_manifest(project, tmp_path):
         assert entry["sha256"] == digest(out / name)
         assert entry["bytes"] == (out / name).stat().st_size
     assert sorted(p.name for p in out.iterdir()) == sorted([*listed, "manifest.json"])
+    assert manifest["tuned"] is False and device["tuned_launches"] == 0
 
 
 def test_an_app_loads_the_shipped_files_without_building_anything(project, tmp_path):
@@ -119,6 +122,22 @@ def test_a_second_build_replaces_the_first(project, tmp_path):
         assert len(cache.entries) == manifest["devices"][0]["programs"] == 3
 
 
+def test_tune_true_ships_the_tuned_parameters_of_every_launch(project, tmp_path):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["convert", "--config", str(edited(project, "tune: false",
+                                                                   "tune: true")), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "tuning first on" in result.output and "tuning b on" in result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    parameters = out / PARAMETER_FILE_NAME
+    assert manifest["tuned"] is True
+    assert {f["path"] for f in manifest["files"]} >= {PARAMETER_FILE_NAME}
+    (device,) = manifest["devices"]
+    entries = TuningFile(parameters.read_bytes()).entries
+    assert device["tuned_launches"] == len(entries) == 3  # Relu, Tanh, Sigmoid: one launch each
+    assert not (out / f"{PARAMETER_FILE_NAME}.lock").exists()
+
+
 def test_quiet_and_json_print_no_progress(project, tmp_path):
     result = runner.invoke(app, ["convert", "--config", str(project), "-o",
                                  str(tmp_path / "out"), "--json"])
@@ -142,7 +161,6 @@ BAD_FIELDS = [
     ("data_type: float32\n    input_names: [x]\n    input_shapes: [[1",
      "data_type: fp16\n    input_names: [x]\n    input_shapes: [[1",
      11, "models[0].data_type", "expected float32, got 'fp16'"),
-    ("tune: false", "tune: true", 6, "runtime.tune", "not available"),
     ("tune: false", "tune: sometimes", 6, "runtime.tune", "expected true or false"),
     ("library_name: tiny\n", "", 1, "library_name", "missing"),
     ("  - device: Mali-G78\n", "  - device: Mali-G78\n    gpu: 1\n", 5,

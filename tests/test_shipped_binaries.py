@@ -100,10 +100,11 @@ def test_inference_session_takes_the_shipped_file_as_a_provider_option(shipped):
 
 def test_read_only_mode_creates_no_directory_lock_or_converted_model(tmp_path, cache_dir):
     model = chain_model(tmp_path / "m.onnx", ["Relu", "Tanh"], SHAPE)
-    with config.override(cache_read_only=True), macecl.Engine(model) as engine:
+    with config.override(cache_read_only=True), macecl.Engine(model, profiling=True) as engine:
         assert engine.stats.programs_from_source > 0
         engine.warmup(rounds=2)
         assert engine.context.flush() == 0
+        assert engine.tune(repeats=1)  # tuned sizes are used in memory, not saved
     assert not cache_dir.exists()
 
 

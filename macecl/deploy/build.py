@@ -4,7 +4,9 @@ For each target device present on this machine, every program of every model is 
 it into one ``mace_cl_compiled_program.bin`` (one section a device): the programs are
 fetched first (so that "compiling N programs" can be counted), then each model runs once
 on zeros, because on PoCL a binary holds machine code only after its kernels' first launch,
-and the context is flushed. Selectors that match no device present are listed as skipped.
+and the context is flushed. With ``runtime: {tune: true}`` each model's launches are then
+tuned into ``tuned_opencl_parameter.bin`` (one section a device too). Selectors that match
+no device present are listed as skipped.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import dataclasses
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from macecl import config
 from macecl.cache.fingerprint import ReusePolicy
 from macecl.cache.store import atomic_write, opened
+from macecl.cache.tuning_format import FILE_NAME as PARAMETER_FILE_NAME
 from macecl.converter import convert
 from macecl.converter.onnx_import import read
 from macecl.deploy.config import DeployConfig, ModelSpec
@@ -47,21 +51,28 @@ def build(deploy: DeployConfig, output: str | Path, steps: Steps | None = None) 
     converted = _convert_models(deploy, output, steps)
     devices, skipped = _target_devices(deploy)
     binary = output / config.CACHE_FILE_NAME
-    binary.unlink(missing_ok=True)  # a new build: nothing of an older one may linger
+    parameters = output / PARAMETER_FILE_NAME
+    for stale in (binary, parameters):  # a new build: nothing of an older one may linger
+        stale.unlink(missing_ok=True)
+    tuned = collections.Counter()
     for device in devices:
-        _precompile(device, [path for path, _ in converted.values()], binary, steps)
-    Path(f"{binary}.lock").unlink(missing_ok=True)  # our own lock; an app ships no lock file
+        models = [path for path, _ in converted.values()]
+        tuned[device.fingerprint] = _precompile(device, models, binary, deploy.tune, steps)
+    for lock in (binary, parameters):  # our own locks; an app ships no lock file
+        Path(f"{lock}.lock").unlink(missing_ok=True)
     counts = _programs_per_device(binary) if devices else {}
-    files = [path for path, _ in converted.values()] + ([binary] if devices else [])
+    files = [path for path, _ in converted.values()]
+    files += [path for path in (binary, parameters) if path.is_file()]
     manifest = {
         "library_name": deploy.library_name,
         "macecl_version": macecl.__version__,
         "deployment_file": str(deploy.source),
         "models": [_model_entry(spec, *converted[spec.name]) for spec in deploy.models],
         "devices": [{"index": d.index, "name": d.name, "programs": counts.get(d.fingerprint, 0),
+                     "tuned_launches": tuned[d.fingerprint],
                      "fingerprint": dataclasses.asdict(d.fingerprint)} for d in devices],
         "skipped_targets": skipped,
-        "tuned": False,
+        "tuned": deploy.tune,
         "files": [_file_entry(path, output) for path in files],
     }
     atomic_write(output / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
@@ -126,12 +137,16 @@ def _target_devices(deploy: DeployConfig) -> tuple[list[Device], list[dict]]:
     return [chosen[i] for i in sorted(chosen)], skipped
 
 
-def _precompile(device: Device, models: list[Path], binary: Path, steps: Steps) -> None:
-    """Every program of every model, built on ``device`` into ``binary`` after one warm-up."""
+def _precompile(device: Device, models: list[Path], binary: Path, tune: bool, steps: Steps
+                ) -> int:
+    """Every program of every model, built on ``device`` into ``binary`` after one warm-up,
+    then, with ``tune``, every launch tuned into the parameter file beside it; how many."""
     # REUSE_NONE: each device gets its own section, never another device's binaries.
     context = (GPUContextBuilder().set_device(device.index).set_opencl_cache_full_path(binary)
+               .set_opencl_parameter_path(binary.with_name(PARAMETER_FILE_NAME))
                .set_opencl_cache_reuse_policy(ReusePolicy.REUSE_NONE).set_cache_read_only(False)
-               .finalize())
+               .set_profiling(tune).finalize())
+    tuned = 0
     try:
         _fetch_programs(context, models, device, steps)
         steps.start(f"first run of each model on {device.name}", len(models))
@@ -140,8 +155,23 @@ def _precompile(device: Device, models: list[Path], binary: Path, steps: Steps) 
                 engine.warmup()
             steps.advance()
         context.flush()
+        for path in models if tune else ():
+            with Engine(path, context=context) as engine:
+                described = f"tuning {path.stem} on {device.name}"
+                tuned += len(engine.tune(progress=_tuning_progress(steps, described)))
     finally:
         context.close()
+    return tuned
+
+
+def _tuning_progress(steps: Steps, description: str) -> Callable[[int, int], None]:
+    """The tuner's ``progress(done, total)`` as Steps: the total is known at its first call."""
+    def progress(done: int, total: int) -> None:
+        if done == 1:
+            steps.start(description, total)
+        steps.advance()
+
+    return progress
 
 
 def _fetch_programs(context: GPUContext, models: list[Path], device: Device, steps: Steps

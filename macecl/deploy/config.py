@@ -8,7 +8,8 @@ In the spirit of MACE's deployment file::
         device: pthread                          # match when both are given
       - device: Mali-G78
     runtime:
-      tune: false                           # tune work-group sizes (tuned_opencl_parameter.bin)
+      tune: false                           # true: tune work-group sizes on each device
+                                            # into tuned_opencl_parameter.bin
     models:
       - name: det                           # default: the file's stem
         path: models/det.onnx               # relative to this file
@@ -241,10 +242,6 @@ def load_config(path: str | Path) -> DeployConfig:
         runtime = fields["runtime"].mapping((), ("tune",))
         if "tune" in runtime:
             tune = runtime["tune"].flag()
-            if tune:
-                raise runtime["tune"].error(
-                    "tuning is not available in this version of macecl (no tuner yet); "
-                    "set tune: false or leave it out")
     models = fields["models"].items(lambda f: _model(f, path.parent))
     names = [m.name for m in models]
     for index, model in enumerate(models):

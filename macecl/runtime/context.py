@@ -87,6 +87,8 @@ class GPUContext:
     def save_tuning(self, launches: list[TunedLaunch]) -> bool:
         """Merge tuned launches into the tuned-parameters file and use them from now on."""
         self.tuned.update((launch.key, launch) for launch in launches)
+        if self.read_only:
+            return False
         return self.tuning.save(launches)
 
     def run_with_fallback(self, step: Callable[[], T]) -> T:
