@@ -48,21 +48,22 @@ def build(deploy: DeployConfig, output: str | Path, steps: Steps | None = None) 
     steps = steps or Silent()
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    converted = _convert_models(deploy, output, steps)
-    devices, skipped = _target_devices(deploy)
     binary = output / config.CACHE_FILE_NAME
     parameters = output / PARAMETER_FILE_NAME
-    for stale in (binary, parameters):  # a new build: nothing of an older one may linger
+    # A new build: nothing of an older one may linger, and a build that fails part-way
+    # leaves no manifest vouching for files that were not all written.
+    for stale in (output / MANIFEST_NAME, binary, parameters):
         stale.unlink(missing_ok=True)
+    converted = _convert_models(deploy, output, steps)
+    models = [path for path, _ in converted.values()]
+    devices, skipped = _target_devices(deploy)
     tuned = collections.Counter()
     for device in devices:
-        models = [path for path, _ in converted.values()]
         tuned[device.fingerprint] = _precompile(device, models, binary, deploy.tune, steps)
     for lock in (binary, parameters):  # our own locks; an app ships no lock file
         Path(f"{lock}.lock").unlink(missing_ok=True)
     counts = _programs_per_device(binary) if devices else {}
-    files = [path for path, _ in converted.values()]
-    files += [path for path in (binary, parameters) if path.is_file()]
+    files = models + [path for path in (binary, parameters) if path.is_file()]
     manifest = {
         "library_name": deploy.library_name,
         "macecl_version": macecl.__version__,
