@@ -186,6 +186,8 @@ def plot(results: list[ModelBench], path: Path) -> None:
                     label="ONNX Runtime (CPU)")
     latency.set(title="latency of one run", ylabel="milliseconds (median)")
     for axes in (start, latency):
+        for bars in axes.containers:
+            axes.bar_label(bars, fmt="%.3g", fontsize=8)
         axes.set_xticks(where, names, rotation=15)
         axes.legend()
     figure.suptitle(f"macecl on {results[0].device}" if results else "macecl")
