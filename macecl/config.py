@@ -30,6 +30,9 @@ class Settings:
     # MACECL_CACHE_MAX_BYTES: bound on the cache file's size (bytes, or with a K/M/G suffix);
     # a write that would pass it drops the least recently used programs first. 0: no bound.
     cache_max_bytes: int = 256 * 1024 * 1024
+    # MACECL_CACHE_READ_ONLY: use the cache file as it is and never write it (no directory, no
+    # lock file, no converted models): for apps whose storage may not be written.
+    cache_read_only: bool = False
 
 
 _overrides: dict[str, object] = {}
@@ -50,6 +53,8 @@ def _from_environment() -> dict[str, object]:
             ) from None
     if max_bytes := os.environ.get("MACECL_CACHE_MAX_BYTES"):
         values["cache_max_bytes"] = parse_size(max_bytes, "MACECL_CACHE_MAX_BYTES")
+    if read_only := os.environ.get("MACECL_CACHE_READ_ONLY"):
+        values["cache_read_only"] = _flag("MACECL_CACHE_READ_ONLY", read_only)
     return values
 
 
@@ -68,6 +73,15 @@ def parse_size(text: str, what: str = "size") -> int:
     if size < 0:
         raise ConfigError(f"{what}={text!r} is not a size (examples: 4096, 64K, 256M, 1G)")
     return size
+
+
+def _flag(name: str, text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={text!r} is not a flag; use 1/0, true/false, yes/no or on/off")
 
 
 def settings() -> Settings:

@@ -6,7 +6,13 @@
     (probabilities,) = session.run(None, {name: image})
 
 Provider names and SessionOptions are accepted and recorded (macecl always runs on its
-OpenCL device); their tuning knobs have no effect here.
+OpenCL device); their tuning knobs have no effect here. macecl's own options go where
+ONNX Runtime takes an execution provider's, under the name "OpenCLExecutionProvider":
+
+    session = ort.InferenceSession("det.onnx", providers=[("OpenCLExecutionProvider", {
+        "device": "0", "compiled_program": "assets/mace_cl_compiled_program.bin"})])
+
+``compiled_program`` is what ``Engine(compiled_program=...)`` takes: a path, bytes, or a list.
 """
 
 from __future__ import annotations
@@ -19,10 +25,11 @@ from typing import Any
 import numpy as np
 
 from macecl.engine import Engine
-from macecl.errors import InputError
+from macecl.errors import ConfigError, InputError
 from macecl.graph.ir import Dim, TensorSpec
 
 PROVIDER = "OpenCLExecutionProvider"
+PROVIDER_OPTIONS = ("device", "compiled_program")
 
 # onnxruntime's names of tensor types, by NumPy dtype name.
 _ORT_TYPES = {"float32": "tensor(float)", "float64": "tensor(double)", "float16": "tensor(float16)",
@@ -65,6 +72,29 @@ class RunOptions:
     """Accepted by ``run`` for compatibility."""
 
 
+def _our_provider_options(providers: Sequence[Any], provider_options: Sequence[Mapping] | None
+                          ) -> dict[str, Any]:
+    """The options given to OpenCLExecutionProvider, as a (name, options) pair in ``providers``
+    or in ``provider_options`` beside its name (ONNX Runtime's two spellings)."""
+    options: dict[str, Any] = {}
+    names = []
+    for index, provider in enumerate(providers):
+        name, given = provider if isinstance(provider, tuple) else (provider, {})
+        if provider_options is not None and index < len(provider_options):
+            given = {**given, **provider_options[index]}
+        names.append(name)
+        if name == PROVIDER:
+            options.update(given)
+    if provider_options is not None and len(provider_options) != len(names):
+        raise ConfigError(f"provider_options has {len(provider_options)} entries for "
+                          f"{len(names)} providers; give one per provider")
+    unknown = sorted(set(options) - set(PROVIDER_OPTIONS))
+    if unknown:
+        raise ConfigError(f"unknown {PROVIDER} option(s) {', '.join(map(repr, unknown))}; "
+                          f"known: {', '.join(PROVIDER_OPTIONS)}")
+    return options
+
+
 def _node_arg(spec: TensorSpec) -> NodeArg:
     return NodeArg(spec.name, list(spec.shape), _ORT_TYPES.get(spec.dtype, f"tensor({spec.dtype})"))
 
@@ -85,7 +115,10 @@ class InferenceSession:
                              "write the bytes to a file first")
         self._options = sess_options or SessionOptions()
         self._requested_providers = list(providers or [])
-        self._engine = Engine(path_or_bytes, device=kwargs.get("device"))
+        options = _our_provider_options(self._requested_providers, provider_options)
+        device = options.get("device", kwargs.get("device"))
+        self._engine = Engine(path_or_bytes, device=device,
+                              compiled_program=options.get("compiled_program"))
 
     @property
     def engine(self) -> Engine:

@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from macecl import config
+from macecl.cli.bench import bench
 from macecl.cli.cache import cache_app, inspect
 from macecl.cli.common import JsonFlag, err, fail, out
 from macecl.cli.models import convert, run
@@ -27,6 +28,7 @@ app.add_typer(cache_app, name="cache")
 app.command()(convert)
 app.command()(run)
 app.command()(tune)
+app.command()(bench)
 
 
 @app.callback()

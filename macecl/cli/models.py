@@ -9,15 +9,28 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from macecl.cli.common import JsonFlag, fail, out, shape_option
+from macecl.cli.common import (
+    JsonFlag,
+    QuietFlag,
+    fail,
+    out,
+    progress_bars,
+    shape_option,
+)
 
 
 def convert(
-    model: Annotated[Path, typer.Argument(help="The ONNX model to convert.")],
+    model: Annotated[Optional[Path], typer.Argument(  # noqa: UP007
+        help="The ONNX model to convert (or --config).")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help=(  # noqa: UP007
-        "Where to write the .macecl model; default: beside MODEL."))] = None,
+        "Where to write the .macecl model (default: beside MODEL); with --config, the "
+        "output directory."))] = None,
     input_shape: Annotated[Optional[list[str]], typer.Option(  # noqa: UP007
         "--input-shape", help="Fix an input's dims: NAME:1,3,224,224 (repeatable).")] = None,
+    config_file: Annotated[Optional[Path], typer.Option(  # noqa: UP007
+        "--config", help="A deployment file (YAML): its models converted, their programs "
+                         "precompiled for its target devices, and a manifest.")] = None,
+    quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Convert an ONNX model to a .macecl model (folded, fused, weights ready to map)."""
@@ -27,6 +40,16 @@ def convert(
     from macecl.converter import convert as convert_model
     from macecl.graph.model_file import SUFFIX
 
+    if config_file is not None:
+        if model is not None or input_shape:
+            raise fail("--config takes the models and their shapes from the deployment file; "
+                       "give no MODEL or --input-shape with it")
+        if output is None:
+            raise fail("--config needs -o OUT, the directory to write the deployment to")
+        _deploy(config_file, output, quiet=quiet or as_json, as_json=as_json)
+        return
+    if model is None:
+        raise fail("give the ONNX MODEL to convert, or --config DEPLOY.yml")
     shapes = dict(shape_option(text) for text in input_shape or [])
     target = output or model.with_suffix(SUFFIX)
     started = time.perf_counter()
@@ -50,6 +73,30 @@ def convert(
                   highlight=False, soft_wrap=True)
     out.print("ops: " + ", ".join(f"{op} {n}" for op, n in ops.most_common()), highlight=False,
               soft_wrap=True)
+
+
+def _deploy(config_file: Path, output: Path, quiet: bool, as_json: bool) -> None:
+    from macecl.deploy import MANIFEST_NAME, build, load_config
+
+    deploy = load_config(config_file)
+    with progress_bars(quiet) as steps:
+        manifest = build(deploy, output, steps)
+    if as_json:
+        print(json.dumps(manifest, indent=2))
+        return
+    table = Table(title=f"{manifest['library_name']}: {output}")
+    for column in ("file", "bytes", "sha256"):
+        table.add_column(column, justify="right" if column == "bytes" else "left")
+    for entry in manifest["files"]:
+        table.add_row(entry["path"], f"{entry['bytes']:,}", entry["sha256"][:16])
+    out.print(table)
+    for device in manifest["devices"]:
+        out.print(f"precompiled {device['programs']} programs for {device['name']}",
+                  highlight=False, soft_wrap=True)
+    for skipped in manifest["skipped_targets"]:
+        out.print(f"not precompiled: {skipped['selector']} ({skipped['reason']})",
+                  highlight=False, soft_wrap=True)
+    out.print(f"manifest: {output / MANIFEST_NAME}", highlight=False, soft_wrap=True)
 
 
 def feeds_from_options(engine, specs: list[str]) -> dict:

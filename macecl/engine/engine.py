@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from macecl import config
 from macecl.cache.tuning_format import TunedLaunch
 from macecl.engine import models
 from macecl.engine.plan import FLOAT, Meta, Plan, Step, Value, make_plan
-from macecl.errors import CacheWarning, InputError, KernelExecutionError
+from macecl.errors import CacheWarning, ConfigError, InputError, KernelExecutionError
 from macecl.graph.ir import Graph, TensorSpec
 from macecl.runtime import tuner
 from macecl.runtime.context import GPUContext, GPUContextBuilder
@@ -32,6 +33,9 @@ from macecl.runtime.opencl import cl
 from macecl.runtime.programs import Kernel
 
 log = logging.getLogger(__name__)
+
+# A precompiled program file: its path, or its bytes (a file embedded in an app).
+CompiledProgram = str | Path | bytes
 
 PLANS_KEPT = 16  # input shapes whose plans (and buffers) are kept; OCR crops vary per call
 WORK_GROUP = 64  # global sizes are rounded up to this; kernels guard their tail
@@ -68,6 +72,11 @@ class Engine:
     640]}``). ``context`` lets engines share one device and cache; without it the engine
     makes its own on ``device`` (index or name substring; default: MACECL_DEVICE, else the
     first GPU, else the first device).
+
+    ``compiled_program`` is the short form of ``GPUContextBuilder.set_opencl_binary_paths``
+    / ``set_opencl_binary_bytes``: the shipped ``mace_cl_compiled_program.bin`` as a path,
+    as bytes embedded in an app, or a list of either. Those files are only read; programs
+    missing from them are built and saved to the writable cache.
     """
 
     def __init__(
@@ -77,16 +86,25 @@ class Engine:
         device: str | int | None = None,
         input_shapes: Mapping[str, Sequence[int]] | None = None,
         profiling: bool = False,
+        compiled_program: CompiledProgram | Sequence[CompiledProgram] | None = None,
     ):
         started = time.perf_counter()
         self.stats = EngineStats()
+        if context is not None and compiled_program is not None:
+            raise ConfigError("compiled_program= is for an engine that makes its own context; "
+                              "give a shared context its binaries with GPUContextBuilder")
         if isinstance(model, Graph):
             self.graph, self.model_path = model, None
         else:
-            self.graph, self.model_path, self.stats.convert_seconds = models.load(model, input_shapes)
+            read_only = (context.read_only if context is not None
+                         else config.settings().cache_read_only)
+            self.graph, self.model_path, self.stats.convert_seconds = models.load(
+                model, input_shapes, keep=not read_only)
         self._owns_context = context is None
         if context is None:
-            context = GPUContextBuilder().set_device(device).set_profiling(profiling).finalize()
+            builder = GPUContextBuilder().set_device(device).set_profiling(profiling)
+            paths, blobs = _split_compiled(compiled_program)
+            context = builder.set_opencl_binary_paths(paths).set_opencl_binary_bytes(blobs).finalize()
         self.context = context
         self._baseline = dataclasses.replace(context.stats)
         self._constants: dict[str, cl.Buffer] = {}
@@ -418,6 +436,23 @@ class Engine:
         self.stats.programs_from_precompiled = now.from_precompiled - before.from_precompiled
         self.stats.programs_from_cache = now.from_cache - before.from_cache
         self.stats.programs_from_source = now.from_source - before.from_source
+
+
+def _split_compiled(given: CompiledProgram | Sequence[CompiledProgram] | None
+                   ) -> tuple[list[Path], list[bytes]]:
+    """``compiled_program=`` as (paths, in-memory files), each list in the order given."""
+    if given is None:
+        return [], []
+    items = [given] if isinstance(given, (str, Path, bytes, bytearray, memoryview)) else given
+    paths, blobs = [], []
+    for item in items:
+        if isinstance(item, (str, Path)):
+            paths.append(Path(item))
+        elif isinstance(item, (bytes, bytearray, memoryview)):
+            blobs.append(bytes(item))
+        else:
+            raise ConfigError(f"compiled_program= takes paths or bytes, not {type(item).__name__}")
+    return paths, blobs
 
 
 def _geometry(global_size: tuple[int, ...], local_size: tuple[int, ...] | None

@@ -28,9 +28,12 @@ def converted_dir() -> Path:
     return default_cache_path().parent / "models"
 
 
-def load(path: str | Path, input_shapes: Mapping[str, Sequence[int]] | None = None
-         ) -> tuple[Graph, Path, float]:
-    """(graph, the .macecl file it came from, seconds spent converting)."""
+def load(path: str | Path, input_shapes: Mapping[str, Sequence[int]] | None = None,
+         keep: bool = True) -> tuple[Graph, Path, float]:
+    """(graph, the .macecl file it came from, seconds spent converting).
+
+    ``keep=False`` (read-only storage) still uses a kept conversion but never writes one.
+    """
     from macecl.converter import CONVERTER_VERSION, convert
 
     path = Path(path)
@@ -56,6 +59,8 @@ def load(path: str | Path, input_shapes: Mapping[str, Sequence[int]] | None = No
     started = time.perf_counter()
     graph = convert(path, input_shapes=input_shapes)
     elapsed = time.perf_counter() - started
+    if not keep:
+        return graph, path, elapsed
     try:
         stored.parent.mkdir(parents=True, exist_ok=True)
         model_file.save(graph, stored)

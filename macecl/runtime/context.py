@@ -48,15 +48,20 @@ class GPUContext:
         policy: ReusePolicy,
         parameter_path: Path | None,
         profiling: bool,
+        read_only: bool = False,
     ):
         self.device = device
         self.cache_path = cache_path
         self.parameter_path = parameter_path or cache_path.with_name(PARAMETER_FILE_NAME)
         self.policy = policy
+        self.read_only = read_only
         self.cl_context = cl.Context([device.cl_device])
         properties = cl.command_queue_properties.PROFILING_ENABLE if profiling else 0
         self.queue = cl.CommandQueue(self.cl_context, device.cl_device, properties=properties)
         self.store = CacheStore(cache_path, lock_timeout=config.settings().lock_timeout)
+        # A store that may not write never takes its lock either, so neither the directory
+        # nor the lock file is ever created.
+        self.store.writable = not read_only
         self.programs = ProgramManager(device, self.cl_context, self.store, precompiled, policy)
         self.tuning = TuningStore(self.parameter_path, lock_timeout=config.settings().lock_timeout)
         tuned = self.tuning.load()
@@ -83,6 +88,8 @@ class GPUContext:
     def save_tuning(self, launches: list[TunedLaunch]) -> bool:
         """Merge tuned launches into the tuned-parameters file and use them from now on."""
         self.tuned.update((launch.key, launch) for launch in launches)
+        if self.read_only:
+            return False
         return self.tuning.save(launches)
 
     def run_with_fallback(self, step: Callable[[], T]) -> T:
@@ -129,6 +136,7 @@ class GPUContextBuilder:
         self._parameter_path: Path | None = None
         self._policy = ReusePolicy.REUSE_SAME_GPU
         self._profiling = False
+        self._read_only: bool | None = None
 
     def set_device(self, selector: str | int | None) -> GPUContextBuilder:
         """Device index or name substring; default MACECL_DEVICE, else the first GPU, else CPU."""
@@ -153,6 +161,15 @@ class GPUContextBuilder:
     def set_opencl_binary_bytes(self, blobs: Sequence[bytes]) -> GPUContextBuilder:
         """Precompiled binary files already in memory (embedded in an app)."""
         self._binary_bytes = [bytes(b) for b in blobs]
+        return self
+
+    def set_cache_read_only(self, enabled: bool = True) -> GPUContextBuilder:
+        """Load the cache file but never write it (default: MACECL_CACHE_READ_ONLY).
+
+        For apps whose storage may not be written: programs missing from the precompiled
+        binaries and the cache are built from source on every start and kept in memory only.
+        """
+        self._read_only = enabled
         return self
 
     def set_opencl_parameter_path(self, path: str | Path) -> GPUContextBuilder:
@@ -211,4 +228,6 @@ class GPUContextBuilder:
             self._policy,
             self._parameter_path,
             self._profiling,
+            read_only=config.settings().cache_read_only if self._read_only is None
+            else self._read_only,
         )
