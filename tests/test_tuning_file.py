@@ -116,3 +116,14 @@ def test_store_on_unwritable_storage_warns_and_returns_false(tmp_path):
     blocker.write_text("not a directory")
     with pytest.warns(CacheWarning, match="not saved"):
         assert not TuningStore(blocker / "tuned_opencl_parameter.bin").save([launch()])
+
+
+def test_a_read_only_store_neither_moves_a_damaged_file_nor_writes(tmp_path):
+    path = tmp_path / "tuned_opencl_parameter.bin"
+    damage = damaged(lambda d: d.__setitem__(40, d[40] ^ 1))
+    path.write_bytes(damage)
+    store = TuningStore(path, writable=False)
+    with pytest.warns(CacheWarning, match="left in place"):
+        assert store.load() is None
+    assert not store.save([launch()])
+    assert path.read_bytes() == damage and not path.with_name(path.name + ".corrupt").exists()

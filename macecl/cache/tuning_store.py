@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 class TuningStore:
     """The tuned-parameters file at one path."""
 
-    def __init__(self, path: Path, lock_timeout: float = 30.0):
+    def __init__(self, path: Path, lock_timeout: float = 30.0, writable: bool = True):
         self.path = Path(path)
+        self.writable = writable  # False: read-only storage; a damaged file is left in place
         self._lock = filelock.FileLock(f"{self.path}.lock", timeout=lock_timeout)
 
     def load(self) -> TuningFile | None:
@@ -46,6 +47,8 @@ class TuningStore:
     def save(self, launches: Iterable[TunedLaunch]) -> bool:
         """Merge ``launches`` into the file (replacing the same device's same launches)."""
         launches = list(launches)
+        if not self.writable:
+            return False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._lock:
@@ -76,9 +79,10 @@ class TuningStore:
     def _set_aside(self, reason: str) -> None:
         corrupt = self.path.with_name(self.path.name + ".corrupt")
         moved = False
-        with contextlib.suppress(OSError):
-            os.replace(self.path, corrupt)
-            moved = True
+        if self.writable:
+            with contextlib.suppress(OSError):
+                os.replace(self.path, corrupt)
+                moved = True
         where = f"moved aside to {corrupt}" if moved else "left in place"
         warnings.warn(f"tuned-parameters file {self.path} is damaged ({reason}); {where}; "
                       "using default work-group sizes", CacheWarning, stacklevel=3)

@@ -63,7 +63,8 @@ class GPUContext:
         # nor the lock file is ever created.
         self.store.writable = not read_only
         self.programs = ProgramManager(device, self.cl_context, self.store, precompiled, policy)
-        self.tuning = TuningStore(self.parameter_path, lock_timeout=config.settings().lock_timeout)
+        self.tuning = TuningStore(self.parameter_path, config.settings().lock_timeout,
+                                  writable=not read_only)
         tuned = self.tuning.load()
         # Tuned launches this device may use (per the reuse policy), keyed by
         # (program key, kernel name, global size); each is checked against the compiled
@@ -88,9 +89,7 @@ class GPUContext:
     def save_tuning(self, launches: list[TunedLaunch]) -> bool:
         """Merge tuned launches into the tuned-parameters file and use them from now on."""
         self.tuned.update((launch.key, launch) for launch in launches)
-        if self.read_only:
-            return False
-        return self.tuning.save(launches)
+        return self.tuning.save(launches)  # read-only: kept in memory only
 
     def run_with_fallback(self, step: Callable[[], T]) -> T:
         """Run ``step``; if an OpenCL error hits it while stored binaries are in use, erase this
