@@ -27,6 +27,12 @@ class Settings:
     # MACECL_LOCK_TIMEOUT: seconds to wait for another process's cache write before giving up
     # on writing (the run goes on without saving); a crashed holder must not block us forever.
     lock_timeout: float = 30.0
+    # MACECL_CACHE_KEY: secret that signs compiled-program files (HMAC-SHA256); with it set,
+    # unsigned files and files signed with another key are refused (docs/security.md).
+    cache_key: str | None = None
+    # MACECL_ALLOW_WORLD_WRITABLE_CACHE: 1 to use a cache in a directory any user may write
+    # (refused by default: another user could plant binaries there).
+    allow_world_writable_cache: bool = False
 
 
 _overrides: dict[str, object] = {}
@@ -45,7 +51,20 @@ def _from_environment() -> dict[str, object]:
             raise ConfigError(
                 f"MACECL_LOCK_TIMEOUT={timeout!r} is not a number of seconds"
             ) from None
+    if key := os.environ.get("MACECL_CACHE_KEY"):
+        values["cache_key"] = key
+    if allow := os.environ.get("MACECL_ALLOW_WORLD_WRITABLE_CACHE"):
+        values["allow_world_writable_cache"] = _flag("MACECL_ALLOW_WORLD_WRITABLE_CACHE", allow)
     return values
+
+
+def _flag(name: str, text: str) -> bool:
+    words = {"1": True, "true": True, "yes": True, "on": True,
+             "0": False, "false": False, "no": False, "off": False}
+    try:
+        return words[text.strip().lower()]
+    except KeyError:
+        raise ConfigError(f"{name}={text!r} is not a yes/no value (1/0, true/false)") from None
 
 
 def settings() -> Settings:

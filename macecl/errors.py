@@ -78,3 +78,9 @@ class InputError(MaceclError):
 
 class CacheWarning(UserWarning):
     """The compiled-program cache could not be used as asked; the run goes on without it."""
+
+
+class CacheTrustError(CacheFormatError):
+    """A compiled-program file is refused although it may be well formed: its signature does
+    not match the cache key in force, or it is not a plain file at its own path (a symbolic
+    link). Handled like damage: set aside and rebuilt."""
