@@ -127,6 +127,17 @@ def _opset6_broadcasts(nodes: list[Node], constants: dict, shapes: dict) -> None
             node.inputs[1] = name
 
 
+def _initializer(tensor) -> np.ndarray:
+    """An initializer as an array; a malformed one (no element type, data that does not fill
+    its dims) is a ModelFormatError naming it."""
+    from onnx import numpy_helper
+
+    try:
+        return numpy_helper.to_array(tensor)
+    except (TypeError, ValueError) as error:
+        raise ModelFormatError(f"initializer {tensor.name!r} is malformed: {error}") from error
+
+
 def import_model(model, input_shapes: Mapping[str, Sequence[int]] | None = None
                  ) -> tuple[Graph, dict[str, list[Dim]]]:
     """Read ``model`` (a ModelProto) into a Graph; ``input_shapes`` fixes input dims first.
@@ -135,7 +146,6 @@ def import_model(model, input_shapes: Mapping[str, Sequence[int]] | None = None
     the passes fold ``Shape`` of a tensor whose shape is static.
     """
     import onnx
-    from onnx import numpy_helper
 
     opset = next((o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS), None)
     if opset is None:
@@ -150,7 +160,7 @@ def import_model(model, input_shapes: Mapping[str, Sequence[int]] | None = None
     except Exception:  # a model the checker rejects still runs if its ops are known
         inferred = model
     graph = inferred.graph
-    constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    constants = {i.name: _initializer(i) for i in graph.initializer}
     inputs = [TensorSpec(i.name, _dtype_name(i.type.tensor_type.elem_type), _dims(i.type))
               for i in graph.input if i.name not in constants]
     outputs = [TensorSpec(o.name, _dtype_name(o.type.tensor_type.elem_type), _dims(o.type))

@@ -12,6 +12,7 @@ The graph goes in the header's ``__metadata__`` under ``macecl.graph`` (JSON), w
 from __future__ import annotations
 
 import json
+import math
 import mmap
 import struct
 from pathlib import Path
@@ -105,7 +106,7 @@ def parse(data: memoryview | bytes, origin: str = "<bytes>") -> Graph:
             begin, end = (int(x) for x in info["data_offsets"])
         except (KeyError, TypeError, ValueError) as error:
             raise fail(f"tensor {name!r} has a malformed entry: {info!r}") from error
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)  # Python ints: a forged huge shape cannot wrap around
         if min(shape, default=0) < 0 or not 0 <= begin <= end <= len(data) - base \
                 or end - begin != count * dtype.itemsize:
             raise fail(f"tensor {name!r}: offsets {begin}..{end} do not hold shape {shape} "
