@@ -63,7 +63,7 @@ class UnsupportedModelError(MaceclError):
         self.unsupported = unsupported
         lines = [f"  {op}: {', '.join(repr(n) for n in names[:8])}"
                  + (f" and {len(names) - 8} more" if len(names) > 8 else "")
-                 for op, names in sorted(unsupported.items())]
+                 for op, names in sorted(unsupported.items(), key=lambda item: str(item[0]))]
         super().__init__("the model uses what macecl does not support:\n" + "\n".join(lines))
 
 

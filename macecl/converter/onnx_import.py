@@ -64,14 +64,23 @@ def _attribute(attribute) -> Any:
 
     if attribute.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
         raise ValueError("subgraph attribute")
-    if attribute.type == AttributeProto.TENSOR:
-        return numpy_helper.to_array(attribute.t)
-    value = helper.get_attribute_value(attribute)
+    try:
+        if attribute.type == AttributeProto.TENSOR:
+            value = numpy_helper.to_array(attribute.t)
+            # A string tensor holds bytes objects: plain strings, as for STRING attributes.
+            return value if value.dtype != object else _attribute_strings(value.ravel().tolist())
+        value = helper.get_attribute_value(attribute)
+    except (KeyError, TypeError, ValueError) as error:  # an unknown type, malformed tensor data
+        raise ModelFormatError(f"attribute {attribute.name!r} is malformed: {error!r}") from error
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, list):
-        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value]
+        return _attribute_strings(value)
     return value
+
+
+def _attribute_strings(values: list) -> list:
+    return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in values]
 
 
 def _set_input_shapes(model, input_shapes: Mapping[str, Sequence[int]]) -> None:
@@ -134,7 +143,7 @@ def _initializer(tensor) -> np.ndarray:
 
     try:
         return numpy_helper.to_array(tensor)
-    except (TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError) as error:  # KeyError: an unknown element type
         raise ModelFormatError(f"initializer {tensor.name!r} is malformed: {error}") from error
 
 

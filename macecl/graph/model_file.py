@@ -62,7 +62,12 @@ def save(graph: Graph, path: str | Path) -> Path:
 
     path = Path(path)
     tensors = {name: np.ascontiguousarray(array) for name, array in graph.constants.items()}
-    metadata = {"macecl.format": FORMAT_VERSION, "macecl.graph": graph_to_json(graph)}
+    try:
+        layout = graph_to_json(graph)
+    except (TypeError, ValueError) as error:  # NOTE: protobuf hands non-UTF-8 names as bytes
+        raise ModelFormatError(f"the graph cannot be stored: {error} (names or attributes "
+                               "that are not UTF-8 text?)") from error
+    metadata = {"macecl.format": FORMAT_VERSION, "macecl.graph": layout}
     atomic_write(path, encode(tensors, metadata=metadata))
     return path
 
