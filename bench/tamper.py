@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "security")]
 
-import tamper_cases  # noqa: E402
+import tamper_cases
 
 
 def main() -> None:

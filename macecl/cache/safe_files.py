@@ -36,7 +36,7 @@ def open_for_reading(path: Path) -> int:
         if os.path.islink(path):  # ELOOP on Linux, EMLINK on FreeBSD, ENOENT never
             raise CacheTrustError(f"{path} is a symbolic link; a cache file is never "
                                   "followed through one") from None
-        raise error
+        raise
     if not stat.S_ISREG(os.fstat(descriptor).st_mode):
         os.close(descriptor)
         raise CacheTrustError(f"{path} is not a regular file")

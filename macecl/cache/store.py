@@ -28,8 +28,8 @@ from pathlib import Path
 
 import filelock
 
-from macecl.cache.fingerprint import DeviceFingerprint, ProgramKey
 from macecl.cache import safe_files
+from macecl.cache.fingerprint import DeviceFingerprint, ProgramKey
 from macecl.cache.format import CacheFile, NewEntry, encode, entries_of
 from macecl.errors import CacheFormatError, CacheTrustError, CacheWarning
 

@@ -8,7 +8,7 @@ import datetime
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -22,7 +22,7 @@ from macecl.errors import CacheFormatError
 cache_app = typer.Typer(help="Look into and manage compiled-program cache files.",
                         no_args_is_help=True)
 
-KeyOption = Annotated[Optional[str], typer.Option(  # noqa: UP007 (typer needs Optional)
+KeyOption = Annotated[str | None, typer.Option(
     "--key", help="Cache key to check the signature with; default MACECL_CACHE_KEY.",
     show_default=False)]
 
@@ -131,7 +131,7 @@ def verify(file: Annotated[Path, typer.Argument(help="A compiled-program file or
 
 
 @cache_app.command()
-def clear(path: Annotated[Optional[Path], typer.Argument(  # noqa: UP007 (typer needs Optional)
+def clear(path: Annotated[Path | None, typer.Argument(
         help="Cache file or its directory; default: the default cache file.")] = None) -> None:
     """Delete a cache file (and the damaged copy set aside beside it, if any)."""
     target = cache_file(path)
