@@ -150,17 +150,45 @@ def onnx_seeds() -> list[bytes]:
     return [tiny_onnx()]
 
 
+# -- the tuned-parameters reader (tuned_opencl_parameter.bin) -------------------------------
+
+
+def tuning_format(data: bytes) -> None:
+    """Parse, look up for a device under both policies, and round-trip."""
+    from macecl.cache import tuning_format as tuning
+    from macecl.cache.fingerprint import ReusePolicy
+
+    parsed = tuning.TuningFile(data)
+    for policy in ReusePolicy:
+        parsed.for_device(GPU, policy)
+    again = tuning.TuningFile(tuning.encode(parsed.entries))
+    assert set(again.entries) == set(parsed.entries)
+
+
+def tuning_seeds() -> list[bytes]:
+    from macecl.cache import tuning_format as tuning
+
+    program = ProgramKey.for_source("conv2d", "a", "-DA")
+    launches = [
+        tuning.TunedLaunch(GPU, program, "conv2d", (64, 32, 1), (8, 4, 1), 1000, 1500),
+        tuning.TunedLaunch(CPU, program, "conv2d", (64,), None, 2000, 2000),
+    ]
+    return [tuning.encode(launches), tuning.encode([])]
+
+
 # -- the registry ---------------------------------------------------------------------------
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "cache_format": cache_format,
     "model_file": model_file,
     "onnx_model": onnx_model,
+    "tuning_format": tuning_format,
 }
 SEEDS: dict[str, Callable[[], list[bytes]]] = {
     "cache_format": cache_seeds,
     "model_file": model_seeds,
     "onnx_model": onnx_seeds,
+    "tuning_format": tuning_seeds,
 }
 
 

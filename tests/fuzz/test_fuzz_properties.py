@@ -115,6 +115,12 @@ def test_model_reader_forged_tensor_tables(data):
     feed("model_file", data)
 
 
+@FUZZ
+@given(data=st.one_of(st.binary(max_size=2048), mutated("tuning_format")))
+def test_tuning_reader(data):
+    feed("tuning_format", data)
+
+
 @settings(FUZZ, max_examples=150)
 @given(data=st.one_of(st.binary(max_size=1024), mutated("onnx_model")))
 def test_onnx_loader(data):
