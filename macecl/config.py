@@ -33,6 +33,12 @@ class Settings:
     # MACECL_CACHE_READ_ONLY: use the cache file as it is and never write it (no directory, no
     # lock file, no converted models): for apps whose storage may not be written.
     cache_read_only: bool = False
+    # MACECL_CACHE_KEY: secret that signs compiled-program files (HMAC-SHA256); with it set,
+    # unsigned files and files signed with another key are refused (docs/security.md).
+    cache_key: str | None = None
+    # MACECL_ALLOW_WORLD_WRITABLE_CACHE: 1 to use a cache in a directory any user may write
+    # (refused by default: another user could plant binaries there).
+    allow_world_writable_cache: bool = False
 
 
 _overrides: dict[str, object] = {}
@@ -55,6 +61,10 @@ def _from_environment() -> dict[str, object]:
         values["cache_max_bytes"] = parse_size(max_bytes, "MACECL_CACHE_MAX_BYTES")
     if read_only := os.environ.get("MACECL_CACHE_READ_ONLY"):
         values["cache_read_only"] = _flag("MACECL_CACHE_READ_ONLY", read_only)
+    if key := os.environ.get("MACECL_CACHE_KEY"):
+        values["cache_key"] = key
+    if allow := os.environ.get("MACECL_ALLOW_WORLD_WRITABLE_CACHE"):
+        values["allow_world_writable_cache"] = _flag("MACECL_ALLOW_WORLD_WRITABLE_CACHE", allow)
     return values
 
 

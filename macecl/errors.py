@@ -63,7 +63,7 @@ class UnsupportedModelError(MaceclError):
         self.unsupported = unsupported
         lines = [f"  {op}: {', '.join(repr(n) for n in names[:8])}"
                  + (f" and {len(names) - 8} more" if len(names) > 8 else "")
-                 for op, names in sorted(unsupported.items())]
+                 for op, names in sorted(unsupported.items(), key=lambda item: str(item[0]))]
         super().__init__("the model uses what macecl does not support:\n" + "\n".join(lines))
 
 
@@ -78,3 +78,9 @@ class InputError(MaceclError):
 
 class CacheWarning(UserWarning):
     """The compiled-program cache could not be used as asked; the run goes on without it."""
+
+
+class CacheTrustError(CacheFormatError):
+    """A compiled-program file is refused although it may be well formed: its signature does
+    not match the cache key in force, or it is not a plain file at its own path (a symbolic
+    link). Handled like damage: set aside and rebuilt."""

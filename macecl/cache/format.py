@@ -1,29 +1,39 @@
 """The MCLP compiled-program file, version 1: bytes in, bytes out (docs/cache-format.md).
 
 Layout, little-endian: an 80-byte header, a block of device fingerprints, an entry table,
-the payload (the binaries), and a 40-byte trailer holding a SHA-256 of all that precedes it.
+in a signed file a 32-byte HMAC-SHA256 of everything before it, the payload (the binaries),
+and a 40-byte trailer holding a SHA-256 of all that precedes it.
 
 Reading is defensive because the file comes from disk, another process or another
 machine: every count, length and offset is checked against the bytes actually present
 before it is used, and every failure is a CacheFormatError naming the check. ``parse``
 checks the header and the tables (cheap, done at every load); each payload is checked
 when it is used; ``verify`` checks everything.
+
+The checksums only catch accidents. Authenticity comes from the optional signature: with a
+cache key, the HMAC covers the header and both tables, and the tables hold each payload's
+SHA-256, so no byte of a signed file can change unnoticed by someone without the key.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import struct
 import zlib
 from collections.abc import Iterable
 
 from macecl.cache.fingerprint import DeviceFingerprint, ProgramKey
-from macecl.errors import CacheFormatError
+from macecl.errors import CacheFormatError, CacheTrustError
 
 MAGIC = b"MCLP"
 VERSION = 1
 TRAILER_MAGIC = b"MCLPEND\x00"
+# Header flag: an HMAC-SHA256 block follows the entry table.
+FLAG_SIGNED = 0x0001
+KNOWN_FLAGS = FLAG_SIGNED
+SIGNATURE_SIZE = 32
 
 # magic, version, flags, header size, device count, entry count, reserved, total size,
 # devices offset, devices size, table offset, table size, payload offset, tables CRC32.
@@ -77,18 +87,47 @@ class Header:
     tables_crc32: int
     header_crc32: int
 
+    @property
+    def signed(self) -> bool:
+        return bool(self.flags & FLAG_SIGNED)
+
+    @property
+    def tables_end(self) -> int:
+        """Where the entry table ends: the signature block, if any, starts here."""
+        return self.table_offset + self.table_size
+
 
 def _fail(message: str) -> CacheFormatError:
     return CacheFormatError(message)
 
 
-class CacheFile:
-    """A parsed MCLP file over a buffer (bytes or a memory map); payloads are read lazily."""
+def sign(key: bytes, signed_bytes: bytes | memoryview) -> bytes:
+    """The HMAC-SHA256 that a signed file stores after its entry table."""
+    return hmac.digest(key, signed_bytes, hashlib.sha256)
 
-    def __init__(self, buffer: bytes | memoryview, origin: str = "<bytes>"):
+
+class CacheFile:
+    """A parsed MCLP file over a buffer (bytes or a memory map); payloads are read lazily.
+
+    ``key`` is the cache key in force (None: no key). With ``authenticate`` (the default, as
+    every reader that uses the binaries must) a file is refused with CacheTrustError when it
+    is signed and no key is set, unsigned while a key is set, or signed under another key.
+    Tools that only describe a file pass ``authenticate=False`` and ask
+    ``signature_problem`` themselves.
+    """
+
+    def __init__(
+        self,
+        buffer: bytes | memoryview,
+        origin: str = "<bytes>",
+        key: bytes | None = None,
+        authenticate: bool = True,
+    ):
         self.origin = origin
         self._data = memoryview(buffer)
         self.header = self._parse_header()
+        if authenticate and (problem := self.signature_problem(key)):
+            raise CacheTrustError(problem)
         self.devices = self._parse_devices()
         self.entries = self._parse_table()
         self._index = {(e.device, e.key): e for e in self.entries}
@@ -113,6 +152,8 @@ class CacheFile:
             raise _fail(f"format version {header.version} is not supported (this reads {VERSION})")
         if header.header_size != HEADER_SIZE:
             raise _fail(f"header size field says {header.header_size}, expected {HEADER_SIZE}")
+        if header.flags & ~KNOWN_FLAGS:
+            raise _fail(f"header flags {header.flags:#06x} hold bits this reader does not know")
         if header.total_size != size:
             raise _fail(
                 f"header says the file is {header.total_size} bytes but it is {size}: "
@@ -121,14 +162,15 @@ class CacheFile:
         expected = [
             ("device block", header.devices_offset, HEADER_SIZE),
             ("entry table", header.table_offset, header.devices_offset + header.devices_size),
-            ("payload", header.payload_offset, header.table_offset + header.table_size),
+            ("payload", header.payload_offset,
+             header.tables_end + (SIGNATURE_SIZE if header.signed else 0)),
         ]
         for what, offset, where in expected:
             if offset != where:
                 raise _fail(f"{what} offset {offset} is not {where}, where it must start")
         if header.payload_offset > size - TRAILER_SIZE:
             raise _fail("the tables run past the start of the trailer")
-        tables = data[header.devices_offset : header.payload_offset]
+        tables = data[header.devices_offset : header.tables_end]
         if zlib.crc32(tables) != header.tables_crc32:
             raise _fail("checksum of the device block and entry table mismatch: tables damaged")
         return header
@@ -191,6 +233,23 @@ class CacheFile:
             raise _fail(f"{len(table) - position} unexplained bytes after the entry table")
         return entries
 
+    # -- signature: checked at every load when a key is in force ---------------------------
+
+    def signature_problem(self, key: bytes | None) -> str | None:
+        """Why this file must not be trusted under ``key`` (None: no key), or None if it may."""
+        h = self.header
+        if not h.signed:
+            if key is None:
+                return None
+            return "the file is not signed but a cache key is set: only signed files are trusted"
+        if key is None:
+            return "the file is signed but no cache key is set (MACECL_CACHE_KEY or set_cache_key)"
+        stored = bytes(self._data[h.tables_end : h.tables_end + SIGNATURE_SIZE])
+        if not hmac.compare_digest(stored, sign(key, self._data[: h.tables_end])):
+            return ("its signature does not match the cache key: the header or tables were "
+                    "altered after signing, or it was signed with another key")
+        return None
+
     # -- payloads: checked when used ------------------------------------------------------
 
     def find(self, device: int, key: ProgramKey) -> Entry | None:
@@ -224,8 +283,8 @@ class CacheFile:
         self._data.release()
 
 
-def encode(entries: Iterable[NewEntry]) -> bytes:
-    """Serialize entries (for any number of devices) into one MCLP v1 file."""
+def encode(entries: Iterable[NewEntry], key: bytes | None = None) -> bytes:
+    """Serialize entries (for any number of devices) into one MCLP v1 file, signed with ``key``."""
     entries = sorted(entries, key=lambda e: (e.device.to_bytes(), e.key.name, e.key.options))
     devices: list[DeviceFingerprint] = []
     for entry in entries:
@@ -236,7 +295,8 @@ def encode(entries: Iterable[NewEntry]) -> bytes:
     )
     names = [(e.key.name.encode("utf-8"), e.key.options.encode("utf-8")) for e in entries]
     table_size = sum(_ENTRY.size + len(n) + len(o) for n, o in names)
-    payload_offset = HEADER_SIZE + len(device_block) + table_size
+    tables_end = HEADER_SIZE + len(device_block) + table_size
+    payload_offset = tables_end + (SIGNATURE_SIZE if key is not None else 0)
     table, payloads, offset = [], [], payload_offset
     for entry, (name, options) in zip(entries, names, strict=True):
         if len(name) > 0xFFFF or len(options) > 0xFFFF:
@@ -262,7 +322,7 @@ def encode(entries: Iterable[NewEntry]) -> bytes:
     header = _HEADER.pack(
         MAGIC,
         VERSION,
-        0,
+        FLAG_SIGNED if key is not None else 0,
         HEADER_SIZE,
         len(devices),
         len(entries),
@@ -276,6 +336,8 @@ def encode(entries: Iterable[NewEntry]) -> bytes:
         zlib.crc32(device_block + table_bytes),
     )
     body = b"".join([header, _HEADER_CRC.pack(zlib.crc32(header)), device_block, table_bytes])
+    if key is not None:
+        body += sign(key, body)
     body += b"".join(payloads)
     return body + TRAILER_MAGIC + hashlib.sha256(body).digest()
 

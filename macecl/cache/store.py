@@ -7,7 +7,10 @@ The cache is an optimisation, so nothing here may crash the caller or lose data:
   different programs leave the union of both in the file;
 - a file that fails a check is renamed aside (``*.corrupt``, the last one kept) and the run
   goes on as if the cache were empty;
-- storage that cannot be written (read-only, full) leaves the run without a cache.
+- storage that cannot be written (read-only, full) leaves the run without a cache;
+- with a cache key, a file that is unsigned or signed with another key is set aside like a
+  damaged one; a cache path that is a symbolic link is too, and a cache in a directory any
+  user may write is not used at all (macecl/cache/safe_files.py, docs/security.md).
 Each of these warns once per store, then stays quiet.
 """
 
@@ -27,10 +30,10 @@ from pathlib import Path
 import filelock
 
 from macecl import config
-from macecl.cache import manage
+from macecl.cache import manage, safe_files
 from macecl.cache.fingerprint import DeviceFingerprint, ProgramKey
 from macecl.cache.format import CacheFile, NewEntry, encode, entries_of
-from macecl.errors import CacheFormatError, CacheWarning
+from macecl.errors import CacheFormatError, CacheTrustError, CacheWarning
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,8 @@ def atomic_write(path: Path, data: bytes) -> None:
 
     The bytes go to a temporary file in the same directory (a rename is atomic only within
     one file system), are flushed to the disk, and the rename is made durable by syncing the
-    directory.
+    directory. The temporary file, and so the file it becomes, is readable and writable by
+    its owner only (mkstemp creates it 0600).
     """
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -69,8 +73,8 @@ def atomic_write(path: Path, data: bytes) -> None:
 class _MappedFile:
     """A cache file mapped read-only; the mapping lives as long as this object."""
 
-    def __init__(self, path: Path):
-        with open(path, "rb") as stream:
+    def __init__(self, path: Path, key: bytes | None = None, authenticate: bool = True):
+        with os.fdopen(safe_files.open_for_reading(path), "rb") as stream:
             self.inode = os.fstat(stream.fileno()).st_ino
             # An empty file cannot be mapped; it is as damaged as any other short file.
             if os.fstat(stream.fileno()).st_size == 0:
@@ -78,7 +82,7 @@ class _MappedFile:
             self._map = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
         # On a CacheFormatError the map is left to the garbage collector: views of it may
         # live on in the exception's traceback, and closing a map with live views fails.
-        self.cache = CacheFile(self._map, origin=str(path))
+        self.cache = CacheFile(self._map, origin=str(path), key=key, authenticate=authenticate)
 
     def close(self) -> None:
         self.cache.release()
@@ -86,14 +90,30 @@ class _MappedFile:
 
 
 class CacheStore:
-    """The writable compiled-program cache at one path, shared by every context that names it."""
+    """The writable compiled-program cache at one path, shared by every context that names it.
 
-    def __init__(self, path: Path, lock_timeout: float = 30.0, max_bytes: int | None = None):
+    ``key``: the cache key (None: files are neither signed nor expected to be).
+    ``allow_world_writable``: use a cache even in a directory any user may write.
+    ``max_bytes``: the size bound of ``save``; None: MACECL_CACHE_MAX_BYTES, read at each save.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        lock_timeout: float = 30.0,
+        max_bytes: int | None = None,
+        *,
+        key: bytes | None = None,
+        allow_world_writable: bool = False,
+    ):
         self.path = Path(path)
-        # The size bound of ``save``; None: MACECL_CACHE_MAX_BYTES, read at each save.
         self.max_bytes = max_bytes
+        self.key = key
+        self.allow_world_writable = allow_world_writable
         self.writable = True
-        self._lock = filelock.FileLock(f"{self.path}.lock", timeout=lock_timeout)
+        self._lock = filelock.FileLock(
+            f"{self.path}.lock", timeout=lock_timeout, mode=safe_files.FILE_MODE
+        )
         self._mapped: _MappedFile | None = None
         self._warned: set[str] = set()
 
@@ -108,12 +128,34 @@ class CacheStore:
 
     # -- reading ---------------------------------------------------------------------------
 
+    def _refused_location(self) -> bool:
+        """True (after one warning) when the cache's directory lets others replace it."""
+        if self.allow_world_writable:
+            return False
+        problem = safe_files.directory_problem(self.path.parent)
+        if problem is None:
+            return False
+        self.writable = False
+        self._warn(
+            "unsafe",
+            f"compiled-program cache {self.path} is not used: {problem}, so another user could "
+            "plant binaries there (allow it with MACECL_ALLOW_WORLD_WRITABLE_CACHE=1 or "
+            "set_allow_world_writable_cache)",
+        )
+        return True
+
     def load(self) -> CacheFile | None:
-        """The cache file with its header and tables checked, or None if absent or damaged."""
+        """The cache file with its header, tables and signature checked; None if absent or
+        refused (damaged, untrusted, or in an unsafe directory)."""
         self.close()
+        if self._refused_location():
+            return None
         try:
-            self._mapped = _MappedFile(self.path)
+            self._mapped = _MappedFile(self.path, key=self.key)
         except (FileNotFoundError, NotADirectoryError):
+            return None
+        except CacheTrustError as error:
+            self.quarantine(str(error), untrusted=True)
             return None
         except CacheFormatError as error:
             self.quarantine(str(error))
@@ -123,22 +165,28 @@ class CacheStore:
             return None
         return self._mapped.cache
 
-    def quarantine(self, reason: str) -> None:
-        """Set a damaged file aside as ``*.corrupt`` (replacing an older one) and forget it."""
+    def quarantine(self, reason: str, *, untrusted: bool = False) -> None:
+        """Set a damaged (or untrusted) file aside as ``*.corrupt``, replacing an older one,
+        and forget it."""
         inode = self._mapped.inode if self._mapped else None
         self.close()
         moved = False
         if self.writable:
             with contextlib.suppress(OSError, filelock.Timeout), self._lock:
-                current = os.stat(self.path).st_ino
+                # lstat: a symbolic link is itself what is moved aside, never its target.
+                current = os.lstat(self.path).st_ino
                 # Another process may have replaced the damaged file by a sound one meanwhile.
                 if inode is None or current == inode:
                     os.replace(self.path, self.corrupt_path)
                     moved = True
+        self._warn_set_aside(reason, untrusted, moved)
+
+    def _warn_set_aside(self, reason: str, untrusted: bool, moved: bool) -> None:
         where = f"moved aside to {self.corrupt_path}" if moved else "left in place"
+        state = "refused" if untrusted else "damaged"
         self._warn(
-            "corrupt",
-            f"compiled-program cache {self.path} is damaged ({reason}); {where}; "
+            "untrusted" if untrusted else "corrupt",
+            f"compiled-program cache {self.path} is {state} ({reason}); {where}; "
             "its programs will be rebuilt from source",
         )
 
@@ -202,16 +250,16 @@ class CacheStore:
             return False
 
     def _rewrite(self, merge: Callable[[list[NewEntry]], list[NewEntry]]) -> bool:
-        if not self.writable:
+        if not self.writable or self._refused_location():
             return False
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=safe_files.DIRECTORY_MODE, parents=True, exist_ok=True)
             with self._lock:
                 old = self._read_for_merge()
                 merged = merge(old)
                 if merged == old:
                     return False
-                atomic_write(self.path, encode(merged))
+                atomic_write(self.path, encode(merged, key=self.key))
                 log.debug("wrote %d programs to %s", len(merged), self.path)
                 return True
         except filelock.Timeout:
@@ -232,31 +280,29 @@ class CacheStore:
     def _read_for_merge(self) -> list[NewEntry]:
         """What is on disk now (another process may have written since we loaded), checked whole."""
         try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return []
-        try:
-            cache = CacheFile(data, origin=str(self.path))
+            data = safe_files.read_bytes(self.path)
+            cache = CacheFile(data, origin=str(self.path), key=self.key)
             problems = cache.verify()
             if problems:
                 raise CacheFormatError("; ".join(problems))
             return entries_of(cache)
+        except FileNotFoundError:
+            return []
         except CacheFormatError as error:
             # Quarantine inline: we already hold the lock, and what is on disk is what we read.
             self.close()
             os.replace(self.path, self.corrupt_path)
-            self._warn(
-                "corrupt",
-                f"compiled-program cache {self.path} is damaged ({error}); moved aside to "
-                f"{self.corrupt_path}; its programs will be rebuilt from source",
-            )
+            self._warn_set_aside(str(error), isinstance(error, CacheTrustError), moved=True)
             return []
 
 
 @contextlib.contextmanager
 def opened(path: Path) -> Iterator[CacheFile]:
-    """A cache file read whole, for tools (inspect, verify): raises CacheFormatError if unsound."""
-    mapped = _MappedFile(Path(path))
+    """A cache file read whole, for tools (inspect, verify): raises CacheFormatError if unsound.
+
+    The signature is not enforced here: tools report it with ``signature_problem(key)``.
+    """
+    mapped = _MappedFile(Path(path), authenticate=False)
     try:
         yield mapped.cache
     finally:

@@ -25,6 +25,24 @@ from macecl.errors import CacheFormatError, CacheWarning, ConfigError
 cache_app = typer.Typer(help="Look into and manage compiled-program cache files.",
                         no_args_is_help=True)
 
+KeyOption = Annotated[str | None, typer.Option(
+    "--key", help="Cache key to check the signature with; default MACECL_CACHE_KEY.",
+    show_default=False)]
+
+
+def signature_status(cache: CacheFile, key: str | None) -> dict:
+    """Whether the file is signed, whether a key was given, and what the runtime would say."""
+    key = key or config.settings().cache_key
+    problem = cache.signature_problem(key.encode("utf-8") if key else None)
+    if not cache.header.signed:
+        state = "unsigned" if problem is None else "unsigned (refused under the key)"
+    elif key is None:
+        state = "signed (not checked: no key given)"
+    else:
+        state = "signed, signature valid" if problem is None else "signed, signature INVALID"
+    return {"signed": cache.header.signed, "key_given": key is not None,
+            "status": state, "problem": problem}
+
 
 def describe(cache: CacheFile) -> dict:
     h = cache.header
@@ -149,8 +167,9 @@ def _print_mace(file: Path, info: dict) -> None:
 
 @cache_app.command()
 def inspect(file: Annotated[Path, typer.Argument(help="A compiled-program file or its directory.")],
-            as_json: JsonFlag = False) -> None:
-    """Show a cache file's header, devices, entries and totals (checks header and tables).
+            as_json: JsonFlag = False, key: KeyOption = None) -> None:
+    """Show a cache file's header, signature, devices, entries and totals (checks header and
+    tables).
 
     MACE's own files are recognised by content: platform, device, programs, CRC status.
     """
@@ -164,13 +183,14 @@ def inspect(file: Annotated[Path, typer.Argument(help="A compiled-program file o
             _print_mace(file, info)
         return
     with _open_or_exit(file) as cache:
-        info = describe(cache)
+        info = {**describe(cache), "signature": signature_status(cache, key)}
     if as_json:
         print(json.dumps({"file": str(file), **info}, indent=2))
         return
     h = info["header"]
     out.print(f"[bold]{file}[/]: MCLP v{h['version']}, {h['total_size']:,} bytes, "
               f"{h['device_count']} device(s), {h['entry_count']} program(s)", highlight=False, soft_wrap=True)
+    out.print(f"signature: {info['signature']['status']}", highlight=False, soft_wrap=True)
     devices = Table(title="devices")
     for column in ("#", "device", "platform", "driver", "programs", "bytes"):
         devices.add_column(column)
@@ -192,8 +212,10 @@ def inspect(file: Annotated[Path, typer.Argument(help="A compiled-program file o
 
 
 @cache_app.command()
-def verify(file: Annotated[Path, typer.Argument(help="A compiled-program file or its directory.")]) -> None:
-    """Check everything in a cache file (MCLP or MACE); exit status 0 only when it is sound."""
+def verify(file: Annotated[Path, typer.Argument(help="A compiled-program file or its directory.")],
+           key: KeyOption = None) -> None:
+    """Check everything in a cache file (MCLP or MACE), an MCLP file's signature as the runtime
+    would under the key; exit status 0 only when it is sound."""
     path = cache_file(file)
     data = _read(path)
     if data[: len(MAGIC)] != MAGIC:
@@ -202,18 +224,20 @@ def verify(file: Annotated[Path, typer.Argument(help="A compiled-program file or
                   "the protobuf message check out)", highlight=False, soft_wrap=True)
         return
     with _open_or_exit(file) as cache:
-        problems = cache.verify()
-        summary = f"{len(cache.entries)} program(s) for {len(cache.devices)} device(s)"
+        signature = signature_status(cache, key)
+        problems = cache.verify() + ([signature["problem"]] if signature["problem"] else [])
+        summary = (f"{len(cache.entries)} program(s) for {len(cache.devices)} device(s), "
+                   f"{signature['status']}")
     if problems:
         for problem in problems:
             err.print(f"[red]bad:[/] {problem}", highlight=False, soft_wrap=True)
         raise fail(f"{file}: {len(problems)} problem(s) found")
-    out.print(f"{file}: sound ({summary}; header, tables, every payload and the "
+    out.print(f"{file}: sound ({summary}; header, tables, signature, every payload and the "
               "whole-file hash check out)", highlight=False, soft_wrap=True)
 
 
 @cache_app.command()
-def clear(path: Annotated[Optional[Path], typer.Argument(  # noqa: UP007 (typer needs Optional)
+def clear(path: Annotated[Path | None, typer.Argument(
         help="Cache file or its directory; default: the default cache file.")] = None) -> None:
     """Delete a cache file (and the damaged copy set aside beside it, if any)."""
     target = cache_file(path)

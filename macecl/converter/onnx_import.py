@@ -64,14 +64,23 @@ def _attribute(attribute) -> Any:
 
     if attribute.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
         raise ValueError("subgraph attribute")
-    if attribute.type == AttributeProto.TENSOR:
-        return numpy_helper.to_array(attribute.t)
-    value = helper.get_attribute_value(attribute)
+    try:
+        if attribute.type == AttributeProto.TENSOR:
+            value = numpy_helper.to_array(attribute.t)
+            # A string tensor holds bytes objects: plain strings, as for STRING attributes.
+            return value if value.dtype != object else _attribute_strings(value.ravel().tolist())
+        value = helper.get_attribute_value(attribute)
+    except (KeyError, TypeError, ValueError) as error:  # an unknown type, malformed tensor data
+        raise ModelFormatError(f"attribute {attribute.name!r} is malformed: {error!r}") from error
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, list):
-        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value]
+        return _attribute_strings(value)
     return value
+
+
+def _attribute_strings(values: list) -> list:
+    return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in values]
 
 
 def _set_input_shapes(model, input_shapes: Mapping[str, Sequence[int]]) -> None:
@@ -127,6 +136,17 @@ def _opset6_broadcasts(nodes: list[Node], constants: dict, shapes: dict) -> None
             node.inputs[1] = name
 
 
+def _initializer(tensor) -> np.ndarray:
+    """An initializer as an array; a malformed one (no element type, data that does not fill
+    its dims) is a ModelFormatError naming it."""
+    from onnx import numpy_helper
+
+    try:
+        return numpy_helper.to_array(tensor)
+    except (KeyError, TypeError, ValueError) as error:  # KeyError: an unknown element type
+        raise ModelFormatError(f"initializer {tensor.name!r} is malformed: {error}") from error
+
+
 def import_model(model, input_shapes: Mapping[str, Sequence[int]] | None = None
                  ) -> tuple[Graph, dict[str, list[Dim]]]:
     """Read ``model`` (a ModelProto) into a Graph; ``input_shapes`` fixes input dims first.
@@ -135,7 +155,6 @@ def import_model(model, input_shapes: Mapping[str, Sequence[int]] | None = None
     the passes fold ``Shape`` of a tensor whose shape is static.
     """
     import onnx
-    from onnx import numpy_helper
 
     opset = next((o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS), None)
     if opset is None:
@@ -150,7 +169,7 @@ def import_model(model, input_shapes: Mapping[str, Sequence[int]] | None = None
     except Exception:  # a model the checker rejects still runs if its ops are known
         inferred = model
     graph = inferred.graph
-    constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    constants = {i.name: _initializer(i) for i in graph.initializer}
     inputs = [TensorSpec(i.name, _dtype_name(i.type.tensor_type.elem_type), _dims(i.type))
               for i in graph.input if i.name not in constants]
     outputs = [TensorSpec(o.name, _dtype_name(o.type.tensor_type.elem_type), _dims(o.type))

@@ -12,6 +12,7 @@ The graph goes in the header's ``__metadata__`` under ``macecl.graph`` (JSON), w
 from __future__ import annotations
 
 import json
+import math
 import mmap
 import struct
 from pathlib import Path
@@ -61,7 +62,12 @@ def save(graph: Graph, path: str | Path) -> Path:
 
     path = Path(path)
     tensors = {name: np.ascontiguousarray(array) for name, array in graph.constants.items()}
-    metadata = {"macecl.format": FORMAT_VERSION, "macecl.graph": graph_to_json(graph)}
+    try:
+        layout = graph_to_json(graph)
+    except (TypeError, ValueError) as error:  # NOTE: protobuf hands non-UTF-8 names as bytes
+        raise ModelFormatError(f"the graph cannot be stored: {error} (names or attributes "
+                               "that are not UTF-8 text?)") from error
+    metadata = {"macecl.format": FORMAT_VERSION, "macecl.graph": layout}
     atomic_write(path, encode(tensors, metadata=metadata))
     return path
 
@@ -105,7 +111,7 @@ def parse(data: memoryview | bytes, origin: str = "<bytes>") -> Graph:
             begin, end = (int(x) for x in info["data_offsets"])
         except (KeyError, TypeError, ValueError) as error:
             raise fail(f"tensor {name!r} has a malformed entry: {info!r}") from error
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)  # Python ints: a forged huge shape cannot wrap around
         if min(shape, default=0) < 0 or not 0 <= begin <= end <= len(data) - base \
                 or end - begin != count * dtype.itemsize:
             raise fail(f"tensor {name!r}: offsets {begin}..{end} do not hold shape {shape} "

@@ -22,7 +22,7 @@ from macecl.cache.store import CacheStore
 from macecl.cache.tuning_format import FILE_NAME as PARAMETER_FILE_NAME
 from macecl.cache.tuning_format import TunedLaunch
 from macecl.cache.tuning_store import TuningStore
-from macecl.errors import CacheFormatError, CacheWarning, KernelExecutionError
+from macecl.errors import CacheFormatError, CacheWarning, ConfigError, KernelExecutionError
 from macecl.runtime.device import Device, select_device
 from macecl.runtime.opencl import cl
 from macecl.runtime.programs import ProgramManager, ProgramStats
@@ -49,6 +49,8 @@ class GPUContext:
         parameter_path: Path | None,
         profiling: bool,
         read_only: bool = False,
+        cache_key: bytes | None = None,
+        allow_world_writable_cache: bool = False,
     ):
         self.device = device
         self.cache_path = cache_path
@@ -58,7 +60,12 @@ class GPUContext:
         self.cl_context = cl.Context([device.cl_device])
         properties = cl.command_queue_properties.PROFILING_ENABLE if profiling else 0
         self.queue = cl.CommandQueue(self.cl_context, device.cl_device, properties=properties)
-        self.store = CacheStore(cache_path, lock_timeout=config.settings().lock_timeout)
+        self.store = CacheStore(
+            cache_path,
+            lock_timeout=config.settings().lock_timeout,
+            key=cache_key,
+            allow_world_writable=allow_world_writable_cache,
+        )
         # A store that may not write never takes its lock either, so neither the directory
         # nor the lock file is ever created.
         self.store.writable = not read_only
@@ -136,6 +143,8 @@ class GPUContextBuilder:
         self._policy = ReusePolicy.REUSE_SAME_GPU
         self._profiling = False
         self._read_only: bool | None = None
+        self._cache_key: bytes | None = None
+        self._allow_world_writable: bool | None = None
 
     def set_device(self, selector: str | int | None) -> GPUContextBuilder:
         """Device index or name substring; default MACECL_DEVICE, else the first GPU, else CPU."""
@@ -186,6 +195,27 @@ class GPUContextBuilder:
         self._profiling = enabled
         return self
 
+    def set_cache_key(self, key: str | bytes | None) -> GPUContextBuilder:
+        """Secret that signs the cache and precompiled files (HMAC-SHA256); default
+        MACECL_CACHE_KEY. With a key, unsigned files and files signed with another key are
+        refused and rebuilt; without one, signed files are refused (docs/security.md)."""
+        if key is not None and not key:
+            raise ConfigError("the cache key is empty; pass None for no key")
+        self._cache_key = key.encode("utf-8") if isinstance(key, str) else key
+        return self
+
+    def set_allow_world_writable_cache(self, allowed: bool = True) -> GPUContextBuilder:
+        """Use a cache even in a directory any user may write (refused by default); default
+        MACECL_ALLOW_WORLD_WRITABLE_CACHE."""
+        self._allow_world_writable = allowed
+        return self
+
+    def _key(self) -> bytes | None:
+        if self._cache_key is not None:
+            return self._cache_key
+        key = config.settings().cache_key
+        return key.encode("utf-8") if key else None
+
     def _cache_path(self) -> Path:
         if self._cache_full_path is not None:
             return self._cache_full_path
@@ -207,7 +237,7 @@ class GPUContextBuilder:
                     if data is None:
                         log.debug("MACE file %s holds no program for this device", name)
                         continue
-                files.append(CacheFile(data, origin=name))
+                files.append(CacheFile(data, origin=name, key=self._key()))
             except (OSError, CacheFormatError) as error:
                 warnings.warn(
                     f"precompiled binary file {name} is not usable: {error}",
@@ -229,4 +259,10 @@ class GPUContextBuilder:
             self._profiling,
             read_only=config.settings().cache_read_only if self._read_only is None
             else self._read_only,
+            cache_key=self._key(),
+            allow_world_writable_cache=(
+                self._allow_world_writable
+                if self._allow_world_writable is not None
+                else config.settings().allow_world_writable_cache
+            ),
         )
