@@ -14,6 +14,7 @@ Each of these warns once per store, then stays quiet.
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import mmap
 import os
@@ -31,6 +32,18 @@ from macecl.errors import CacheFormatError, CacheWarning
 
 log = logging.getLogger(__name__)
 
+# Crash-test seam: when set, called as ``write_step(step, data)`` at each step of atomic_write
+# ("begin": nothing written yet; "written": temporary file filled, not synced; "synced": not
+# yet renamed; "renamed": directory not yet synced). The crash tests set it in a child process
+# to announce or pause at a step, so that their SIGKILL (standing for an OOM kill, a power cut
+# or a user's kill -9) lands inside the write window on purpose, not only by chance.
+write_step: Callable[[str, bytes], None] | None = None
+
+
+def _reached(step: str, data: bytes) -> None:
+    if write_step is not None:
+        write_step(step, data)
+
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Replace ``path`` by ``data`` so that a crash at any moment leaves old or new, never half.
@@ -39,13 +52,17 @@ def atomic_write(path: Path, data: bytes) -> None:
     one file system), are flushed to the disk, and the rename is made durable by syncing the
     directory.
     """
+    _reached("begin", data)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "wb") as stream:
             stream.write(data)
             stream.flush()
+            _reached("written", data)
             os.fsync(stream.fileno())
+        _reached("synced", data)
         os.replace(temporary, path)
+        _reached("renamed", data)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
@@ -183,6 +200,7 @@ class CacheStore:
                 merged = merge(old)
                 if merged == old:
                     return False
+                self._remove_orphans()
                 atomic_write(self.path, encode(merged))
                 log.debug("wrote %d programs to %s", len(merged), self.path)
                 return True
@@ -200,6 +218,16 @@ class CacheStore:
                 "running without saving compiled programs",
             )
         return False
+
+    def _remove_orphans(self) -> None:
+        """Delete temporary files of writers killed mid-write (each would stay forever).
+
+        Called under the lock: only a lock holder writes these, so none is in use.
+        """
+        for orphan in self.path.parent.glob(f".{glob.escape(self.path.name)}.*.tmp"):
+            with contextlib.suppress(OSError):
+                orphan.unlink()
+                log.debug("removed %s, left by a writer that died", orphan)
 
     def _read_for_merge(self) -> list[NewEntry]:
         """What is on disk now (another process may have written since we loaded), checked whole."""
