@@ -31,14 +31,17 @@ MODELS = {
 }
 
 
-def write(name: str, directory: Path) -> Path:
-    """``directory/NAME.onnx``: input x of SHAPE through the one operator to y."""
+def write(name: str, directory: Path, dims: list | None = None) -> Path:
+    """``directory/NAME.onnx``: input x of SHAPE (or ``dims``, names allowed) through the one
+    operator to y. IR version 8, so that ONNX Runtime can be the reference."""
     op, attrs, constants = MODELS[name]
     node = helper.make_node(op, ["x", *(c for c, _ in constants)], ["y"], name=name, **attrs)
     graph = helper.make_graph(
-        [node], name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, SHAPE)],
+        [node], name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims or SHAPE)],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
         [_weights(c, shape) for c, shape in constants])
-    path = Path(directory) / f"{name}.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    helper.set_model_props(model, {"purpose": "reliability tests"})
+    path = Path(directory) / f"{name}{'-dynamic' if dims else ''}.onnx"
+    onnx.save(model, path)
     return path
