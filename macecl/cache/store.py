@@ -75,6 +75,16 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.close(directory)
 
 
+def remove_orphans(path: Path) -> None:
+    """Delete the temporary files of writers of ``path`` killed mid-write (each would stay
+    forever). Call it holding ``path``'s lock: only a lock holder writes them, so none is in use.
+    """
+    for orphan in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            orphan.unlink()
+            log.debug("removed %s, left by a writer that died", orphan)
+
+
 class _MappedFile:
     """A cache file mapped read-only; the mapping lives as long as this object."""
 
@@ -200,7 +210,7 @@ class CacheStore:
                 merged = merge(old)
                 if merged == old:
                     return False
-                self._remove_orphans()
+                remove_orphans(self.path)
                 atomic_write(self.path, encode(merged))
                 log.debug("wrote %d programs to %s", len(merged), self.path)
                 return True
@@ -218,16 +228,6 @@ class CacheStore:
                 "running without saving compiled programs",
             )
         return False
-
-    def _remove_orphans(self) -> None:
-        """Delete temporary files of writers killed mid-write (each would stay forever).
-
-        Called under the lock: only a lock holder writes these, so none is in use.
-        """
-        for orphan in self.path.parent.glob(f".{glob.escape(self.path.name)}.*.tmp"):
-            with contextlib.suppress(OSError):
-                orphan.unlink()
-                log.debug("removed %s, left by a writer that died", orphan)
 
     def _read_for_merge(self) -> list[NewEntry]:
         """What is on disk now (another process may have written since we loaded), checked whole."""

@@ -6,8 +6,9 @@ KIND is what it writes:
   cache   the compiled-program cache, rewritten through CacheStore.save in a loop with
           a few hundred KiB of fresh payload each time (a large write window);
   build   the compiled-program cache as an application writes it: each round builds one
-          more real program on the OpenCL device, launches it and flushes the context.
-  (tuned-parameters: see WRITERS in crashes.py; not on main yet.)
+          more real program on the OpenCL device, launches it and flushes the context;
+  tuning  the tuned-parameters file, rewritten through TuningStore.save in a loop (a few
+          thousand launches, new times each round).
 
 It tells its parent on stdout, one line per event, flushed at once:
   ready           set up; the parent may start its clock
@@ -35,6 +36,7 @@ from macecl.cache.fingerprint import DeviceFingerprint, ProgramKey
 FAKE_DEVICE = DeviceFingerprint("Crash", "Test", "1", "Victim GPU", "Test", "1", "1", "C", 64)
 PROGRAMS = 6  # keys the cache writer cycles through
 PAYLOAD = 96 * 1024  # bytes per program
+LAUNCHES = 1500  # tuned launches the tuning writer rewrites (~150 KiB)
 
 
 def tell(line: str) -> None:
@@ -67,6 +69,21 @@ def rewrite_cache(path: Path, seed: int) -> None:
             tell("done")
 
 
+def rewrite_tuning(path: Path, seed: int) -> None:
+    from macecl.cache.tuning_format import TunedLaunch
+    from macecl.cache.tuning_store import TuningStore
+
+    tuning = TuningStore(path)
+    rng = np.random.default_rng(seed)
+    program = ProgramKey.for_source("conv2d", "crash test", "-DTILE=4")
+    for round_ in range(10**9):
+        times = rng.integers(1000, 10**6, size=LAUNCHES)
+        launches = [TunedLaunch(FAKE_DEVICE, program, "conv2d", (64 + i, 8, 1), (8, 8, 1),
+                                int(t), int(t) * 2) for i, t in enumerate(times)]
+        if tuning.save(launches):
+            tell("done")
+
+
 def build_and_flush(path: Path, seed: int) -> None:
     sys.path.insert(0, str(Path(__file__).parents[1]))
     from conftest import assert_added, build_context, run_add
@@ -78,9 +95,12 @@ def build_and_flush(path: Path, seed: int) -> None:
             tell("done")
 
 
+WRITERS = {"cache": rewrite_cache, "build": build_and_flush, "tuning": rewrite_tuning}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("kind", choices=["cache", "build"])
+    parser.add_argument("kind", choices=list(WRITERS))
     parser.add_argument("path", type=Path)
     parser.add_argument("seed", type=int)
     parser.add_argument("--pause", choices=["begin", "written", "synced", "renamed"])
@@ -88,8 +108,7 @@ def main() -> None:
     options = parser.parse_args()
     store.write_step = Announcer(options.pause, options.skip)
     tell("ready")
-    writer = rewrite_cache if options.kind == "cache" else build_and_flush
-    writer(options.path, options.seed)
+    WRITERS[options.kind](options.path, options.seed)
 
 
 if __name__ == "__main__":

@@ -28,9 +28,11 @@ WRITER = Path(__file__).with_name("crash_writer.py")
 STEPS = ("begin", "written", "synced", "renamed")
 # Where a kill at each step must leave the file: before the rename, the old version.
 EXPECTED_AT_STEP = {"begin": "old", "written": "old", "synced": "old", "renamed": "new"}
-# What each writer kind rewrites. The tuned-parameters file (tuned_opencl_parameter.bin) gets
-# its own kind here once its writer is on main.
-WRITERS = {"cache": "compiled-program cache", "build": "compiled-program cache (build+flush)"}
+# What each writer kind rewrites, and the file name it writes.
+WRITERS = {"cache": "compiled-program cache", "build": "compiled-program cache (build+flush)",
+           "tuning": "tuned-parameters file"}
+FILE_NAMES = {"cache": "mace_cl_compiled_program.bin", "build": "mace_cl_compiled_program.bin",
+              "tuning": "tuned_opencl_parameter.bin"}
 
 
 @dataclasses.dataclass
@@ -110,31 +112,57 @@ def kill_at_step(kind: str, path: Path, step: str, seed: int, skip: int = 0) -> 
     raise RuntimeError(f"the writer never reached {step}: {victim.communicate()[1]}")
 
 
-def next_start(path: Path, constant: int) -> str:
-    """Start as an application would after the crash, building one program not yet in the
-    file (add ``constant``), so that it writes; the SHA-256 of the file it leaves.
-
-    Raises AssertionError if the start calls the file damaged, waits on a dead writer's lock,
-    leaves a temporary file, or leaves a file that ``macecl cache verify`` refuses.
-    """
-    sys.path.insert(0, str(Path(__file__).parents[1]))
-    from conftest import assert_added, build_context, run_add
-    from typer.testing import CliRunner
-
+def next_start(kind: str, path: Path, constant: int) -> str:
+    """Start as an application would after the crash, and make it write: the SHA-256 of the
+    file it leaves. Raises AssertionError if the start calls the file damaged, waits on a
+    dead writer's lock, leaves a temporary file, or leaves a file that does not check out."""
     from macecl import config
-    from macecl.cli import app
 
     with warnings.catch_warnings(record=True) as caught, config.override(lock_timeout=10.0):
         warnings.simplefilter("always")
-        context = build_context(path)
-        assert_added(run_add(context, constant), constant)
-        assert context.flush() == 1
-        context.close()
+        if kind == "tuning":
+            _tune(path)
+        else:
+            _build(path, constant)
     assert not caught, f"the start after a crash warned: {[str(w.message) for w in caught]}"
     assert not temporaries(path), f"temporary files left: {temporaries(path)}"
-    verified = CliRunner().invoke(app, ["cache", "verify", str(path)])
-    assert verified.exit_code == 0, verified.output
+    if kind == "tuning":
+        from macecl.cache.tuning_format import TuningFile
+
+        TuningFile(path.read_bytes(), origin=str(path))  # checked whole: raises if unsound
+    else:
+        from typer.testing import CliRunner
+
+        from macecl.cli import app
+
+        verified = CliRunner().invoke(app, ["cache", "verify", str(path)])
+        assert verified.exit_code == 0, verified.output
     return sha256(path)
+
+
+def _build(path: Path, constant: int) -> None:
+    """Build one program not yet in the file (add ``constant``) and flush it."""
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from conftest import assert_added, build_context, run_add
+
+    context = build_context(path)
+    assert_added(run_add(context, constant), constant)
+    assert context.flush() == 1
+    context.close()
+
+
+def _tune(path: Path) -> None:
+    """Tune a small model, which merges its launches into the tuned-parameters file."""
+    import tiny_models
+
+    from macecl import Engine, GPUContextBuilder
+
+    models = path.parent / "models-src"
+    models.mkdir(exist_ok=True)
+    context = (GPUContextBuilder().set_opencl_cache_full_path(path.parent / "programs.bin")
+               .set_opencl_parameter_path(path).set_profiling(True).finalize())
+    with context, Engine(tiny_models.write("conv", models), context=context) as engine:
+        assert engine.tune(repeats=1)
 
 
 def campaign(kind: str, path: Path, kills: int, seed: int, max_delay: float,
@@ -150,6 +178,6 @@ def campaign(kind: str, path: Path, kills: int, seed: int, max_delay: float,
         counts["leftovers"] += kill.leftovers
         counts["kills"] += 1
         if (number + 1) % recover_every == 0 or number + 1 == kills:
-            next_start(path, constant=seed * 100_000 + number)
+            next_start(kind, path, constant=seed * 100_000 + number)
             counts["next_starts"] += 1
     return counts
