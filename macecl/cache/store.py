@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import glob
 import logging
 import mmap
 import os
@@ -42,6 +43,18 @@ log = logging.getLogger(__name__)
 # that finds everything fresh writes nothing.
 REFRESH_AFTER_SECONDS = 24 * 60 * 60
 
+# Crash-test seam: when set, called as ``write_step(step, data)`` at each step of atomic_write
+# ("begin": nothing written yet; "written": temporary file filled, not synced; "synced": not
+# yet renamed; "renamed": directory not yet synced). The crash tests set it in a child process
+# to announce or pause at a step, so that their SIGKILL (standing for an OOM kill, a power cut
+# or a user's kill -9) lands inside the write window on purpose, not only by chance.
+write_step: Callable[[str, bytes], None] | None = None
+
+
+def _reached(step: str, data: bytes) -> None:
+    if write_step is not None:
+        write_step(step, data)
+
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Replace ``path`` by ``data`` so that a crash at any moment leaves old or new, never half.
@@ -51,13 +64,17 @@ def atomic_write(path: Path, data: bytes) -> None:
     directory. The temporary file, and so the file it becomes, is readable and writable by
     its owner only (mkstemp creates it 0600).
     """
+    _reached("begin", data)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "wb") as stream:
             stream.write(data)
             stream.flush()
+            _reached("written", data)
             os.fsync(stream.fileno())
+        _reached("synced", data)
         os.replace(temporary, path)
+        _reached("renamed", data)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
@@ -68,6 +85,16 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.fsync(directory)
         finally:
             os.close(directory)
+
+
+def remove_orphans(path: Path) -> None:
+    """Delete the temporary files of writers of ``path`` killed mid-write (each would stay
+    forever). Call it holding ``path``'s lock: only a lock holder writes them, so none is in use.
+    """
+    for orphan in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            orphan.unlink()
+            log.debug("removed %s, left by a writer that died", orphan)
 
 
 class _MappedFile:
@@ -259,6 +286,7 @@ class CacheStore:
                 merged = merge(old)
                 if merged == old:
                     return False
+                remove_orphans(self.path)
                 atomic_write(self.path, encode(merged, key=self.key))
                 log.debug("wrote %d programs to %s", len(merged), self.path)
                 return True

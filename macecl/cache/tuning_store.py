@@ -16,7 +16,7 @@ from pathlib import Path
 
 import filelock
 
-from macecl.cache.store import atomic_write
+from macecl.cache.store import atomic_write, remove_orphans
 from macecl.cache.tuning_format import TunedLaunch, TuningFile, TuningFormatError, encode
 from macecl.errors import CacheWarning
 
@@ -55,6 +55,7 @@ class TuningStore:
                 old = self._read_for_merge()
                 new = {(e.device, e.key) for e in launches}
                 kept = [e for e in old if (e.device, e.key) not in new]
+                remove_orphans(self.path)
                 atomic_write(self.path, encode(kept + launches))
             log.debug("wrote %d tuned launches to %s", len(kept) + len(launches), self.path)
             return True

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from macecl.converter.onnx_import import import_model, read
 from macecl.converter.passes import optimize
+from macecl.errors import ModelFormatError
 from macecl.graph import model_file
 from macecl.graph.ir import Graph
 
@@ -27,7 +28,11 @@ def convert(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
 ) -> Graph:
     """Convert the ONNX file ``model``; write it to ``output`` if given. Returns the graph."""
-    graph, value_shapes = import_model(read(model), input_shapes)
+    proto = read(model)
+    try:
+        graph, value_shapes = import_model(proto, input_shapes)
+    except ModelFormatError as error:
+        raise ModelFormatError(f"{model}: {error}") from None
     optimize(graph, value_shapes)
     if output is not None:
         model_file.save(graph, output)

@@ -31,9 +31,12 @@ def read(path: str | Path):
     if not path.is_file():
         raise ModelFormatError(f"ONNX model {path} does not exist")
     try:
-        return onnx.load(str(path))
+        model = onnx.load(str(path))
     except (DecodeError, ValueError, RuntimeError, OSError) as error:
         raise ModelFormatError(f"{path} is not a readable ONNX model: {error}") from error
+    if not model.HasField("graph"):  # an empty file, or bytes that happen to parse
+        raise ModelFormatError(f"{path} is not an ONNX model: it holds no graph")
+    return model
 
 
 def _dtype_name(elem_type: int) -> str:
@@ -72,6 +75,9 @@ def _attribute(attribute) -> Any:
         value = helper.get_attribute_value(attribute)
     except (KeyError, TypeError, ValueError) as error:  # an unknown type, malformed tensor data
         raise ModelFormatError(f"attribute {attribute.name!r} is malformed: {error!r}") from error
+    if value is None:
+        raise ModelFormatError(f"attribute {attribute.name!r} has no value "
+                               f"(attribute type {attribute.type})")
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, list):
@@ -81,6 +87,24 @@ def _attribute(attribute) -> Any:
 
 def _attribute_strings(values: list) -> list:
     return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in values]
+
+
+def _check_names(graph: Graph) -> None:
+    """Every name must be text. ONNX is proto2, whose parser lets a string field hold bytes
+    that are not UTF-8; such a name would fail much later, far from its cause."""
+    named = [("input", s.name) for s in graph.inputs + graph.outputs]
+    named += [(f"dimension of {s.name!r}", d) for s in graph.inputs + graph.outputs
+              for d in s.shape if d is not None and not isinstance(d, int)]
+    named += [("metadata entry", t) for item in graph.metadata.items() for t in item]
+    named += [(f"model {key}", v) for key, v in graph.info.items() if not isinstance(v, int)]
+    named += [("initializer", name) for name in graph.constants]
+    for node in graph.nodes:
+        named += [("node", node.name), ("operator type", node.op)]
+        named += [(f"tensor of node {node.name!r}", t) for t in node.inputs + node.outputs]
+        named += [(f"attribute of node {node.name!r}", a) for a in node.attrs]
+    for what, name in named:
+        if not isinstance(name, str):
+            raise ModelFormatError(f"a name of a {what} is not valid UTF-8: {name!r}")
 
 
 def _set_input_shapes(model, input_shapes: Mapping[str, Sequence[int]]) -> None:
@@ -182,6 +206,8 @@ def import_model(model, input_shapes: Mapping[str, Sequence[int]] | None = None
             continue
         try:
             attrs = {a.name: _attribute(a) for a in proto.attribute}
+        except ModelFormatError as error:
+            raise ModelFormatError(f"node {name!r} ({proto.op_type}): {error}") from None
         except ValueError:
             problems.setdefault(f"{proto.op_type} (with a subgraph)", []).append(name)
             continue
@@ -198,4 +224,6 @@ def import_model(model, input_shapes: Mapping[str, Sequence[int]] | None = None
     info = {"producer_name": model.producer_name, "graph_name": graph.name,
             "domain": model.domain, "description": model.doc_string,
             "graph_description": graph.doc_string, "version": int(model.model_version)}
-    return Graph(nodes, inputs, outputs, constants, opset, metadata, info), value_shapes
+    graph = Graph(nodes, inputs, outputs, constants, opset, metadata, info)
+    _check_names(graph)
+    return graph, value_shapes

@@ -29,6 +29,12 @@ PREFIX = "macecl-pocl-"
 
 def prepare(environ: os._Environ | dict = os.environ, ram: Path = RAM_DIRECTORY) -> Path | None:
     """Apply the policy above to ``environ``; return the scratch directory made, if any."""
+    if _inherited(environ.get("POCL_CACHE_DIR"), ram):
+        # NOTE: PoCL (kernel cache off) still writes each program's files under fixed names
+        # in POCL_CACHE_DIR, so processes sharing one directory overwrite each other's
+        # ("Final linking of kernel ... failed"). A child started by a macecl process
+        # inherits its scratch variable: it makes a directory of its own instead.
+        del environ["POCL_CACHE_DIR"]
     if "POCL_CACHE_DIR" in environ:
         return None
     environ.setdefault("POCL_KERNEL_CACHE", "0")
@@ -43,6 +49,14 @@ def prepare(environ: os._Environ | dict = os.environ, ram: Path = RAM_DIRECTORY)
     creator = os.getpid()
     atexit.register(lambda: os.getpid() == creator and shutil.rmtree(scratch, ignore_errors=True))
     return scratch
+
+
+def _inherited(directory: str | None, ram: Path) -> bool:
+    """Whether ``directory`` is the scratch directory of another (parent) macecl process."""
+    if directory is None or Path(directory).parent != ram:
+        return False
+    name = Path(directory).name
+    return name.startswith(PREFIX) and name[len(PREFIX):].split("-", 1)[0] != str(os.getpid())
 
 
 def _usable(ram: Path) -> bool:

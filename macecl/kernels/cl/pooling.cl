@@ -15,7 +15,7 @@
  *     [-pad_top, H + pad_bottom) x [-pad_left, W + pad_right) (count_include_pad = 1): with
  *     ceil_mode a last window may hang past the padding too, and those taps never count,
  *     as PyTorch does. Use dil = 1 for an AveragePool without dilations.
- *     A max window that holds no input tap at all gives -inf.
+ *     A max window that holds no input tap at all gives -inf; one that holds a NaN gives NaN.
  *   global_avg_pool(input, output, NC, HW)
  *   global_max_pool(input, output, NC, HW)
  *     input viewed as (NC, HW), output (NC); one work item per channel plane.
@@ -48,7 +48,8 @@ __kernel void max_pool2d(__global const float* input,
         for (int kw = 0; kw < KW; ++kw) {
             const int iw = iw0 + kw * dil_w;
             if (iw < 0 || iw >= W) continue;
-            best = fmax(best, plane[ih * W + iw]);
+            const float v = plane[ih * W + iw];
+            best = isnan(v) || v > best ? v : best;  /* NaN wins, as in ReduceMax */
         }
     }
     output[gid] = best;
@@ -122,6 +123,6 @@ __kernel void global_max_pool(__global const float* input,
     if (gid >= NC) return;
     __global const float* plane = input + gid * HW;
     float best = -INFINITY;
-    for (int i = 0; i < HW; ++i) best = fmax(best, plane[i]);
+    for (int i = 0; i < HW; ++i) best = isnan(plane[i]) || plane[i] > best ? plane[i] : best;
     output[gid] = best;
 }
