@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "tests" / "reliability"))
 import crashes
 import leaks
 import starts
-import tiny_models
+import distinct_models
 
 from macecl import config
 from macecl.runtime.device import select_device
@@ -100,7 +100,7 @@ def concurrency_figures(mode: str) -> dict:
 
 def leak_figures(mode: str) -> dict:
     with tempfile.TemporaryDirectory() as directory, config.override(cache_dir=Path(directory)):
-        model = tiny_models.write("conv", Path(directory))
+        model = distinct_models.write("conv", Path(directory))
         runs = leaks.repeated_runs(model, RUNS[mode], warmup=500)
         cycles = leaks.create_destroy_cycles(model, CYCLES[mode])
     print(f"leaks: runs {runs}\n       cycles {cycles}", flush=True)

@@ -153,7 +153,7 @@ def _build(path: Path, constant: int) -> None:
 
 def _tune(path: Path) -> None:
     """Tune a small model, which merges its launches into the tuned-parameters file."""
-    import tiny_models
+    import distinct_models
 
     from macecl import Engine, GPUContextBuilder
 
@@ -161,7 +161,7 @@ def _tune(path: Path) -> None:
     models.mkdir(exist_ok=True)
     context = (GPUContextBuilder().set_opencl_cache_full_path(path.parent / "programs.bin")
                .set_opencl_parameter_path(path).set_profiling(True).finalize())
-    with context, Engine(tiny_models.write("conv", models), context=context) as engine:
+    with context, Engine(distinct_models.write("conv", models), context=context) as engine:
         assert engine.tune(repeats=1)
 
 

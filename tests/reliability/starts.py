@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import tiny_models
+import distinct_models
 
 from macecl.cache.format import CacheFile
 
@@ -24,10 +24,10 @@ DEADLINE = 300  # seconds a start may take before the test calls it stuck (the l
 def models_for_round(number: int, directory: Path) -> list[Path]:
     """PROCESSES models for round ``number``: two pairs share a model, the others differ,
     and each round brings models the earlier rounds did not build."""
-    names = list(tiny_models.MODELS)
+    names = list(distinct_models.MODELS)
     picks = [names[(number * 3 + i) % len(names)] for i in (0, 0, 1, 1, 2, 3, 4, 5)]
     return [directory / f"{n}.onnx" if (directory / f"{n}.onnx").exists()
-            else tiny_models.write(n, directory) for n in picks]
+            else distinct_models.write(n, directory) for n in picks]
 
 
 def start_together(models: list[Path], storage: Path, lock_timeout: float | None = None

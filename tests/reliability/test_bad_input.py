@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import onnxruntime
 import pytest
-import tiny_models
+import distinct_models
 
 import macecl
 from macecl.errors import (
@@ -36,7 +36,7 @@ def reference(path, x: np.ndarray) -> np.ndarray:
     return session.run(None, {"x": x})[0]
 
 
-GOOD = np.ones(tiny_models.SHAPE, np.float32)
+GOOD = np.ones(distinct_models.SHAPE, np.float32)
 BAD_FEEDS = {
     "wrong name": ({"z": GOOD}, "unknown input 'z'; the model's inputs are x: float32"),
     "missing": ({}, "input 'x' is missing"),
@@ -54,7 +54,7 @@ BAD_FEEDS = {
 @pytest.mark.parametrize("case", BAD_FEEDS)
 def test_bad_feeds_are_refused_by_name_and_save_nothing(cache_dir, tmp_path, case):
     feeds, message = BAD_FEEDS[case]
-    with macecl.Engine(tiny_models.write("conv", tmp_path)) as engine:
+    with macecl.Engine(distinct_models.write("conv", tmp_path)) as engine:
         with pytest.raises(InputError, match=message):
             engine.run(feeds)
         assert not cache_file(cache_dir).exists()  # programs were built, none saved
@@ -64,10 +64,10 @@ def test_bad_feeds_are_refused_by_name_and_save_nothing(cache_dir, tmp_path, cas
         assert cache_file(cache_dir).exists()  # the first good run saves
 
 
-@pytest.mark.parametrize("name", tiny_models.MODELS)
+@pytest.mark.parametrize("name", distinct_models.MODELS)
 def test_nan_and_inf_pass_through_as_onnx_runtime_passes_them(tmp_path, name):
-    path = tiny_models.write(name, tmp_path)
-    x = np.random.default_rng(1).standard_normal(tiny_models.SHAPE).astype(np.float32)
+    path = distinct_models.write(name, tmp_path)
+    x = np.random.default_rng(1).standard_normal(distinct_models.SHAPE).astype(np.float32)
     x[0, 0, 0, :3] = [np.nan, np.inf, -np.inf]
     x[0, 1, 4, 4], x[0, 2, 7, 7], x[0, 3, 5, 1] = np.inf, np.nan, -np.inf
     with macecl.Engine(path) as engine:
@@ -82,9 +82,9 @@ def test_nan_and_inf_pass_through_as_onnx_runtime_passes_them(tmp_path, name):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, equal_nan=True)
 
 
-@pytest.mark.parametrize("name", tiny_models.MODELS)
+@pytest.mark.parametrize("name", distinct_models.MODELS)
 def test_zero_size_dims_run_and_give_empty_outputs(tmp_path, name):
-    path = tiny_models.write(name, tmp_path, dims=DYNAMIC)
+    path = distinct_models.write(name, tmp_path, dims=DYNAMIC)
     with macecl.Engine(path) as engine:
         empty_batch = np.ones((0, 4, 8, 8), np.float32)
         got = engine.run({"x": empty_batch})["y"]
@@ -101,14 +101,14 @@ def test_zero_size_dims_run_and_give_empty_outputs(tmp_path, name):
 ])
 def test_zero_size_dims_that_do_not_fit_the_weights_are_named(cache_dir, tmp_path, name, shape,
                                                                message):
-    with macecl.Engine(tiny_models.write(name, tmp_path, dims=DYNAMIC)) as engine:
+    with macecl.Engine(distinct_models.write(name, tmp_path, dims=DYNAMIC)) as engine:
         with pytest.raises(GraphError, match=message):
             engine.run({"x": np.ones(shape, np.float32)})
         assert not cache_file(cache_dir).exists()
 
 
 def damaged(tmp_path, how: str):
-    path = tiny_models.write("softmax" if how == "no value" else "conv", tmp_path)
+    path = distinct_models.write("softmax" if how == "no value" else "conv", tmp_path)
     model = onnx.load(path)
     if how == "empty":
         path.write_bytes(b"")
@@ -147,7 +147,7 @@ def test_malformed_onnx_files_are_refused_naming_the_file_and_the_fault(cache_di
 def test_every_truncation_of_a_model_is_refused_or_complete(cache_dir, tmp_path):
     """A truncated download: refused by name, unless the cut falls where the model is whole
     (ONNX carries no length or checksum: only trailing metadata can be lost)."""
-    path = tiny_models.write("conv", tmp_path)
+    path = distinct_models.write("conv", tmp_path)
     data = path.read_bytes()
     with macecl.Engine(path) as intact:
         expected = intact.run({"x": GOOD})["y"]
@@ -173,8 +173,8 @@ def test_flipped_bits_in_models_give_macecl_errors_or_run(tmp_path):
     rng = random.Random(6)
     context = macecl.GPUContextBuilder().finalize()
     outcomes = {"ran": 0, "refused": 0}
-    for name in tiny_models.MODELS:
-        data = bytearray(tiny_models.write(name, tmp_path).read_bytes())
+    for name in distinct_models.MODELS:
+        data = bytearray(distinct_models.write(name, tmp_path).read_bytes())
         for attempt in range(8):
             flipped = bytearray(data)
             for _ in range(rng.choice([1, 2, 4])):
@@ -188,11 +188,11 @@ def test_flipped_bits_in_models_give_macecl_errors_or_run(tmp_path):
                 outcomes["ran"] += 1
             except MaceclError:
                 outcomes["refused"] += 1
-    assert outcomes["ran"] + outcomes["refused"] == 8 * len(tiny_models.MODELS)
+    assert outcomes["ran"] + outcomes["refused"] == 8 * len(distinct_models.MODELS)
 
 
 def test_unsupported_operator_is_named_with_its_node_and_nothing_is_saved(cache_dir, tmp_path):
-    path = tiny_models.write("relu", tmp_path)
+    path = distinct_models.write("relu", tmp_path)
     model = onnx.load(path)
     model.graph.node[0].op_type = "NonMaxSuppression"
     onnx.save(model, path)

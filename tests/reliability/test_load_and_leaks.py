@@ -4,14 +4,14 @@ over and over leave no OpenCL object and no file descriptor behind (CI counts; t
 
 from __future__ import annotations
 
-import tiny_models
+import distinct_models
 from leaks import create_destroy_cycles, held, repeated_runs
 
 MiB = 1 << 20
 
 
 def test_thousands_of_runs_keep_memory_and_handles_flat(tmp_path):
-    result = repeated_runs(tiny_models.write("conv", tmp_path), runs=3000)
+    result = repeated_runs(distinct_models.write("conv", tmp_path), runs=3000)
     before, after = result["before"], result["after"]
     assert (after.fds, after.opencl) == (before.fds, before.opencl)
     # Nothing on the run path allocates for good: outputs are freed, buffers are the plan's.
@@ -20,7 +20,7 @@ def test_thousands_of_runs_keep_memory_and_handles_flat(tmp_path):
 
 def test_engines_made_and_closed_leave_no_opencl_object_or_descriptor(tmp_path):
     start = held()
-    result = create_destroy_cycles(tiny_models.write("conv", tmp_path), cycles=150)
+    result = create_destroy_cycles(distinct_models.write("conv", tmp_path), cycles=150)
     before, after = result["before"], result["after"]
     assert after.opencl == before.opencl == start.opencl  # every context, queue, kernel freed
     assert after.fds == before.fds
