@@ -1,9 +1,15 @@
 """The engine: a converted model, on one device, run with NumPy arrays in and out.
 
 Start-up loads the model (mapped weights), opens the context (the compiled-program cache)
-and, when every input dimension is fixed, plans and fetches every program at once, so that
-``stats.init_seconds`` is the whole cold-or-warm cost. The first successful run saves the
-programs built from source to the cache (``GPUContext.flush``); a run that fails saves nothing.
+and, when every input dimension is fixed, plans and fetches every program at once: stored
+binaries are loaded, and the programs to build from source are handed to the build workers
+(MACECL_BUILD_WORKERS), which build them concurrently while start-up returns. The first run
+then waits, step by step, only for the program of the step it is about to enqueue, so a cold
+start runs its first ops while later programs still build. ``stats.init_seconds`` therefore
+covers everything but builds still in flight (with MACECL_BUILD_WORKERS=1 it is the whole
+cold cost, as builds then happen at start-up), and ``stats.first_run_seconds`` includes the
+waiting for them. The first successful run saves the programs built from source to the cache
+(``GPUContext.flush``); a run that fails saves nothing.
 
 The run path is: copy the inputs in, enqueue every step's kernel, copy the outputs out.
 Kernel arguments are set once per plan, not per run; nothing on it grows with the weights.
@@ -269,7 +275,7 @@ class Engine:
                 else:
                     args.append(arg)
             launches.append((step.key, args, *_geometry(step.global_size, step.local_size)))
-            self._kernel(step)
+        self._prefetch(plan.steps)
         for buffer, data in uploads.values():
             cl.enqueue_copy(context.queue, buffer, data, is_blocking=True)
         outputs = [storage_buffer(v) if v.on_device else v.host for v in plan.outputs]
@@ -294,6 +300,12 @@ class Engine:
             self._constants[name] = buffer
         return buffer
 
+    def _prefetch(self, steps: Sequence[Step]) -> None:
+        """Start fetching the programs of ``steps`` that have no kernel yet, in step order."""
+        wanted = dict.fromkeys((s.program, tuple(s.options)) for s in steps
+                               if s.key not in self._kernels)
+        self.context.programs.prefetch(wanted)
+
     def _kernel(self, step: Step) -> Kernel:
         kernel = self._kernels.get(step.key)
         if kernel is None:
@@ -314,6 +326,8 @@ class Engine:
 
     def _execute(self, shapes, arrays: list[np.ndarray], keep_events: bool = False):
         prepared = self._prepare(shapes)
+        if not self._kernels:  # a retry from source after stored binaries failed
+            self._prefetch(prepared.plan.steps)
         queue = self.context.queue
         for buffer, array in zip(prepared.inputs, arrays):
             if array.size:
