@@ -9,7 +9,9 @@ already converted, so conversion is not timed), runs it once, and reports
 Variants, run round-robin so that machine noise hits them alike:
   sequential MACECL_BUILD_WORKERS=1, every program built in turn at init (the old path);
   threads    MACECL_BUILD_WORKERS=N, MACECL_BUILD_MODE=threads;
-  processes  MACECL_BUILD_WORKERS=N, MACECL_BUILD_MODE=processes.
+  processes  MACECL_BUILD_WORKERS=N, MACECL_BUILD_MODE=processes;
+  threads-wait-all  as threads, but start-up waits for every build before the first run
+             (``programs.wait()``): what waiting per step gains over waiting for all.
 The drivers' own caches are kept out: POCL_KERNEL_CACHE=0, CUDA_CACHE_DISABLE=1,
 PYOPENCL_NO_CACHE=1. Every variant's outputs must be bit-identical to the sequential ones.
 
@@ -35,15 +37,19 @@ from rich.console import Console
 from rich.table import Table
 
 CACHE_FILE = "mace_cl_compiled_program.bin"
-VARIANTS = ("sequential", "threads", "processes")
+VARIANTS = ("sequential", "threads", "processes", "threads-wait-all")
 
-# The fresh process: argv = model file, device selector ("" for the default).
+# The fresh process: argv = model file, device selector ("" for the default), "wait" or "".
 COLD_START = """
 import hashlib, json, sys, time
 import numpy as np
 started = time.perf_counter()
 import macecl
 engine = macecl.Engine(sys.argv[1], device=sys.argv[2] or None)
+if sys.argv[3] == "wait":
+    waiting = time.perf_counter()
+    engine.context.programs.wait()
+    engine.stats.init_seconds += time.perf_counter() - waiting
 rng = np.random.default_rng(0)
 feeds = {s.name: rng.random(s.shape, dtype=np.float32) for s in engine.inputs}
 outputs = engine.run(feeds)
@@ -66,9 +72,10 @@ def environment(cache_dir: str, variant: str, workers: int) -> dict:
     return env
 
 
-def cold_start(model: Path, device: str, env: dict) -> dict:
+def cold_start(model: Path, device: str, env: dict, wait_all: bool) -> dict:
     (Path(env["MACECL_CACHE_DIR"]) / CACHE_FILE).unlink(missing_ok=True)
-    done = subprocess.run([sys.executable, "-c", COLD_START, str(model), device], env=env,
+    command = [sys.executable, "-c", COLD_START, str(model), device, "wait" if wait_all else ""]
+    done = subprocess.run(command, env=env,
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"cold start of {model.name} failed:\n{done.stderr}")
@@ -89,7 +96,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="MACECL_BUILD_WORKERS of the concurrent variants")
     parser.add_argument("--models", default="squeezenet,resnet50,ppocr_rec")
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default="sequential,threads,processes")
     parser.add_argument("--device", default="", help="device index or name substring")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     options = parser.parse_args()
@@ -108,7 +115,8 @@ def main() -> None:
             for run in range(options.runs):
                 for variant in variants:
                     env = environment(cache_dir, variant, options.workers)
-                    samples[name][variant].append(cold_start(model, options.device, env))
+                    samples[name][variant].append(
+                        cold_start(model, options.device, env, variant.endswith("wait-all")))
                 line = ", ".join(f"{v} {samples[name][v][-1]['first']:.2f} s" for v in variants)
                 console.print(f"{name} run {run + 1}/{options.runs}: first result: {line}",
                               highlight=False)

@@ -5,6 +5,7 @@ builds, and the cache they leave serves a warm start."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 
 import numpy as np
@@ -64,10 +65,9 @@ def test_concurrent_start_gives_what_a_sequential_one_gives(tmp_path, concurrent
     x = RNG.standard_normal((1, 3, 8, 8)).astype(np.float32)
     starts = {}
     for name, settings in (("sequential", {"build_workers": 1}), ("concurrent", concurrent)):
-        with config.override(cache_dir=tmp_path / name, **settings):
-            with macecl.Engine(model) as engine:
-                outputs = engine.run({"x": x})["y"]
-                starts[name] = (outputs, engine.stats, engine.context.cache_path)
+        with config.override(cache_dir=tmp_path / name, **settings), macecl.Engine(model) as engine:
+            outputs = engine.run({"x": x})["y"]
+            starts[name] = (outputs, engine.stats, engine.context.cache_path)
     (sequential, seq_stats, seq_cache), (concurrent_out, stats, cache) = starts.values()
     expected = onnxruntime.InferenceSession(str(model)).run(None, {"x": x})[0]
     np.testing.assert_allclose(sequential, expected, rtol=1e-5, atol=1e-6)
@@ -75,10 +75,10 @@ def test_concurrent_start_gives_what_a_sequential_one_gives(tmp_path, concurrent
     assert seq_stats.programs_from_source == stats.programs_from_source == 5
     assert cached_keys(cache) == cached_keys(seq_cache) and len(cached_keys(cache)) == 5
     # The binaries the concurrent start saved serve a warm start with the same results.
-    with config.override(cache_dir=tmp_path / "concurrent", **concurrent):
-        with macecl.Engine(model) as warm:
-            assert (warm.stats.programs_from_cache, warm.stats.programs_from_source) == (5, 0)
-            np.testing.assert_array_equal(warm.run({"x": x})["y"], sequential)
+    with config.override(cache_dir=tmp_path / "concurrent", **concurrent), \
+            macecl.Engine(model) as warm:
+        assert (warm.stats.programs_from_cache, warm.stats.programs_from_source) == (5, 0)
+        np.testing.assert_array_equal(warm.run({"x": x})["y"], sequential)
 
 
 @pytest.mark.parametrize("concurrent", CONCURRENT, ids=MODE_IDS)
@@ -119,8 +119,8 @@ def test_rejected_binaries_are_rebuilt_concurrently(cache_dir, concurrent):
     path.write_bytes(encode([dataclasses.replace(e, payload=ptx)
                              for e in entries_of(CacheFile(path.read_bytes()))]))
     with config.override(**concurrent):
+        second = build_context()
         with pytest.warns(CacheWarning, match="CL_INVALID_BINARY") as caught:
-            second = build_context()
             second.programs.prefetch(LIBRARY[:2])
         programs = [second.programs.get(n, options=o) for n, o in LIBRARY[:2]]
     assert len(caught) == 2
@@ -129,6 +129,25 @@ def test_rejected_binaries_are_rebuilt_concurrently(cache_dir, concurrent):
     assert second.flush() == 2
     third = build_context()
     assert {third.programs.get(n, options=o).origin for n, o in LIBRARY[:2]} == {Origin.CACHE}
+
+
+def test_broken_worker_processes_leave_the_builds_to_this_process(caplog):
+    """Stands for worker processes that die or see another device list than the parent (a
+    driver installed in between): here the workers' own device check fails for real, the
+    pool breaks, and every program is built in this process instead, with one warning."""
+    with config.override(build_workers=2, build_mode="processes"):
+        manager = build_context().programs
+        real = manager.device.fingerprint
+        manager.device = dataclasses.replace(
+            manager.device, fingerprint=dataclasses.replace(real, driver_version="0.0-other"))
+        with caplog.at_level(logging.WARNING, logger="macecl.runtime.programs"):
+            manager.prefetch(LIBRARY[:3])
+            programs = [manager.get(n, options=o) for n, o in LIBRARY[:3]]
+    assert {p.origin for p in programs} == {Origin.SOURCE}
+    assert manager.stats.from_source == 3
+    assert [p.kernel(p.key.name).name for p in programs[:2]] == ["unary", "unary"]
+    broken = [m for m in caplog.messages if "build worker processes failed" in m]
+    assert len(broken) == 1
 
 
 def test_threads_asking_at_once_share_one_build_each_and_the_counters_add_up():
@@ -170,9 +189,9 @@ def test_a_warm_start_that_fails_rebuilds_every_program_concurrently(tmp_path):
         with macecl.Engine(model) as cold:
             expected = cold.run({"x": x})["y"]
         with macecl.Engine(model) as warm:
-            with faults.inject("launch", status=-5, times=1):
-                with pytest.warns(CacheWarning, match="CL_OUT_OF_RESOURCES"):
-                    got = warm.run({"x": x})["y"]
+            with faults.inject("launch", status=-5, times=1), \
+                    pytest.warns(CacheWarning, match="CL_OUT_OF_RESOURCES"):
+                got = warm.run({"x": x})["y"]
             assert warm.context.stats.from_source == 5
     np.testing.assert_array_equal(got, expected)
 

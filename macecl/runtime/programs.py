@@ -11,6 +11,12 @@ A cold start builds many programs. ``prefetch`` starts building a whole set at o
 then waits only for the program it asks for. Stored binaries are still looked up in the
 calling thread (milliseconds each), so their warnings come from there as before; only builds
 from source run elsewhere, and a failed one raises its ProgramBuildError from ``get``.
+
+NOTE: pyopencl calls clBuildProgram with the GIL released (a Python thread kept 50-70% of its
+idle speed beside a build on PoCL), so threads build in parallel where the driver does. The
+packaged PoCL (3.0) does not: 12 builds took 1.08-1.12 s on 2 threads and 1.11 s on one, also
+with a context per thread. Worker processes do build in parallel, at the price of starting
+them (bench/cold_build.py measures both).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import time
 import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 
 from macecl import config, kernels
 from macecl.cache.fingerprint import ProgramKey, ReusePolicy
@@ -163,7 +170,8 @@ class ProgramManager:
         """Wait for every build in flight; raises the first build error among them."""
         with self._lock:
             pending = list(self._building.values())
-        for future in wait(pending).done:
+        wait(pending)
+        for future in pending:
             future.result()
 
     @property
@@ -241,7 +249,7 @@ class ProgramManager:
         if self._building or self._threads is None:
             return
         self._threads.shutdown(wait=False)
-        if self._workers is not None:
+        if self._workers is not None:  # idle worker processes would hold memory for nothing
             self._workers.shutdown()
         self._threads = self._workers = None
 
@@ -304,19 +312,8 @@ class ProgramManager:
 
     def _from_source(self, key: ProgramKey, source: str) -> Program:
         started = time.perf_counter()
-        workers = self._workers
-        if workers is not None:
-            try:
-                binary = workers.build(source, key.options)
-            except WorkerBuildFailed as failed:
-                raise ProgramBuildError(key.name, key.options, failed.status, failed.log) from None
-            raw = RawProgram(self.cl_context, [self.device.cl_device], [binary])
-            try:
-                raw.build(b"")
-            except Error as error:  # the worker's driver made a binary the parent's refuses
-                raise ProgramBuildError(key.name, key.options, status_name(error),
-                                        build_log(raw)) from None
-        else:
+        raw = self._from_worker(key, source) if self._workers is not None else None
+        if raw is None:
             raw = RawProgram(self.cl_context, source)
             try:
                 raw.build(key.options.encode("utf-8"), [self.device.cl_device])
@@ -328,6 +325,31 @@ class ProgramManager:
             self.stats.build_seconds += elapsed
         log.debug("built %s from source in %.3f s", key, elapsed)
         return Program(key, raw, Origin.SOURCE)
+
+    def _from_worker(self, key: ProgramKey, source: str) -> RawProgram | None:
+        """Built by a worker process and loaded from its binary; None when the workers broke
+        down (one died, or could not open the device), and then this and later builds are
+        done in this process."""
+        workers = self._workers
+        try:
+            binary = workers.build(source, key.options)
+        except WorkerBuildFailed as failed:
+            raise ProgramBuildError(key.name, key.options, failed.status, failed.log) from None
+        except BrokenProcessPool as error:
+            with self._lock:
+                if self._workers is workers:
+                    log.warning("build worker processes failed (%s); building here instead",
+                                error)
+                    workers.shutdown()
+                    self._workers = None
+            return None
+        raw = RawProgram(self.cl_context, [self.device.cl_device], [binary])
+        try:
+            raw.build(b"")
+        except Error as error:  # the worker's driver made a binary the parent's refuses
+            raise ProgramBuildError(key.name, key.options, status_name(error),
+                                    build_log(raw)) from None
+        return raw
 
     # -- saving ----------------------------------------------------------------------------
 
