@@ -46,7 +46,7 @@ class EngineStats:
     convert_seconds: float = 0.0  # converting an .onnx model (0 when the stored one was used)
     programs_from_precompiled: int = 0
     programs_from_cache: int = 0
-    programs_from_source: int = 0
+    programs_from_source: int = 0  # counts builds finished by then: final after the first run
     first_run_seconds: float | None = None
     plans: int = 0
     runs: int = 0
