@@ -107,7 +107,7 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown names {unknown}; models: {', '.join(models)}; "
                          f"variants: {', '.join(VARIANTS)}")
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)  # a log keeps whole columns
     samples: dict[str, dict[str, list[dict]]] = {m: {v: [] for v in variants} for m in chosen}
     with tempfile.TemporaryDirectory() as cache_dir:
         for name in chosen:

@@ -13,10 +13,11 @@ calling thread (milliseconds each), so their warnings come from there as before;
 from source run elsewhere, and a failed one raises its ProgramBuildError from ``get``.
 
 NOTE: pyopencl calls clBuildProgram with the GIL released (a Python thread kept 50-70% of its
-idle speed beside a build on PoCL), so threads build in parallel where the driver does. The
-packaged PoCL (3.0) does not: 12 builds took 1.08-1.12 s on 2 threads and 1.11 s on one, also
-with a context per thread. Worker processes do build in parallel, at the price of starting
-them (bench/cold_build.py measures both).
+idle speed beside a build on PoCL), so threads build in parallel where the driver does. PoCL
+does not: its LLVM layer runs one compilation at a time behind a lock of its own
+(PoclCompilerMutexGuard). With the packaged PoCL 3.0, 12 builds took 1.11 and 1.12 s on one
+thread, 1.08 and 1.12 s on two, 1.10 and 1.41 s on two with a context each. Worker processes
+do build in parallel there, at the price of starting them (bench/cold_build.py measures).
 """
 
 from __future__ import annotations
