@@ -16,6 +16,12 @@ from pathlib import Path
 from macecl.errors import ConfigError
 
 CACHE_FILE_NAME = "mace_cl_compiled_program.bin"
+BUILD_MODES = ("threads", "processes")
+
+
+def default_build_workers() -> int:
+    """One build per core, at most 8 (a model has rarely more programs than that in flight)."""
+    return max(1, min(8, os.cpu_count() or 1))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +45,22 @@ class Settings:
     # MACECL_ALLOW_WORLD_WRITABLE_CACHE: 1 to use a cache in a directory any user may write
     # (refused by default: another user could plant binaries there).
     allow_world_writable_cache: bool = False
+    # MACECL_BUILD_WORKERS: programs built from source at once when a model's programs are
+    # fetched together (Engine start-up); 1 builds them one after another in the calling
+    # thread, as before. See bench/cold_build.py for the figures behind the default.
+    build_workers: int = dataclasses.field(default_factory=default_build_workers)
+    # MACECL_BUILD_MODE: "threads" (the driver builds with the GIL released) or "processes"
+    # (worker processes build and hand the binaries over: for drivers that compile one
+    # program at a time per process; the application's main module must then be guarded by
+    # `if __name__ == "__main__":`, as for any use of multiprocessing's spawn).
+    build_mode: str = "threads"
+
+    def __post_init__(self) -> None:
+        if self.build_workers < 1:
+            raise ConfigError(f"MACECL_BUILD_WORKERS={self.build_workers} must be 1 or more")
+        if self.build_mode not in BUILD_MODES:
+            raise ConfigError(f"MACECL_BUILD_MODE={self.build_mode!r} is not one of "
+                              f"{', '.join(BUILD_MODES)}")
 
 
 _overrides: dict[str, object] = {}
@@ -65,6 +87,15 @@ def _from_environment() -> dict[str, object]:
         values["cache_key"] = key
     if allow := os.environ.get("MACECL_ALLOW_WORLD_WRITABLE_CACHE"):
         values["allow_world_writable_cache"] = _flag("MACECL_ALLOW_WORLD_WRITABLE_CACHE", allow)
+    if workers := os.environ.get("MACECL_BUILD_WORKERS"):
+        try:
+            values["build_workers"] = int(workers)
+        except ValueError:
+            raise ConfigError(
+                f"MACECL_BUILD_WORKERS={workers!r} is not a whole number of workers"
+            ) from None
+    if mode := os.environ.get("MACECL_BUILD_MODE"):
+        values["build_mode"] = mode.strip().lower()
     return values
 
 

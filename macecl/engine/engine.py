@@ -1,9 +1,15 @@
 """The engine: a converted model, on one device, run with NumPy arrays in and out.
 
 Start-up loads the model (mapped weights), opens the context (the compiled-program cache)
-and, when every input dimension is fixed, plans and fetches every program at once, so that
-``stats.init_seconds`` is the whole cold-or-warm cost. The first successful run saves the
-programs built from source to the cache (``GPUContext.flush``); a run that fails saves nothing.
+and, when every input dimension is fixed, plans and fetches every program at once: stored
+binaries are loaded, and the programs to build from source are handed to the build workers
+(MACECL_BUILD_WORKERS), which build them concurrently while start-up returns. The first run
+then waits, step by step, only for the program of the step it is about to enqueue, so a cold
+start runs its first ops while later programs still build. ``stats.init_seconds`` therefore
+covers everything but builds still in flight (with MACECL_BUILD_WORKERS=1 it is the whole
+cold cost, as builds then happen at start-up), and ``stats.first_run_seconds`` includes the
+waiting for them. The first successful run saves the programs built from source to the cache
+(``GPUContext.flush``); a run that fails saves nothing.
 
 The run path is: copy the inputs in, enqueue every step's kernel, copy the outputs out.
 Kernel arguments are set once per plan, not per run; nothing on it grows with the weights.
@@ -47,7 +53,7 @@ class EngineStats:
     convert_seconds: float = 0.0  # converting an .onnx model (0 when the stored one was used)
     programs_from_precompiled: int = 0
     programs_from_cache: int = 0
-    programs_from_source: int = 0
+    programs_from_source: int = 0  # counts builds finished by then: final after the first run
     first_run_seconds: float | None = None
     plans: int = 0
     runs: int = 0
@@ -322,8 +328,8 @@ class Engine:
                                           hostbuf=data))
                 else:
                     args.append(arg)
-            launches.append((step.key, args, *_geometry(step.global_size,
-                                                         self._local_size(step))))
+            launches.append((step.key, args, *_geometry(step.global_size, step.local_size)))
+        self._prefetch(plan.steps)
         for buffer, data in uploads.values():
             cl.enqueue_copy(context.queue, buffer, data, is_blocking=True)
         outputs = [storage_buffer(v) if v.on_device else v.host for v in plan.outputs]
@@ -348,6 +354,12 @@ class Engine:
             self._constants[name] = buffer
         return buffer
 
+    def _prefetch(self, steps: Sequence[Step]) -> None:
+        """Start fetching the programs of ``steps`` that have no kernel yet, in step order."""
+        wanted = dict.fromkeys((s.program, tuple(s.options)) for s in steps
+                               if s.key not in self._kernels)
+        self.context.programs.prefetch(wanted)
+
     def _kernel(self, step: Step) -> Kernel:
         kernel = self._kernels.get(step.key)
         if kernel is None:
@@ -356,11 +368,12 @@ class Engine:
             self._kernels[step.key] = kernel
         return kernel
 
-    def _local_size(self, step: Step) -> tuple[int, ...] | None:
-        """The kernel's own local size, else a tuned one that fits its limits, else None."""
-        kernel = self._kernel(step)
-        if step.local_size is not None:
-            return step.local_size
+    def _tuned_local_size(self, step: Step, kernel: Kernel) -> tuple[int, ...] | None:
+        """A tuned local size for ``step`` that fits ``kernel``'s limits, else None.
+
+        Checked when the kernel is first bound for a plan, i.e. before its first launch, and
+        not at planning, so that planning need not wait for the kernel's program to build.
+        """
         tuned = self.context.tuned.get((kernel.program.key, step.kernel, step.global_size))
         if tuned is None or tuned.local_size is None:
             return None
@@ -397,6 +410,8 @@ class Engine:
 
     def _execute(self, shapes, arrays: list[np.ndarray], keep_events: bool = False):
         prepared = self._prepare(shapes)
+        if not self._kernels:  # a retry from source after stored binaries failed
+            self._prefetch(prepared.plan.steps)
         queue = self.context.queue
         for buffer, array in zip(prepared.inputs, arrays):
             if array.size:
@@ -408,6 +423,10 @@ class Engine:
             if self._bound.get(key) is not prepared:
                 kernel.set_args(*args)
                 self._bound[key] = prepared
+                if step.local_size is None:  # a tuned size, checked against this kernel
+                    prepared.launches[index] = (key, args, *_geometry(
+                        step.global_size, self._tuned_local_size(step, kernel)))
+                    global_size, local_size = prepared.launches[index][2:]
             try:
                 events.append(kernel.launch(queue, global_size, local_size))
             except KernelExecutionError as error:

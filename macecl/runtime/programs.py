@@ -5,6 +5,19 @@ flushed after the warm-up run: on PoCL a kernel's machine code is generated at i
 launch and only a binary taken after that launch holds it, so a warm start then compiles
 nothing at all. (PoCL also freezes a program's binary the first time it is asked for, which
 is one more reason to ask only at the flush.)
+
+A cold start builds many programs. ``prefetch`` starts building a whole set at once, on
+``MACECL_BUILD_WORKERS`` threads or worker processes (``MACECL_BUILD_MODE``), and ``get``
+then waits only for the program it asks for. Stored binaries are still looked up in the
+calling thread (milliseconds each), so their warnings come from there as before; only builds
+from source run elsewhere, and a failed one raises its ProgramBuildError from ``get``.
+
+NOTE: pyopencl calls clBuildProgram with the GIL released (a Python thread kept 50-70% of its
+idle speed beside a build on PoCL), so threads build in parallel where the driver does. PoCL
+does not: its LLVM layer runs one compilation at a time behind a lock of its own
+(PoclCompilerMutexGuard). With the packaged PoCL 3.0, 12 builds took 1.11 and 1.12 s on one
+thread, 1.08 and 1.12 s on two, 1.10 and 1.41 s on two with a context each. Worker processes
+do build in parallel there, at the price of starting them (bench/cold_build.py measures).
 """
 
 from __future__ import annotations
@@ -12,16 +25,20 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
+import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 
-from macecl import kernels
+from macecl import config, kernels
 from macecl.cache.fingerprint import ProgramKey, ReusePolicy
 from macecl.cache.format import CacheFile, Entry
 from macecl.cache.store import REFRESH_AFTER_SECONDS, CacheStore
 from macecl.errors import CacheFormatError, CacheWarning, KernelExecutionError, ProgramBuildError
 from macecl.runtime import faults
+from macecl.runtime.build_workers import WorkerBuildFailed, WorkerPool
 from macecl.runtime.device import Device
 from macecl.runtime.opencl import Error, RawProgram, build_log, cl, status_name
 
@@ -44,7 +61,9 @@ class ProgramStats:
     from_cache: int = 0
     from_source: int = 0
     rejected_binaries: int = 0
-    build_seconds: float = 0.0  # building from source
+    # Building from source, summed over programs: with concurrent builds it can exceed the
+    # wall-clock time they took.
+    build_seconds: float = 0.0
     load_seconds: float = 0.0  # creating programs from stored binaries
 
     def count(self, origin: Origin) -> None:
@@ -105,7 +124,11 @@ class Program:
 
 
 class ProgramManager:
-    """Finds or builds every program a context uses, and saves new ones at ``flush``."""
+    """Finds or builds every program a context uses, and saves new ones at ``flush``.
+
+    Safe to use from several threads: one lock guards the programs, the stored binaries and
+    the stats; builds from source run outside it.
+    """
 
     def __init__(
         self,
@@ -119,27 +142,119 @@ class ProgramManager:
         self.precompiled = list(precompiled)
         self.stats = ProgramStats()
         self._programs: dict[ProgramKey, Program] = {}
+        self._building: dict[ProgramKey, Future[Program]] = {}
+        self._lock = threading.RLock()
+        self._threads: ThreadPoolExecutor | None = None
+        self._workers: WorkerPool | None = None
         self._cached = store.load() if store is not None else None
         self._said_no_precompiled = False
 
     def get(self, name: str, source: str | None = None, options: Sequence[str] | str = ()) -> Program:
-        """Program ``name`` (from the kernel library unless ``source`` is given) built with ``options``."""
-        if source is None:
-            source = kernels.program_source(name)
-        key = ProgramKey.for_source(name, source, options)
-        program = self._programs.get(key)
-        if program is None:
-            program = self._from_binaries(key) or self._from_source(key, source)
-            self.stats.count(program.origin)
-            self._programs[key] = program
-        return program
+        """Program ``name`` (from the kernel library unless ``source`` is given) built with ``options``.
+
+        Waits when the program is being built (after ``prefetch``, or by another thread).
+        """
+        key, source = self._key(name, source, options)
+        return self._fetch(key, source, here=True).result()
+
+    def prefetch(self, wanted: Iterable[tuple[str, Sequence[str] | str]]) -> None:
+        """Start fetching library programs ``(name, options)``, in order, without waiting.
+
+        Stored binaries are loaded at once; builds from source go to the build workers. With
+        one worker (MACECL_BUILD_WORKERS=1) this builds them one by one before returning.
+        """
+        here = config.settings().build_workers == 1
+        for name, options in wanted:
+            fetched = self._fetch(*self._key(name, None, options), here=here)
+            if here:
+                fetched.result()  # raises a build error now, as one-by-one fetching always did
+
+    def wait(self) -> None:
+        """Wait for every build in flight; raises the first build error among them."""
+        with self._lock:
+            pending = list(self._building.values())
+        wait(pending)
+        for future in pending:
+            future.result()
 
     @property
     def programs(self) -> list[Program]:
-        return list(self._programs.values())
+        with self._lock:
+            return list(self._programs.values())
 
     def used_stored_binaries(self) -> bool:
-        return any(p.origin is not Origin.SOURCE for p in self._programs.values())
+        with self._lock:
+            return any(p.origin is not Origin.SOURCE for p in self._programs.values())
+
+    # -- fetching --------------------------------------------------------------------------
+
+    @staticmethod
+    def _key(name: str, source: str | None, options: Sequence[str] | str
+             ) -> tuple[ProgramKey, str]:
+        if source is None:
+            source = kernels.program_source(name)
+        return ProgramKey.for_source(name, source, options), source
+
+    def _fetch(self, key: ProgramKey, source: str, here: bool) -> Future[Program]:
+        """The program of ``key`` as a future: done when it was ready or stored; otherwise
+        its build from source, run in this thread when ``here``, else by the build workers."""
+        future: Future[Program] = Future()
+        with self._lock:
+            program = self._programs.get(key)
+            if program is None and key in self._building:
+                return self._building[key]
+            if program is None:
+                program = self._from_binaries(key)
+                if program is not None:
+                    self._keep(program)
+            if program is not None:
+                future.set_result(program)
+                return future
+            self._building[key] = future
+            if not here:
+                self._build_pool().submit(self._build, key, source, future)
+        if here:
+            self._build(key, source, future)
+        return future
+
+    def _build_pool(self) -> ThreadPoolExecutor:
+        """The threads that build (and, in process mode, wait for a worker process each);
+        made on demand, and let go once nothing is being built."""
+        if self._threads is None:
+            settings = config.settings()
+            self._threads = ThreadPoolExecutor(settings.build_workers,
+                                               thread_name_prefix="macecl-build")
+            if settings.build_mode == "processes":
+                self._workers = WorkerPool(self.device, settings.build_workers)
+        return self._threads
+
+    def _build(self, key: ProgramKey, source: str, future: Future[Program]) -> None:
+        """Build ``key`` from source and settle ``future``; the program is kept on success."""
+        try:
+            program = self._from_source(key, source)
+        except BaseException as error:  # noqa: BLE001 - handed to whoever waits on it
+            with self._lock:
+                del self._building[key]  # a later get tries again, as a sequential one would
+                self._release_pool_when_idle()
+            future.set_exception(error)
+            return
+        with self._lock:
+            self._keep(program)
+            del self._building[key]
+            self._release_pool_when_idle()
+        future.set_result(program)
+
+    def _keep(self, program: Program) -> None:
+        self.stats.count(program.origin)
+        self._programs[program.key] = program
+
+    def _release_pool_when_idle(self) -> None:
+        if self._building or self._threads is None:
+            return
+        self._threads.shutdown(wait=False)
+        if self._workers is not None:  # idle worker processes would hold memory for nothing
+            self._workers.shutdown()
+        self._threads = self._workers = None
 
     # -- look-up ---------------------------------------------------------------------------
 
@@ -178,7 +293,7 @@ class ProgramManager:
                     f"the OpenCL driver rejected the {origin.value} binary of {key} "
                     f"({status_name(error)}); rebuilding it from source",
                     CacheWarning,
-                    stacklevel=4,
+                    stacklevel=5,
                 )
                 continue
             self.stats.load_seconds += time.perf_counter() - started
@@ -196,20 +311,49 @@ class ProgramManager:
             warnings.warn(
                 f"precompiled binary file {file.origin} is damaged ({reason}); not using it",
                 CacheWarning,
-                stacklevel=5,
+                stacklevel=6,
             )
 
     def _from_source(self, key: ProgramKey, source: str) -> Program:
         started = time.perf_counter()
-        raw = RawProgram(self.cl_context, source)
-        try:
-            raw.build(key.options.encode("utf-8"), [self.device.cl_device])
-        except Error as error:
-            raise ProgramBuildError(key.name, key.options, status_name(error), build_log(raw)) from None
+        raw = self._from_worker(key, source) if self._workers is not None else None
+        if raw is None:
+            raw = RawProgram(self.cl_context, source)
+            try:
+                raw.build(key.options.encode("utf-8"), [self.device.cl_device])
+            except Error as error:
+                raise ProgramBuildError(key.name, key.options, status_name(error),
+                                        build_log(raw)) from None
         elapsed = time.perf_counter() - started
-        self.stats.build_seconds += elapsed
+        with self._lock:
+            self.stats.build_seconds += elapsed
         log.debug("built %s from source in %.3f s", key, elapsed)
         return Program(key, raw, Origin.SOURCE)
+
+    def _from_worker(self, key: ProgramKey, source: str) -> RawProgram | None:
+        """Built by a worker process and loaded from its binary; None when the workers broke
+        down (one died, or could not open the device), and then this and later builds are
+        done in this process."""
+        workers = self._workers
+        try:
+            binary = workers.build(source, key.options)
+        except WorkerBuildFailed as failed:
+            raise ProgramBuildError(key.name, key.options, failed.status, failed.log) from None
+        except BrokenProcessPool as error:
+            with self._lock:
+                if self._workers is workers:
+                    log.warning("build worker processes failed (%s); building here instead",
+                                error)
+                    workers.shutdown()
+                    self._workers = None
+            return None
+        raw = RawProgram(self.cl_context, [self.device.cl_device], [binary])
+        try:
+            raw.build(b"")
+        except Error as error:  # the worker's driver made a binary the parent's refuses
+            raise ProgramBuildError(key.name, key.options, status_name(error),
+                                    build_log(raw)) from None
+        return raw
 
     # -- saving ----------------------------------------------------------------------------
 
@@ -219,15 +363,16 @@ class ProgramManager:
         Cache entries used here whose last_used is over a day old are refreshed in the same
         write (or alone), so the size bound drops programs nobody uses any more.
         """
-        pending = [
-            p for p in self._programs.values()
-            if not p.saved and (p.origin is Origin.SOURCE or p.restore)
-        ]
         stale_after = time.time() - REFRESH_AFTER_SECONDS
-        stale = [
-            p for p in self._programs.values()
-            if p.stored_last_used is not None and p.stored_last_used < stale_after
-        ]
+        with self._lock:
+            pending = [
+                p for p in self._programs.values()
+                if not p.saved and (p.origin is Origin.SOURCE or p.restore)
+            ]
+            stale = [
+                p for p in self._programs.values()
+                if p.stored_last_used is not None and p.stored_last_used < stale_after
+            ]
         if self.store is None or not (pending or stale):
             return 0
         binaries = {p.key: p.binary() for p in pending}
@@ -243,9 +388,11 @@ class ProgramManager:
 
     def forget_stored(self) -> None:
         """Stored binaries proved bad: erase this device's from the cache, rebuild from source."""
-        if self.store is not None:
-            self.store.close()
-            self._cached = None
-            self.store.save(self.device.fingerprint, {}, forget_device=True)
-        self.precompiled = []
-        self._programs = {k: p for k, p in self._programs.items() if p.origin is Origin.SOURCE}
+        with self._lock:
+            if self.store is not None:
+                self.store.close()
+                self._cached = None
+                self.store.save(self.device.fingerprint, {}, forget_device=True)
+            self.precompiled = []
+            self._programs = {k: p for k, p in self._programs.items()
+                              if p.origin is Origin.SOURCE}
