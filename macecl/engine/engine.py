@@ -24,6 +24,7 @@ from macecl.engine import models
 from macecl.engine.plan import FLOAT, Meta, Plan, Step, Value, make_plan
 from macecl.errors import InputError
 from macecl.graph.ir import Graph, TensorSpec
+from macecl.ops.traits import DeviceTraits
 from macecl.runtime.context import GPUContext, GPUContextBuilder
 from macecl.runtime.opencl import cl
 from macecl.runtime.programs import Kernel
@@ -242,7 +243,7 @@ class Engine:
         if prepared is not None:
             self._plans.move_to_end(shapes)
             return prepared
-        plan = make_plan(self.graph, shapes)
+        plan = make_plan(self.graph, shapes, DeviceTraits.of(self.context.device.cl_device))
         context = self.context
         flags = cl.mem_flags
         buffers = [cl.Buffer(context.cl_context, flags.READ_WRITE, size) for size in plan.buffer_sizes]

@@ -33,7 +33,7 @@ class Launch:
     options: tuple[str, ...]
     kernel: str
     args: tuple
-    global_size: int
+    global_size: int | tuple[int, ...]  # work items per dimension
 
 
 def _i(*values: int) -> tuple:
@@ -57,12 +57,17 @@ def sample_launches() -> list[Launch]:
     n, c, h, w = 1, 8, 16, 16
     x, out = t(n, c, h, w), np.zeros(n * c * h * w * 4, np.float32)
     total = n * c * h * w
-    conv = _i(n, c, h, w, c, h, w, 3, 3, 1, 1, 1, 1, 1, 1)
+    window = _i(3, 3, 1, 1, 1, 1, 1, 1)
+    cols = np.zeros(c * 9 * h * w, np.float32)
     return [
-        Launch("conv2d", ("-DHAS_BIAS", "-DACTIVATION=1"), "conv2d",
-               (x, t(c, c, 3, 3), t(c), out, *conv, np.int32(1), *_f(0, 0)), total),
-        Launch("conv2d", ("-DHAS_BIAS", "-DACTIVATION=7"), "conv2d",
-               (x, t(c, 1, 3, 3), t(c), out, *conv, np.int32(c), *_f(0, 0)), total),
+        Launch("conv2d", ("-DVW=8",), "im2col", (x, cols, *_i(c, h, w, h, w), *window,
+                                                 np.int32(c * 9)), (w, h, c * 9)),
+        Launch("conv2d", ("-DVW=8", "-DHAS_BIAS", "-DHAS_RESIDUAL", "-DACTIVATION=1"),
+               "conv2d_gemm", (t(c, c, 3, 3), cols, t(c), x, out, *_i(c, c * 9, h * w, 1, 1),
+                               *_f(0, 0)), (h * w // 8, 1, 1)),
+        Launch("conv2d", ("-DVW=8", "-DHAS_BIAS", "-DACTIVATION=7"), "depthwise_conv2d",
+               (x, t(c, 1, 3, 3), t(c), None, out, *_i(c, h, w, c, h, w), *window,
+                np.int32(n * c), *_f(0, 0)), (w // 8, h, n * c)),
         Launch("conv_transpose2d", ("-DHAS_BIAS",), "conv_transpose2d",
                (x, t(c, c, 2, 2), t(c), out, *_i(n, c, h, w, c, 2 * h, 2 * w, 2, 2, 2, 2, 1, 1,
                                                    0, 0, 1), *_f(0, 0)), total * 4),
@@ -120,7 +125,8 @@ def run_launches(context: GPUContext, launches: list[Launch]) -> None:
         program = context.programs.get(launch.program, options=launch.options)
         kernel = program.kernel(launch.kernel)
         kernel.set_args(*(device_arg(a) for a in launch.args))
-        kernel.launch(context.queue, (launch.global_size,))
+        size = launch.global_size
+        kernel.launch(context.queue, size if isinstance(size, tuple) else (size,))
     context.queue.finish()
 
 
