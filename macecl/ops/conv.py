@@ -172,11 +172,15 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
                       begins: list[int], outs: list[int]):
     """Conv on the ``conv2d`` program: act(conv(x) + bias + residual).
 
-    Three launches shapes, chosen by what each convolution is (bench/conv_kernels.py has the
-    measurements behind them): depthwise (one input channel per group) is
-    ``depthwise_conv2d``; 1x1, stride 1, no padding is ``conv2d_gemm`` straight on the
-    input, which is already the (C_in, pixels) matrix; anything else is ``im2col`` into a
-    scratch tensor, then ``conv2d_gemm``.
+    The kernel is chosen by what each convolution is; bench/conv_kernels.py measures the
+    candidates on the bench models' layer shapes (figures in its docstring):
+    - depthwise (one input channel per group): ``depthwise_conv2d``;
+    - 1x1, stride 1, no padding: ``conv2d_gemm`` straight on the input, which already is the
+      (C_in, pixels) matrix;
+    - rows narrower than a vector (7x7, 14x14 maps at 16 lanes): ``im2col`` into a scratch
+      tensor then ``conv2d_gemm``, whose vectors run over whole maps, not single rows;
+    - anything else: ``conv2d_direct``, which reads the input in place (im2col writes
+      KH * KW copies of it, which costs more than it saves on large maps).
     """
     out = builder.new((x.shape[0], out_channels, *outs))
     if out.size == 0:
@@ -188,31 +192,37 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
     n, c_in, h, wd = x2.shape
     _, c_out, oh, ow = out2.shape
     kh, kw = w2.shape[2:]
+    width = builder.traits.vector_width
     options, act_a, act_b = fused(node)
-    options = [f"-DVW={builder.traits.vector_width}", *(["-DHAS_BIAS"] if bias is not None else []),
+    options = [f"-DVW={width}", *(["-DHAS_BIAS"] if bias is not None else []),
                *(["-DHAS_RESIDUAL"] if residual is not None else []), *options]
+    epilogue = [bias, residual, out2]
+    window = [np.int32(v) for v in (kh, kw, sh, sw, dh, dw, pt, pl)]
+    shape = [np.int32(v) for v in (c_in, h, wd, c_out, oh, ow)]
+    per_group = c_out // group
     if group > 1 and w2.shape[1] == 1:
-        geometry = (c_in, h, wd, c_out, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, n * c_out)
-        vectors = -(-ow // builder.traits.vector_width)
         builder.launch("conv2d", "depthwise_conv2d",
-                       [x2, w2, bias, residual, out2, *(np.int32(v) for v in geometry),
-                        act_a, act_b], (vectors, oh, n * c_out), options=options)
+                       [x2, w2, *epilogue, *shape, *window, np.int32(n * c_out), act_a, act_b],
+                       (-(-ow // width), oh, n * c_out), options=options)
+        return out
+    pointwise = (kh, kw, sh, sw, pt, pl, oh, ow) == (1, 1, 1, 1, 0, 0, h, wd)
+    if not pointwise and ow >= width:
+        blocks = n * group * -(-per_group // GEMM_CHANNELS)
+        builder.launch("conv2d", "conv2d_direct",
+                       [x2, w2, *epilogue, *shape, *window, np.int32(group), np.int32(blocks),
+                        act_a, act_b], (-(-ow // width), oh, blocks), options=options)
         return out
     pixels = oh * ow
-    depth = c_in // group * kh * kw  # K of each group's GEMM
-    if (kh, kw, sh, sw, pt, pl, oh, ow) == (1, 1, 1, 1, 0, 0, h, wd):
-        cols = x2
-    else:
+    cols = x2
+    if not pointwise:
         cols = builder.new((n, c_in * kh * kw, pixels))
         rows = n * c_in * kh * kw
-        geometry = (c_in, h, wd, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, rows)
-        builder.launch("conv2d", "im2col", [x2, cols, *(np.int32(v) for v in geometry)],
-                       (ow, oh, rows))
-    per_group = c_out // group
-    sizes = (per_group, depth, pixels, group, n * group)
-    grid = (-(-pixels // builder.traits.vector_width), -(-per_group // GEMM_CHANNELS), n * group)
+        builder.launch("conv2d", "im2col", [x2, cols, *shape[:3], *shape[4:], *window,
+                                            np.int32(rows)], (ow, oh, rows))
+    sizes = (per_group, c_in // group * kh * kw, pixels, group, n * group)
+    grid = (-(-pixels // width), -(-per_group // GEMM_CHANNELS), n * group)
     builder.launch("conv2d", "conv2d_gemm",
-                   [w2, cols, bias, residual, out2, *(np.int32(v) for v in sizes), act_a, act_b],
+                   [w2, cols, *epilogue, *(np.int32(v) for v in sizes), act_a, act_b],
                    grid, options=options)
     return out
 

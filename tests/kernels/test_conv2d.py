@@ -1,4 +1,4 @@
-"""conv2d.cl (im2col, conv2d_gemm, depthwise_conv2d) against a NumPy convolution.
+"""conv2d.cl (im2col, conv2d_gemm, conv2d_direct, depthwise_conv2d) against a NumPy convolution.
 
 Each kernel runs over shapes whose pixel and channel counts are not multiples of its blocks
 (so the tails run), with every vector width a device may pick, and under several work-group
@@ -66,6 +66,8 @@ CASES = {
     "stride_larger_than_kernel": ((1, 3, 13, 13), (2, 2, 2), (4, 3), (1, 1), (0, 0, 1, 1), 1),
     "one_pixel": ((2, 6, 1, 1), (10, 1, 1), (1, 1), (1, 1), (0, 0, 0, 0), 1),
     "wide_rows": ((1, 5, 4, 37), (17, 3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 1),
+    "wide_rows_stride2": ((2, 3, 5, 70), (9, 3, 3), (2, 2), (1, 1), (1, 1, 1, 1), 1),
+    "wide_rows_stride2_dilated": ((1, 4, 6, 80), (6, 3, 3), (1, 2), (1, 2), (0, 2, 0, 3), 2),
 }
 WIDTHS = [4, 8, 16]
 GROUP_SHAPES = [None, (1, 1, 1), (3, 2, 1)]
@@ -173,3 +175,24 @@ def test_depthwise_conv2d(cl_env, rng, case, vw, local_size):
                      (n, co, oh, ow), [x, w, bias, residual], args,
                      work_items=(-(-ow // vw), oh, n * co), local_size=local_size)
     assert_close(got, conv2d_ref(x, w, bias, stride, dilation, pads, c, residual), atol=1e-4)
+
+
+@pytest.mark.parametrize("local_size", GROUP_SHAPES)
+@pytest.mark.parametrize("vw", WIDTHS)
+@pytest.mark.parametrize("case", list(CASES))
+def test_conv2d_direct(cl_env, rng, case, vw, local_size):
+    """The direct kernel: strides 1, 2 (whole-vector loads when inside) and more, groups."""
+    x_shape, (co, kh, kw), stride, dilation, pads, groups = CASES[case]
+    n, c, h, wd = x_shape
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal((co, c // groups, kh, kw)).astype(np.float32)
+    bias = rng.standard_normal(co).astype(np.float32)
+    oh, ow = out_size(h, wd, (kh, kw), stride, dilation, pads)
+    residual = rng.standard_normal((n, co, oh, ow)).astype(np.float32)
+    blocks = n * groups * -(-(co // groups) // 8)
+    args = [c, h, wd, co, oh, ow, kh, kw, *stride, *dilation, pads[0], pads[1], groups, blocks,
+            0.0, 0.0]
+    got = cl_env.run("conv2d", f"-DVW={vw} -DHAS_BIAS -DHAS_RESIDUAL", "conv2d_direct",
+                     (n, co, oh, ow), [x, w, bias, residual], args,
+                     work_items=(-(-ow // vw), oh, blocks), local_size=local_size)
+    assert_close(got, conv2d_ref(x, w, bias, stride, dilation, pads, groups, residual), atol=1e-4)

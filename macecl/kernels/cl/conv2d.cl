@@ -68,6 +68,26 @@ inline void conv_epilogue(floatv acc, const int lanes, const int co, const size_
     }
 }
 
+/* VW inputs of one image row: row[iw + i * stride] for lane i, zero outside [0, W). `inside`
+   says every lane is in the row, which makes strides 1 and 2 whole-vector loads. */
+inline floatv load_row(__global const float* row, const int iw, const int stride, const int W,
+                       const int lanes, const bool inside)
+{
+    if (inside && stride == 1)
+        return vloadv(0, row + iw);
+    if (inside && stride == 2) {
+        const floatv a = vloadv(0, row + iw);
+        const floatv b = vloadv(0, row + iw + VW);  /* inside: the last lane's column < W */
+        return (floatv)(a.even, b.even);
+    }
+    float lane[VW];
+    for (int i = 0; i < VW; ++i) {
+        const int at = iw + i * stride;
+        lane[i] = (i < lanes && at >= 0 && at < W) ? row[at] : 0.0f;
+    }
+    return vloadv(0, lane);
+}
+
 __kernel void im2col(__global const float* input,
                      __global float* cols,
                      const int C, const int H, const int W, const int OH, const int OW,
@@ -168,8 +188,7 @@ __kernel void depthwise_conv2d(__global const float* input,
     __global const float* plane = input + ((size_t)n * C_in + ci) * H * W;
     __global const float* taps = filter + (size_t)co * KH * KW;
     const int iw0 = ow0 * stride_w - pad_left;
-    /* the columns every lane reads lie inside the row: one vector load per tap (stride 1) */
-    const bool inside = iw0 >= 0 && iw0 + (VW - 1) * stride_w + (KW - 1) * dil_w < W;
+    const bool inside = iw0 >= 0 && iw0 + VW * stride_w + (KW - 1) * dil_w <= W;
 
     floatv acc = (floatv)(0.0f);
     for (int kh = 0; kh < KH; ++kh) {
@@ -177,22 +196,67 @@ __kernel void depthwise_conv2d(__global const float* input,
         if (ih < 0 || ih >= H) continue;  /* zero padding contributes nothing */
         __global const float* row = plane + ih * W;
         for (int kw = 0; kw < KW; ++kw) {
-            const float tap = taps[kh * KW + kw];
-            const int iw = iw0 + kw * dil_w;
-            floatv v;
-            if (inside && stride_w == 1) {
-                v = vloadv(0, row + iw);
-            } else {
-                float lane[VW];
-                for (int i = 0; i < VW; ++i) {
-                    const int at = iw + i * stride_w;
-                    lane[i] = (i < lanes && at >= 0 && at < W) ? row[at] : 0.0f;
-                }
-                v = vloadv(0, lane);
-            }
-            acc = mad((floatv)(tap), v, acc);
+            const floatv v = load_row(row, iw0 + kw * dil_w, stride_w, W, lanes, inside);
+            acc = mad((floatv)(taps[kh * KW + kw]), v, acc);
         }
     }
     const size_t at = ((size_t)nc * OH + oh) * OW + ow0;
     conv_epilogue(acc, lanes, co, at, bias, residual, output, act_a, act_b);
+}
+
+__kernel void conv2d_direct(__global const float* input,
+                            __global const float* filter,
+                            __global const float* bias,
+                            __global const float* residual,
+                            __global float* output,
+                            const int C_in, const int H, const int W,
+                            const int C_out, const int OH, const int OW,
+                            const int KH, const int KW,
+                            const int stride_h, const int stride_w,
+                            const int dil_h, const int dil_w,
+                            const int pad_top, const int pad_left,
+                            const int groups, const int blocks,
+                            const float act_a, const float act_b)
+{
+    const int block = get_global_id(0);
+    const int oh = get_global_id(1);
+    const int z = get_global_id(2);  /* ((n * groups + g) * channel_blocks + channel block */
+    if (block * VW >= OW || oh >= OH || z >= blocks) return;
+    const int M = C_out / groups;
+    const int channel_blocks = (M + CO_BLOCK - 1) / CO_BLOCK;
+    const int m0 = (z % channel_blocks) * CO_BLOCK;
+    const int ng = z / channel_blocks;
+    const int g = ng % groups;
+    const int n = ng / groups;
+    const int ow0 = OW >= VW ? min(block * VW, OW - VW) : 0;  /* as in conv2d_gemm */
+    const int lanes = min(VW, OW - ow0);
+    const int cin_per_group = C_in / groups;
+    const int taps = cin_per_group * KH * KW;
+
+    __global const float* w[CO_BLOCK];  /* rows past M repeat the last (never stored) */
+    for (int j = 0; j < CO_BLOCK; ++j)
+        w[j] = filter + ((size_t)g * M + min(m0 + j, M - 1)) * taps;
+    const int iw0 = ow0 * stride_w - pad_left;
+    const bool inside = iw0 >= 0 && iw0 + VW * stride_w + (KW - 1) * dil_w <= W;
+
+    floatv acc[CO_BLOCK];
+    for (int j = 0; j < CO_BLOCK; ++j) acc[j] = (floatv)(0.0f);
+    for (int ci = 0; ci < cin_per_group; ++ci) {
+        __global const float* plane = input + ((size_t)n * C_in + g * cin_per_group + ci) * H * W;
+        for (int kh = 0; kh < KH; ++kh) {
+            const int ih = oh * stride_h - pad_top + kh * dil_h;
+            if (ih < 0 || ih >= H) continue;  /* zero padding contributes nothing */
+            __global const float* row = plane + ih * W;
+            const int t0 = (ci * KH + kh) * KW;
+            for (int kw = 0; kw < KW; ++kw) {
+                const floatv v = load_row(row, iw0 + kw * dil_w, stride_w, W, lanes, inside);
+                for (int j = 0; j < CO_BLOCK; ++j) acc[j] = mad((floatv)(w[j][t0 + kw]), v, acc[j]);
+            }
+        }
+    }
+    for (int j = 0; j < CO_BLOCK && m0 + j < M; ++j) {
+        const int co = g * M + m0 + j;
+        const size_t at = (((size_t)n * C_out + co) * OH + oh) * OW + ow0;
+        conv_epilogue(acc[j], lanes, co, at, bias, residual, output, act_a, act_b);
+    }
 }
