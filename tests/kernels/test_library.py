@@ -14,7 +14,7 @@ PROGRAMS = {
     "conv_transpose2d": ("-DHAS_BIAS -DACTIVATION=1", {"conv_transpose2d"}),
     "copy": ("-DMODE=1", {"copy_box", "pad"}),
     "elementwise": ("-DOP=4", {"binary", "binary_flat"}),
-    "gemm": ("-DTRANS_A -DTRANS_B -DHAS_C -DACTIVATION=2", {"gemm", "matmul"}),
+    "gemm": ("-DVW=16 -DTRANS_A -DTRANS_B -DHAS_C -DACTIVATION=2", {"gemm", "matmul"}),
     "lrn": ("", {"lrn"}),
     "pooling": ("", {"max_pool2d", "avg_pool2d", "global_avg_pool", "global_max_pool"}),
     "reduce": ("-DOP=1", {"reduce"}),
