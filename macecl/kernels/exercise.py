@@ -70,7 +70,7 @@ def sample_launches() -> list[Launch]:
                 np.int32(n * c), *_f(0, 0)), (w // 8, h, n * c)),
         Launch("conv_transpose2d", ("-DHAS_BIAS",), "conv_transpose2d",
                (x, t(c, c, 2, 2), t(c), out, *_i(n, c, h, w, c, 2 * h, 2 * w, 2, 2, 2, 2, 1, 1,
-                                                   0, 0, 1), *_f(0, 0)), total * 4),
+                                                   0, 0, 1), *_f(0, 0)), (2 * w, 2 * h, 1)),
         Launch("pooling", (), "max_pool2d",
                (x, out, *_i(n, c, h, w, h // 2, w // 2, 2, 2, 2, 2, 1, 1, 0, 0)), total // 4),
         Launch("pooling", (), "avg_pool2d",

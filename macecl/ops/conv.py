@@ -163,7 +163,9 @@ def _convolve_transposed(node: Node, builder, x, w, bias, group: int, out_channe
     geometry = (n, c_in, h, wd, c_out, oh, ow, *w2.shape[2:], s[0], s[1], d[0], d[1], b[0], b[1],
                 group)
     args = [x2, w2, bias, out2, *(np.int32(v) for v in geometry), act_a, act_b]
-    builder.launch("conv_transpose2d", "conv_transpose2d", args, out2.size, options=options)
+    blocks = n * group * -(-(c_out // group) // GEMM_CHANNELS)
+    builder.launch("conv_transpose2d", "conv_transpose2d", args, (ow, oh, blocks),
+                   options=options)
     return out
 
 
