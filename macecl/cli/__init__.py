@@ -18,6 +18,7 @@ from macecl import config
 from macecl.cli.cache import cache_app, inspect
 from macecl.cli.common import JsonFlag, err, fail, out
 from macecl.cli.models import convert, run
+from macecl.cli.tune import tune
 from macecl.errors import MaceclError
 
 app = typer.Typer(help="Run neural networks on OpenCL devices, with MACE's compiled-program cache.",
@@ -25,6 +26,7 @@ app = typer.Typer(help="Run neural networks on OpenCL devices, with MACE's compi
 app.add_typer(cache_app, name="cache")
 app.command()(convert)
 app.command()(run)
+app.command()(tune)
 
 
 @app.callback()

@@ -52,7 +52,7 @@ def convert(
               soft_wrap=True)
 
 
-def _feeds(engine, specs: list[str]) -> dict:
+def feeds_from_options(engine, specs: list[str]) -> dict:
     """--input NAME=FILE.npy | NAME=random | NAME=random:D1,D2,...; unnamed inputs are random."""
     import numpy as np
 
@@ -108,7 +108,7 @@ def run(
     with out.status(f"loading {model}..."):
         engine = Engine(model, device=device, profiling=profile)
     with engine:
-        feeds = _feeds(engine, input or [])
+        feeds = feeds_from_options(engine, input or [])
         results = engine.run(feeds)
         for _ in range(warmup):
             engine.run(feeds)

@@ -15,16 +15,19 @@ import collections
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from macecl.cache.tuning_format import TunedLaunch
 from macecl.engine import models
 from macecl.engine.plan import FLOAT, Meta, Plan, Step, Value, make_plan
-from macecl.errors import InputError
+from macecl.errors import CacheWarning, InputError, KernelExecutionError
 from macecl.graph.ir import Graph, TensorSpec
 from macecl.ops.traits import DeviceTraits
+from macecl.runtime import tuner
 from macecl.runtime.context import GPUContext, GPUContextBuilder
 from macecl.runtime.opencl import cl
 from macecl.runtime.programs import Kernel
@@ -91,6 +94,7 @@ class Engine:
         self._plans: collections.OrderedDict[tuple, _Prepared] = collections.OrderedDict()
         self._kernels: dict[tuple, Kernel] = {}
         self._bound: dict[tuple, _Prepared] = {}
+        self._refused: set[tuple] = set()  # tuned launches warned about as not fitting
         self._saved = False
         fixed = self._fixed_shapes()
         if fixed is not None:
@@ -119,9 +123,8 @@ class Engine:
 
         def attempt():
             nonlocal attempts
-            if attempts:  # the context rebuilt its programs from source: take new kernels
-                self._kernels.clear()
-                self._bound.clear()
+            if attempts:  # the context rebuilt its programs from source: take new kernels,
+                self._forget_plans()  # and check tuned sizes against their limits anew
             attempts += 1
             return self._execute(shapes, arrays)
 
@@ -138,19 +141,13 @@ class Engine:
 
     def warmup(self, feeds: Mapping[str, np.ndarray] | None = None, rounds: int = 1) -> None:
         """Run ``rounds`` times on ``feeds`` (zeros of the declared shapes if omitted)."""
-        if feeds is None:
-            shapes = self._fixed_shapes()
-            if shapes is None:
-                raise InputError("the model has inputs of unfixed shape "
-                                 f"({self._describe_inputs()}); pass feeds to warmup()")
-            feeds = {s.name: np.zeros(shape, FLOAT) for s, shape in zip(self.graph.inputs, shapes)}
+        feeds = self._default_feeds() if feeds is None else feeds
         for _ in range(rounds):
             self.run(feeds)
 
     def profile(self, feeds: Mapping[str, np.ndarray]) -> list[dict]:
         """One run timed per launch with OpenCL profiling events (needs ``profiling=True``)."""
-        if not self.context.queue.properties & cl.command_queue_properties.PROFILING_ENABLE:
-            raise InputError("profiling needs an engine made with profiling=True")
+        self._need_profiling("profiling")
         arrays = self._checked_inputs(feeds)
         prepared = self._prepare(tuple(a.shape for a in arrays))
         events = self._execute(prepared.plan.shapes, arrays, keep_events=True)
@@ -163,15 +160,43 @@ class Engine:
                              "ms": (event.profile.end - event.profile.start) * 1e-6})
         return rows
 
+    def tune(self, feeds: Mapping[str, np.ndarray] | None = None, repeats: int = 5,
+             progress: Callable[[int, int], None] | None = None) -> list[TunedLaunch]:
+        """Time each launch of one run over the local sizes its kernel allows; keep the best.
+
+        The results go to the tuned-parameters file (merged with what is there) and are used
+        by this engine at once. Needs ``profiling=True``. ``feeds`` default to zeros of the
+        declared shapes; ``progress(done, total)`` is called after each launch is tuned.
+        """
+        self._need_profiling("tuning")
+        feeds = self._default_feeds() if feeds is None else feeds
+        self.run(feeds)  # builds the programs and binds the arguments; buffers hold real values
+        prepared = self._prepare(tuple(np.shape(feeds[s.name]) for s in self.graph.inputs))
+        queue, device = self.context.queue, self.context.device
+        steps = [step for step in prepared.plan.steps if step.local_size is None]
+        results: dict[tuple, TunedLaunch] = {}
+        for done, step in enumerate(steps, 1):
+            kernel = self._kernel(step)
+            key = (kernel.program.key, step.kernel, step.global_size)
+            if key not in results:
+                trials = tuner.search(
+                    lambda local, k=kernel, s=step: k.launch(queue, *_geometry(s.global_size, local)),
+                    tuner.candidates(step.global_size, tuner.limits(kernel, device)), repeats)
+                best, default = tuner.best(trials)
+                results[key] = TunedLaunch(device.fingerprint, *key, best.local_size, best.ns,
+                                           default.ns)
+            if progress is not None:
+                progress(done, len(steps))
+        queue.finish()
+        self.context.save_tuning(list(results.values()))
+        self._forget_plans()
+        return list(results.values())
+
     def close(self) -> None:
-        for prepared in self._plans.values():
-            self._release(prepared)
-        self._plans.clear()
+        self._forget_plans()
         for buffer in self._constants.values():
             buffer.release()
         self._constants.clear()
-        self._kernels.clear()
-        self._bound.clear()
         if self._owns_context:
             self.context.close()
 
@@ -181,7 +206,18 @@ class Engine:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _need_profiling(self, what: str) -> None:
+        if not self.context.queue.properties & cl.command_queue_properties.PROFILING_ENABLE:
+            raise InputError(f"{what} needs an engine made with profiling=True")
+
     # -- inputs ----------------------------------------------------------------------------
+
+    def _default_feeds(self) -> dict[str, np.ndarray]:
+        shapes = self._fixed_shapes()
+        if shapes is None:
+            raise InputError("the model has inputs of unfixed shape "
+                             f"({self._describe_inputs()}); pass feeds")
+        return {s.name: np.zeros(shape, FLOAT) for s, shape in zip(self.graph.inputs, shapes)}
 
     def _describe_inputs(self) -> str:
         return ", ".join(f"{s.name}: {s.dtype} {s.describe_shape()}" for s in self.graph.inputs)
@@ -269,8 +305,8 @@ class Engine:
                                           hostbuf=data))
                 else:
                     args.append(arg)
-            launches.append((step.key, args, *_geometry(step.global_size, step.local_size)))
-            self._kernel(step)
+            launches.append((step.key, args, *_geometry(step.global_size,
+                                                         self._local_size(step))))
         for buffer, data in uploads.values():
             cl.enqueue_copy(context.queue, buffer, data, is_blocking=True)
         outputs = [storage_buffer(v) if v.on_device else v.host for v in plan.outputs]
@@ -303,6 +339,35 @@ class Engine:
             self._kernels[step.key] = kernel
         return kernel
 
+    def _local_size(self, step: Step) -> tuple[int, ...] | None:
+        """The kernel's own local size, else a tuned one that fits its limits, else None."""
+        kernel = self._kernel(step)
+        if step.local_size is not None:
+            return step.local_size
+        tuned = self.context.tuned.get((kernel.program.key, step.kernel, step.global_size))
+        if tuned is None or tuned.local_size is None:
+            return None
+        reason = tuner.check_local_size(tuned.local_size, step.global_size,
+                                        tuner.limits(kernel, self.context.device))
+        if reason is None:
+            return tuned.local_size
+        if tuned.key not in self._refused:
+            self._refused.add(tuned.key)
+            warnings.warn(
+                f"tuned local size {tuned.local_size} of kernel {step.kernel} ({step.node}) "
+                f"does not fit this device: {reason} (tuned on {tuned.device.describe()}); "
+                "using the driver's choice; run `macecl tune` to tune for this device",
+                CacheWarning, stacklevel=4)
+        return None
+
+    def _forget_plans(self) -> None:
+        """Drop every plan and kernel (after programs were rebuilt, or the tuning changed)."""
+        for prepared in self._plans.values():
+            self._release(prepared)
+        self._plans.clear()
+        self._kernels.clear()
+        self._bound.clear()
+
     def _release(self, prepared: _Prepared) -> None:
         for key, owner in list(self._bound.items()):
             if owner is prepared:
@@ -320,13 +385,23 @@ class Engine:
             if array.size:
                 cl.enqueue_copy(queue, buffer, array, is_blocking=False)
         events = []
-        for (key, args, global_size, local_size), step in zip(prepared.launches,
-                                                               prepared.plan.steps):
+        for index, step in enumerate(prepared.plan.steps):
+            key, args, global_size, local_size = prepared.launches[index]
             kernel = self._kernels.get(key) or self._kernel(step)
             if self._bound.get(key) is not prepared:
                 kernel.set_args(*args)
                 self._bound[key] = prepared
-            events.append(kernel.launch(queue, global_size, local_size))
+            try:
+                events.append(kernel.launch(queue, global_size, local_size))
+            except KernelExecutionError as error:
+                if local_size is None or step.local_size is not None:
+                    raise
+                # A tuned size within the kernel's limits the driver still refused: keep the
+                # driver's choice for this launch from now on.
+                warnings.warn(f"{error} with tuned local size {local_size}; using the driver's "
+                              "choice", CacheWarning, stacklevel=3)
+                prepared.launches[index] = (key, args, *_geometry(step.global_size, None))
+                events.append(kernel.launch(queue, *prepared.launches[index][2:]))
         results = []
         for value, source in zip(prepared.plan.outputs, prepared.outputs):
             if isinstance(source, np.ndarray):

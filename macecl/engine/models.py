@@ -14,7 +14,6 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from macecl import config
 from macecl.errors import ModelFormatError
 from macecl.graph import model_file
 from macecl.graph.ir import Graph

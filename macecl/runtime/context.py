@@ -18,6 +18,9 @@ from macecl import config
 from macecl.cache.fingerprint import ReusePolicy
 from macecl.cache.format import CacheFile
 from macecl.cache.store import CacheStore
+from macecl.cache.tuning_format import FILE_NAME as PARAMETER_FILE_NAME
+from macecl.cache.tuning_format import TunedLaunch
+from macecl.cache.tuning_store import TuningStore
 from macecl.errors import CacheFormatError, CacheWarning, KernelExecutionError
 from macecl.runtime.device import Device, select_device
 from macecl.runtime.opencl import cl
@@ -47,13 +50,20 @@ class GPUContext:
     ):
         self.device = device
         self.cache_path = cache_path
-        self.parameter_path = parameter_path
+        self.parameter_path = parameter_path or cache_path.with_name(PARAMETER_FILE_NAME)
         self.policy = policy
         self.cl_context = cl.Context([device.cl_device])
         properties = cl.command_queue_properties.PROFILING_ENABLE if profiling else 0
         self.queue = cl.CommandQueue(self.cl_context, device.cl_device, properties=properties)
         self.store = CacheStore(cache_path, lock_timeout=config.settings().lock_timeout)
         self.programs = ProgramManager(device, self.cl_context, self.store, precompiled, policy)
+        self.tuning = TuningStore(self.parameter_path, lock_timeout=config.settings().lock_timeout)
+        tuned = self.tuning.load()
+        # Tuned launches this device may use (per the reuse policy), keyed by
+        # (program key, kernel name, global size); each is checked against the compiled
+        # kernel's limits before its first launch (engine), since another driver's limits differ.
+        self.tuned: dict[tuple, TunedLaunch] = (
+            tuned.for_device(device.fingerprint, policy) if tuned else {})
 
     @property
     def stats(self) -> ProgramStats:
@@ -68,6 +78,11 @@ class GPUContext:
         """
         self.queue.finish()
         return self.programs.flush()
+
+    def save_tuning(self, launches: list[TunedLaunch]) -> bool:
+        """Merge tuned launches into the tuned-parameters file and use them from now on."""
+        self.tuned.update((launch.key, launch) for launch in launches)
+        return self.tuning.save(launches)
 
     def run_with_fallback(self, step: Callable[[], T]) -> T:
         """Run ``step``; if an OpenCL error hits it while stored binaries are in use, erase this
@@ -140,7 +155,7 @@ class GPUContextBuilder:
         return self
 
     def set_opencl_parameter_path(self, path: str | Path) -> GPUContextBuilder:
-        """Tuned work-group sizes file (``tuned_opencl_parameter.bin``)."""
+        """Tuned work-group sizes file; default: ``tuned_opencl_parameter.bin`` beside the cache."""
         self._parameter_path = Path(path)
         return self
 

@@ -1,0 +1,161 @@
+"""Latency of macecl on a GPU against PyTorch on the same GPU (CUDA, FP32, batch 1), same run.
+
+The ONNX model becomes a torch module through onnx2torch. Both sides take NumPy in and give
+NumPy out (the host-device copies are in both figures, as `Engine.run` includes them).
+Each model: one macecl engine (default local sizes, then tuned ones if --tune), PyTorch
+eager under `torch.inference_mode`, and, unless --no-compile, `torch.compile` of the same
+module; a warm-up each, then --rounds runs alternating between them. Medians and ratios
+against PyTorch eager (below 1: macecl is faster).
+
+    python bench/torch_latency.py [--rounds 20] [--models squeezenet,ppocr_rec]
+                                  [--device NVIDIA] [--no-compile] [--tune] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).parent))
+from latency import model_list  # noqa: E402  (a sibling script, not a package)
+
+
+def with_initializers(model):
+    """onnx2torch reads weights from initializers only; exporters (Paddle2ONNX) also put them
+    in Constant nodes, and the ONNX light models make them with ConstantOfShape of a stored
+    shape: turn both into initializers."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    stored = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in list(graph.node):
+        value = next((numpy_helper.to_array(a.t) for a in node.attribute if a.name == "value"),
+                     None)
+        if node.op_type == "Constant" and value is not None and len(node.attribute) == 1:
+            array = value
+        elif node.op_type == "ConstantOfShape" and node.input[0] in stored:
+            fill = value if value is not None else np.zeros(1, np.float32)
+            array = np.full(stored[node.input[0]].astype(np.int64), fill.ravel()[0], fill.dtype)
+        else:
+            continue
+        graph.initializer.append(numpy_helper.from_array(array, node.output[0]))
+        graph.node.remove(node)
+    return model
+
+
+def torch_runner(module, device):
+    import torch
+
+    def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        with torch.inference_mode():
+            args = [torch.from_numpy(a).to(device) for a in feeds.values()]
+            result = module(*args)
+            results = result if isinstance(result, (tuple, list)) else [result]
+            return [r.cpu().numpy() for r in results]
+
+    return run
+
+
+def measure(name: str, path: Path, shapes: dict, args, directory: Path) -> dict:
+    import onnx
+    import onnx2torch
+    import torch
+
+    import macecl
+
+    context = (macecl.GPUContextBuilder().set_device(args.device).set_profiling(args.tune)
+               .set_storage_path(directory).finalize())
+    engine = macecl.Engine(path, context=context, input_shapes=shapes or None)
+    rng = np.random.default_rng(0)
+    feeds = {s.name: rng.random(shapes.get(s.name) or s.shape, dtype=np.float32)
+             for s in engine.inputs}
+    runners = {"macecl": lambda f: list(engine.run(f).values())}
+    if args.tune:
+        tuned = macecl.Engine(path, context=context, input_shapes=shapes or None)
+        tuned.tune(feeds, repeats=3)
+        runners["macecl tuned"] = lambda f: list(tuned.run(f).values())
+    device = torch.device("cuda")
+    module = onnx2torch.convert(with_initializers(onnx.load(str(path)))).to(device).eval()
+    runners["torch eager"] = torch_runner(module, device)
+    compile_seconds = None
+    compile_error = None
+    if not args.no_compile:
+        compiled = torch.compile(module)
+        started = time.perf_counter()
+        try:
+            torch_runner(compiled, device)(feeds)
+            compile_seconds = time.perf_counter() - started
+            runners["torch.compile"] = torch_runner(compiled, device)
+        except Exception as error:  # dynamo cannot trace some onnx2torch modules
+            compile_error = f"{type(error).__name__}: {error}".splitlines()[0][:200]
+    reference = runners["torch eager"](feeds)
+    errors = {}
+    for runner_name, run in runners.items():
+        got = run(feeds)  # also the warm-up
+        errors[runner_name] = max(float(np.max(np.abs(g - r)) / max(np.max(np.abs(r)), 1e-12))
+                                  for g, r in zip(got, reference))
+    times = {runner_name: [] for runner_name in runners}
+    for _ in range(args.rounds):
+        for runner_name, run in runners.items():
+            started = time.perf_counter()
+            run(feeds)
+            times[runner_name].append(time.perf_counter() - started)
+    engine.close()
+    context.close()
+    medians = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    return {"device": context.device.name, "ms": medians,
+            "ratio_to_eager": {k: v / medians["torch eager"] for k, v in medians.items()},
+            "relative_error_to_eager": errors, "compile_seconds": compile_seconds,
+            "compile_error": compile_error}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--models", help="comma-separated names (default: all)")
+    parser.add_argument("--device", default="NVIDIA")
+    parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out")
+    parser.add_argument("--tune", action="store_true", help="also macecl with tuned local sizes")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    models = model_list()
+    if args.models:
+        models = {n: models[n] for n in args.models.split(",")}
+    console = Console(width=180)
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="macecl-torch-") as scratch:
+        for name, (path, shapes) in models.items():
+            try:
+                results[name] = measure(name, path, shapes, args, Path(scratch) / name)
+            except Exception as error:  # one model's failure must not hide the others
+                results[name] = {"error": f"{type(error).__name__}: {error}"[:300]}
+            console.print(name, json.dumps(results[name]), highlight=False, soft_wrap=True)
+    runners = sorted({k for r in results.values() for k in r.get("ms", {})},
+                     key=["macecl", "macecl tuned", "torch eager", "torch.compile"].index)
+    table = Table(title=f"median latency ms, {args.rounds} alternating runs; "
+                        "(ratio to torch eager)")
+    table.add_column("model")
+    for runner in runners:
+        table.add_column(runner, justify="right")
+    for name, r in results.items():
+        if "error" in r:
+            table.add_row(name, r["error"][:80])
+            continue
+        table.add_row(name, *(f"{r['ms'][k]:.2f} ({r['ratio_to_eager'][k]:.2f}x)"
+                              if k in r["ms"] else "-" for k in runners))
+    console.print(table)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
