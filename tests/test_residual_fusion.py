@@ -78,17 +78,20 @@ def test_bias_free_conv_gets_an_empty_bias_slot(tmp_path):
 
 
 def test_broadcast_add_and_shared_outputs_stay_apart(tmp_path):
-    """A per-channel constant (a broadcast, known at conversion) and a Conv output read
-    twice are not residuals: the Adds stay."""
+    """A per-channel constant and a scalar (broadcasts, known at conversion), and a Conv
+    output read twice, are not residuals: the Adds stay."""
     path = save(tmp_path, [
         helper.make_node("Conv", ["x", "w"], ["c"]),
-        helper.make_node("Add", ["c", "k"], ["a"]),
+        helper.make_node("Add", ["c", "k"], ["a0"]),
+        helper.make_node("Conv", ["a0", "w"], ["c1"]),
+        helper.make_node("Add", ["s", "c1"], ["a"]),
         helper.make_node("Conv", ["a", "w"], ["d"]),
         helper.make_node("Relu", ["d"], ["d2"]),
         helper.make_node("Add", ["d", "d2"], ["y"]),
-    ], {"w": weights(4, 4, 1, 1), "k": weights(1, 4, 1, 1)}, [("x", [1, 4, 5, 5])])
+    ], {"w": weights(4, 4, 1, 1), "k": weights(1, 4, 1, 1), "s": np.float32(0.5)},
+        [("x", [1, 4, 5, 5])])
     graph = convert(path)
-    assert [n.op for n in graph.nodes].count("Add") == 2
+    assert [n.op for n in graph.nodes].count("Add") == 3
     assert all(len(n.inputs) <= 3 for n in graph.nodes if n.op == "Conv")
     same_as_onnxruntime(path, {"x": RNG.standard_normal((1, 4, 5, 5)).astype(np.float32)})
 

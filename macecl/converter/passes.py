@@ -234,15 +234,18 @@ def fuse_residual_add(graph: Graph, value_shapes: dict[str, list[Dim]]) -> None:
 
 
 def _same_or_unknown(conv_shape, other_shape, constant) -> bool:
-    """False when the shapes are known and differ (y would broadcast, or widen the output)."""
+    """False when y's shape is known to differ from the Conv output's (y would broadcast,
+    or widen the output). An empty list is an unknown shape: a Conv output has rank 3 or 4."""
     if constant is not None:
         other_shape = list(constant.shape)
+        if len(other_shape) < 3:  # a scalar or a per-channel vector: a broadcast, surely
+            return False
     if not conv_shape or not other_shape:
         return True
-    known = [isinstance(a, int) and isinstance(b, int) for a, b in zip(conv_shape, other_shape)]
     if len(conv_shape) != len(other_shape):
         return False
-    return all(a == b for a, b, k in zip(conv_shape, other_shape, known) if k)
+    return all(a == b for a, b in zip(conv_shape, other_shape)
+               if isinstance(a, int) and isinstance(b, int))
 
 
 def fuse_activations(graph: Graph) -> None:
