@@ -18,12 +18,12 @@ import statistics
 
 os.environ.setdefault("PYOPENCL_NO_CACHE", "1")
 
-import numpy as np  # noqa: E402
-import pyopencl as cl  # noqa: E402
+import numpy as np
+import pyopencl as cl
 
-from macecl.kernels import program_source  # noqa: E402
-from macecl.ops.traits import DeviceTraits  # noqa: E402
-from macecl.runtime.device import select_device  # noqa: E402
+from macecl.kernels import program_source
+from macecl.ops.traits import DeviceTraits
+from macecl.runtime.device import select_device
 
 # name: (C_in, H, W, C_out, K, stride, pad, groups)
 SHAPES = {
