@@ -3,11 +3,27 @@
 For each shape (layers of the bench models), every applicable way of computing it on the
 library's kernels runs --rounds times, the ways interleaved round by round so that machine
 noise hits them alike; prints the median kernel time (OpenCL profiling events) of each and
-checks they agree. Ways: the pre-GEMM naive kernel's cost is not kept here (see git history);
-`gemm` = conv2d_gemm straight on the input (1x1, stride 1, no pad only), `im2col+gemm`,
-`direct` = conv2d_direct, `depthwise` = depthwise_conv2d (one input channel per group).
+checks they agree. Ways: `gemm` = conv2d_gemm straight on the input (1x1, stride 1, no
+pad only), `im2col+gemm`, `direct` = conv2d_direct, `depthwise` = depthwise_conv2d (one
+input channel per group).
 
-    python bench/conv_kernels.py [--rounds 9] [--device SELECTOR]
+    python bench/conv_kernels.py [--rounds 9] [--device SELECTOR] [--shapes 3x3,dw]
+
+What it showed on PoCL 3.0, a 2-core AVX-512 Xeon shared with other jobs (load 7, so the
+absolute figures are low; the order is what decided), --rounds 5, ms:
+
+    resnet 1x1 256->64 56x56     gemm 25.7   im2col+gemm 45.6   direct 30.5
+    resnet 1x1 1024->256 14x14   gemm 10.9   im2col+gemm 16.7   direct 24.5
+    resnet 3x3 64 56x56                      im2col+gemm 114.2  direct 46.7
+    resnet 3x3 256 14x14                     im2col+gemm 44.3   direct 46.6
+    resnet 3x3 512 7x7                       im2col+gemm 39.0   direct 62.0
+    resnet 7x7/2 3->64 224                   im2col+gemm 79.9   direct 35.5
+    det 3x3 64->16 160x160                   im2col+gemm 476.8  direct 93.9
+
+Hence ops/conv.py: 1x1 unit-stride convolutions as a GEMM on the input, im2col + GEMM where
+output rows are narrower than a vector (7x7, 14x14 maps at 16 lanes), direct otherwise.
+Work-group shapes matter as much on PoCL: depthwise 3x3 96x80x80 took 11.9 ms with the
+driver's choice and 2.3-3.0 ms with any small explicit one; that is left to the tuner.
 """
 
 from __future__ import annotations
