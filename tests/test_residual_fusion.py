@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnxruntime
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import macecl
@@ -46,14 +47,16 @@ def bn(channels):
             "var": RNG.uniform(0.5, 1.5, channels).astype(np.float32)}
 
 
-def test_resnet_block_becomes_two_convolutions(tmp_path):
+@pytest.mark.parametrize("add", ["Add", "Sum"])
+def test_resnet_block_becomes_two_convolutions(tmp_path, add):
     """Conv -> BN -> Add(shortcut Conv) -> Relu, the shortcut listed after the Add's other
-    input: the fused Conv must move after it, and Relu must come after the Add."""
+    input: the fused Conv must move after it, and Relu must come after the Add. ONNX's
+    ResNet-50 writes the Add as a two-input Sum."""
     path = save(tmp_path, [
         helper.make_node("Conv", ["x", "w1"], ["c"], pads=[1, 1, 1, 1]),
         helper.make_node("BatchNormalization", ["c", "scale", "shift", "mean", "var"], ["b"]),
         helper.make_node("Conv", ["x", "w2", "b2"], ["s"]),
-        helper.make_node("Add", ["b", "s"], ["a"]),
+        helper.make_node(add, ["b", "s"], ["a"]),
         helper.make_node("Relu", ["a"], ["y"]),
     ], {"w1": weights(6, 4, 3, 3), "w2": weights(6, 4, 1, 1), "b2": weights(6), **bn(6)},
         [("x", [1, 4, 9, 11])])
@@ -112,3 +115,20 @@ def test_residual_of_unknown_shape_that_broadcasts_at_run_time(tmp_path):
     same_as_onnxruntime(path, feeds)
     feeds["r"] = RNG.standard_normal((1, 3, 6, 5)).astype(np.float32)  # and when it does not
     same_as_onnxruntime(path, feeds)
+
+
+def test_an_opset6_axis_broadcast_of_a_computed_tensor_is_still_refused(tmp_path):
+    """Add(broadcast=1, axis=1) of a Conv output and a graph input cannot be expressed as a
+    NumPy broadcast: the fusion must not hide it from the converter's refusal."""
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"]),
+         helper.make_node("Add", ["c", "r"], ["y"], broadcast=1, axis=1)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 5, 5]),
+         helper.make_tensor_value_info("r", TensorProto.FLOAT, None)],  # shape unknown
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(weights(4, 4, 1, 1), "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 6)])
+    path = tmp_path / "opset6.onnx"
+    onnx.save(model, path)
+    with pytest.raises(macecl.UnsupportedModelError, match="opset-6 broadcasting"):
+        convert(path)

@@ -206,6 +206,8 @@ def _hard_swish_gate(graph, producers, gate: Node | None, x: str):
 
 def fuse_residual_add(graph: Graph, value_shapes: dict[str, list[Dim]]) -> None:
     """Add(Conv(x), y): y becomes the Conv's fourth input, added in its kernel's epilogue.
+    A two-input Sum is the same Add (older exporters, ResNet-50 among them, write Sum). An
+    opset-6 Add broadcasting along an axis of a computed tensor stays, for check_supported.
 
     Only where the Conv's output feeds that Add alone, carries no activation yet (the
     activation must come after the Add) and is not known to differ in shape from y (shape
@@ -214,7 +216,8 @@ def fuse_residual_add(graph: Graph, value_shapes: dict[str, list[Dim]]) -> None:
     """
     producers = graph.producers()
     for add in list(graph.nodes):
-        if add.op != "Add" or len(add.inputs) != 2 or add.inputs[0] == add.inputs[1]:
+        if add.op not in ("Add", "Sum") or len(add.inputs) != 2 \
+                or add.inputs[0] == add.inputs[1] or "legacy_axis" in add.attrs:
             continue
         for conv_output, other in (add.inputs, add.inputs[::-1]):
             conv = producers.get(conv_output)
