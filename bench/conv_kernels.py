@@ -9,21 +9,24 @@ input channel per group).
 
     python bench/conv_kernels.py [--rounds 9] [--device SELECTOR] [--shapes 3x3,dw]
 
-What it showed on PoCL 3.0, a 2-core AVX-512 Xeon shared with other jobs (load 7, so the
-absolute figures are low; the order is what decided), --rounds 5, ms:
+What it showed on PoCL 3.0, a 2-core AVX-512 Xeon shared with other jobs (load about 1.5),
+--rounds 7, ms (the vector width the device prefers is 16):
 
-    resnet 1x1 256->64 56x56     gemm 25.7   im2col+gemm 45.6   direct 30.5
-    resnet 1x1 1024->256 14x14   gemm 10.9   im2col+gemm 16.7   direct 24.5
-    resnet 3x3 64 56x56                      im2col+gemm 114.2  direct 46.7
-    resnet 3x3 256 14x14                     im2col+gemm 44.3   direct 46.6
-    resnet 3x3 512 7x7                       im2col+gemm 39.0   direct 62.0
-    resnet 7x7/2 3->64 224                   im2col+gemm 79.9   direct 35.5
-    det 3x3 64->16 160x160                   im2col+gemm 476.8  direct 93.9
+    resnet 1x1 256->64 56x56     gemm 7.35   im2col+gemm 12.48   direct 7.67
+    resnet 1x1 1024->256 14x14   gemm 4.60   im2col+gemm 5.96    direct 9.22
+    resnet 3x3 64 56x56                      im2col+gemm 28.33   direct 15.67
+    resnet 3x3 256 14x14                     im2col+gemm 15.30   direct 17.24
+    resnet 3x3 512 7x7                       im2col+gemm 13.64   direct 32.99
+    resnet 7x7/2 3->64 224                   im2col+gemm 32.20   direct 15.38
+    det 3x3/2 3->16 640                      im2col+gemm 20.22   direct 6.40
+    det 3x3 64->16 160x160                   im2col+gemm 153.56  direct 25.76
 
 Hence ops/conv.py: 1x1 unit-stride convolutions as a GEMM on the input, im2col + GEMM where
 output rows are narrower than a vector (7x7, 14x14 maps at 16 lanes), direct otherwise.
-Work-group shapes matter as much on PoCL: depthwise 3x3 96x80x80 took 11.9 ms with the
-driver's choice and 2.3-3.0 ms with any small explicit one; that is left to the tuner.
+Under heavy load (load 11) the driver's own work-group choice hurt most: depthwise 3x3
+96x80x80 took 11.9 ms with it against 2.3-3.0 ms with any small explicit shape, interleaved
+in one run (2.4 ms with the driver's choice on the quieter machine). Local sizes are left to
+the tuner.
 """
 
 from __future__ import annotations
