@@ -47,6 +47,12 @@ def engine_for(model, **builder):
     return macecl.Engine(model, context=context.finalize())
 
 
+def sized(result, first: int) -> tuple[int, ...]:
+    """A local size of ``first`` work items along dimension 0 for the tuned launch ``result``
+    (the convolution launches over 3 dimensions, the pooling over 1)."""
+    return (first,) + (1,) * (len(result.global_size) - 1)
+
+
 def launch_sizes(engine) -> list[tuple]:
     (prepared,) = engine._plans.values()
     return [(step.kernel, launch[3]) for step, launch in zip(prepared.plan.steps,
@@ -60,7 +66,7 @@ def test_tuning_times_each_launch_saves_it_and_a_new_engine_uses_it(model):
         done = []
         results = engine.tune(repeats=2, progress=lambda n, total: done.append((n, total)))
         assert done[-1] == (2, 2) and len(results) == 2
-        assert {r.kernel for r in results} == {"conv2d", "global_avg_pool"}
+        assert {r.kernel for r in results} == {"conv2d_direct", "global_avg_pool"}
         assert all(r.best_ns > 0 and r.best_ns <= r.default_ns for r in results)
         np.testing.assert_array_equal(engine.run({"x": x})["y"], expected)
         path = engine.context.parameter_path
@@ -68,12 +74,12 @@ def test_tuning_times_each_launch_saves_it_and_a_new_engine_uses_it(model):
     stored = TuningFile(path.read_bytes()).entries
     assert sorted(stored, key=repr) == sorted(results, key=repr)
     # Force a size so the check does not depend on which size won on this machine.
-    forced = [dataclasses.replace(r, local_size=(4,)) for r in stored]
+    forced = [dataclasses.replace(r, local_size=sized(r, 4)) for r in stored]
     path.write_bytes(encode(forced))
     with engine_for(model) as fresh, warnings.catch_warnings():
         warnings.simplefilter("error")  # the sizes fit: no warning at all
         np.testing.assert_array_equal(fresh.run({"x": x})["y"], expected)
-        assert launch_sizes(fresh) == [("conv2d", (4,)), ("global_avg_pool", (4,))]
+        assert launch_sizes(fresh) == [("conv2d_direct", (4, 1, 1)), ("global_avg_pool", (4,))]
 
 
 def test_candidates_respect_the_kernel_limits():
@@ -106,9 +112,10 @@ def test_warm_up_after_a_failed_cache_with_sizes_from_another_driver_does_not_cr
     other_device = dataclasses.replace(fingerprint, device_name="another GPU")
     conv, pool = sorted(results, key=lambda r: r.kernel)
     hostile = [
-        dataclasses.replace(conv, device=other_driver, local_size=(limit.item_sizes[0] * 2,)),
+        dataclasses.replace(conv, device=other_driver,
+                            local_size=sized(conv, limit.item_sizes[0] * 2)),
         dataclasses.replace(pool, device=other_driver, local_size=(limit.item_sizes[0] * 4,)),
-        dataclasses.replace(conv, device=other_device, local_size=(3,)),
+        dataclasses.replace(conv, device=other_device, local_size=sized(conv, 3)),
     ]
     engine.context.parameter_path.write_bytes(encode(hostile))
     cache = engine.context.cache_path
@@ -116,7 +123,7 @@ def test_warm_up_after_a_failed_cache_with_sizes_from_another_driver_does_not_cr
     with pytest.warns(CacheWarning) as caught, engine_for(model) as warm:
         warm.warmup()
         np.testing.assert_array_equal(warm.run({"x": x})["y"], expected)
-        assert launch_sizes(warm) == [("conv2d", None), ("global_avg_pool", None)]
+        assert launch_sizes(warm) == [("conv2d_direct", None), ("global_avg_pool", None)]
         assert warm.stats.programs_from_source == 2
     messages = [str(w.message) for w in caught]
     assert any("damaged" in m for m in messages)
@@ -130,14 +137,14 @@ def test_reuse_none_ignores_sizes_tuned_under_another_driver(model):
         results = engine.tune(repeats=1)
         fingerprint = engine.context.device.fingerprint
     older = dataclasses.replace(fingerprint, driver_version="an older driver")
-    moved = [dataclasses.replace(r, device=older, local_size=(2,)) for r in results]
+    moved = [dataclasses.replace(r, device=older, local_size=sized(r, 2)) for r in results]
     engine.context.parameter_path.write_bytes(encode(moved))
     with engine_for(model) as same_gpu:
         same_gpu.warmup()
-        assert launch_sizes(same_gpu) == [("conv2d", (2,)), ("global_avg_pool", (2,))]
+        assert launch_sizes(same_gpu) == [("conv2d_direct", (2, 1, 1)), ("global_avg_pool", (2,))]
     with engine_for(model, opencl_cache_reuse_policy=macecl.ReusePolicy.REUSE_NONE) as strict:
         strict.warmup()
-        assert launch_sizes(strict) == [("conv2d", None), ("global_avg_pool", None)]
+        assert launch_sizes(strict) == [("conv2d_direct", None), ("global_avg_pool", None)]
 
 
 def test_a_size_the_driver_refuses_at_launch_falls_back_to_the_drivers_choice(model):
@@ -148,12 +155,12 @@ def test_a_size_the_driver_refuses_at_launch_falls_back_to_the_drivers_choice(mo
         expected = engine.run({"x": x})["y"]
         results = engine.tune(repeats=1)
     engine.context.parameter_path.write_bytes(
-        encode([dataclasses.replace(r, local_size=(4,)) for r in results]))
+        encode([dataclasses.replace(r, local_size=sized(r, 4)) for r in results]))
     with engine_for(model) as fresh:
         with faults.inject("launch", CL_INVALID_WORK_GROUP_SIZE), \
                 pytest.warns(CacheWarning, match="CL_INVALID_WORK_GROUP_SIZE.*driver's choice"):
             np.testing.assert_array_equal(fresh.run({"x": x})["y"], expected)
-        assert launch_sizes(fresh) == [("conv2d", None), ("global_avg_pool", (4,))]
+        assert launch_sizes(fresh) == [("conv2d_direct", None), ("global_avg_pool", (4,))]
 
 
 def test_tuning_needs_a_profiling_queue(model):
@@ -168,7 +175,7 @@ def test_cli_tune_writes_the_file_and_reports_json(model, tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["parameter_file"] == str(target)
-    assert {r["kernel"] for r in report["launches"]} == {"conv2d", "global_avg_pool"}
+    assert {r["kernel"] for r in report["launches"]} == {"conv2d_direct", "global_avg_pool"}
     assert report["tuned_ms"] <= report["default_ms"]
     assert len(TuningFile(target.read_bytes()).entries) == 2
     shown = CliRunner().invoke(app, ["tune", str(model), "-o", str(target), "--repeats", "1"])

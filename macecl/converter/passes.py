@@ -3,7 +3,9 @@
 Order matters and is fixed in :func:`optimize`: folding first (it turns the exporters'
 Constant / Shape / Gather / Cast / Unsqueeze chains into constants, which the later patterns
 need to see), then BatchNormalization into the convolution before it, then HardSwish
-patterns, then activations into their producers, then whatever no longer feeds an output.
+patterns, then residual Adds into the convolution before them, then activations into their
+producers (after the Add, as ResNet's Add -> Relu has it), then whatever no longer feeds an
+output.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def optimize(graph: Graph, value_shapes: dict[str, list[Dim]] | None = None) -> 
     fold_constants(graph, value_shapes or {})
     fold_batch_norm(graph)
     rewrite_hard_swish(graph)
+    fuse_residual_add(graph, value_shapes or {})
     fuse_activations(graph)
     remove_dead(graph)
     check_supported(graph)
@@ -199,6 +202,53 @@ def _hard_swish_gate(graph, producers, gate: Node | None, x: str):
         return None
     chain = [add, gate] + ([divide] if divide else [])
     return divide is None, chain
+
+
+def fuse_residual_add(graph: Graph, value_shapes: dict[str, list[Dim]]) -> None:
+    """Add(Conv(x), y): y becomes the Conv's fourth input, added in its kernel's epilogue.
+    A two-input Sum is the same Add (older exporters, ResNet-50 among them, write Sum). An
+    opset-6 Add broadcasting along an axis of a computed tensor stays, for check_supported.
+
+    Only where the Conv's output feeds that Add alone, carries no activation yet (the
+    activation must come after the Add) and is not known to differ in shape from y (shape
+    inference may not know; the lowering then adds a broadcasting y after the convolution).
+    The Conv moves to the Add's place in the node order, after y's producer.
+    """
+    producers = graph.producers()
+    for add in list(graph.nodes):
+        if add.op not in ("Add", "Sum") or len(add.inputs) != 2 \
+                or add.inputs[0] == add.inputs[1] or "legacy_axis" in add.attrs:
+            continue
+        for conv_output, other in (add.inputs, add.inputs[::-1]):
+            conv = producers.get(conv_output)
+            if conv is None or conv.op != "Conv" or "activation" in conv.attrs \
+                    or len(conv.inputs) > 3 or _single_consumer(graph, conv_output) is not add:
+                continue
+            if not _same_or_unknown(value_shapes.get(conv_output), value_shapes.get(other),
+                                    graph.constants.get(other)):
+                continue
+            bias = conv.inputs[2] if len(conv.inputs) > 2 else ""
+            conv.inputs = [conv.inputs[0], conv.inputs[1], bias, other]
+            conv.outputs = list(add.outputs)
+            graph.nodes = [n for n in graph.nodes if n is not conv]
+            graph.nodes[graph.nodes.index(add)] = conv
+            producers = graph.producers()
+            break
+
+
+def _same_or_unknown(conv_shape, other_shape, constant) -> bool:
+    """False when y's shape is known to differ from the Conv output's (y would broadcast,
+    or widen the output). An empty list is an unknown shape: a Conv output has rank 3 or 4."""
+    if constant is not None:
+        other_shape = list(constant.shape)
+        if len(other_shape) < 3:  # a scalar or a per-channel vector: a broadcast, surely
+            return False
+    if not conv_shape or not other_shape:
+        return True
+    if len(conv_shape) != len(other_shape):
+        return False
+    return all(a == b for a, b in zip(conv_shape, other_shape)
+               if isinstance(a, int) and isinstance(b, int))
 
 
 def fuse_activations(graph: Graph) -> None:

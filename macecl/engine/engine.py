@@ -33,6 +33,7 @@ from macecl.engine import models
 from macecl.engine.plan import FLOAT, Meta, Plan, Step, Value, make_plan
 from macecl.errors import CacheWarning, ConfigError, InputError, KernelExecutionError
 from macecl.graph.ir import Graph, TensorSpec
+from macecl.ops.traits import DeviceTraits
 from macecl.runtime import tuner
 from macecl.runtime.context import GPUContext, GPUContextBuilder
 from macecl.runtime.opencl import cl
@@ -302,7 +303,7 @@ class Engine:
         if prepared is not None:
             self._plans.move_to_end(shapes)
             return prepared
-        plan = make_plan(self.graph, shapes)
+        plan = make_plan(self.graph, shapes, DeviceTraits.of(self.context.device.cl_device))
         context = self.context
         flags = cl.mem_flags
         buffers = [cl.Buffer(context.cl_context, flags.READ_WRITE, size) for size in plan.buffer_sizes]

@@ -23,6 +23,7 @@ import numpy as np
 from macecl.errors import GraphError, UnsupportedModelError
 from macecl.graph.ir import Graph, Node
 from macecl.ops import REGISTRY
+from macecl.ops.traits import DeviceTraits
 
 FLOAT = np.dtype(np.float32)
 FOREVER = 1 << 62
@@ -101,8 +102,9 @@ class Plan:
 class Builder:
     """What an operator family's ``lower`` uses to describe the work of one node."""
 
-    def __init__(self, steps: list[Step]):
+    def __init__(self, steps: list[Step], traits: DeviceTraits | None = None):
         self.steps = steps
+        self.traits = traits or DeviceTraits()  # what the kernel variants are chosen by
         self.node: Node | None = None
         self._sub = 0
 
@@ -197,10 +199,11 @@ def meta(*rows: Sequence[int]) -> Meta:
     return Meta(values.astype(np.int32))
 
 
-def make_plan(graph: Graph, shapes: Sequence[tuple[int, ...]]) -> Plan:
-    """Lower ``graph`` for inputs of ``shapes`` (in graph input order)."""
+def make_plan(graph: Graph, shapes: Sequence[tuple[int, ...]],
+              traits: DeviceTraits | None = None) -> Plan:
+    """Lower ``graph`` for inputs of ``shapes`` (in graph input order) on a device of ``traits``."""
     steps: list[Step] = []
-    builder = Builder(steps)
+    builder = Builder(steps, traits)
     values: dict[str, Value] = {}
     inputs = []
     for spec, shape in zip(graph.inputs, shapes):

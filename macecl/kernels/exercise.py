@@ -33,7 +33,7 @@ class Launch:
     options: tuple[str, ...]
     kernel: str
     args: tuple
-    global_size: int
+    global_size: int | tuple[int, ...]  # work items per dimension
 
 
 def _i(*values: int) -> tuple:
@@ -57,15 +57,20 @@ def sample_launches() -> list[Launch]:
     n, c, h, w = 1, 8, 16, 16
     x, out = t(n, c, h, w), np.zeros(n * c * h * w * 4, np.float32)
     total = n * c * h * w
-    conv = _i(n, c, h, w, c, h, w, 3, 3, 1, 1, 1, 1, 1, 1)
+    window = _i(3, 3, 1, 1, 1, 1, 1, 1)
+    cols = np.zeros(c * 9 * h * w, np.float32)
     return [
-        Launch("conv2d", ("-DHAS_BIAS", "-DACTIVATION=1"), "conv2d",
-               (x, t(c, c, 3, 3), t(c), out, *conv, np.int32(1), *_f(0, 0)), total),
-        Launch("conv2d", ("-DHAS_BIAS", "-DACTIVATION=7"), "conv2d",
-               (x, t(c, 1, 3, 3), t(c), out, *conv, np.int32(c), *_f(0, 0)), total),
+        Launch("conv2d", ("-DVW=8",), "im2col", (x, cols, *_i(c, h, w, h, w), *window,
+                                                 np.int32(c * 9)), (w, h, c * 9)),
+        Launch("conv2d", ("-DVW=8", "-DHAS_BIAS", "-DHAS_RESIDUAL", "-DACTIVATION=1"),
+               "conv2d_gemm", (t(c, c, 3, 3), cols, t(c), x, out, *_i(c, c * 9, h * w, 1, 1),
+                               *_f(0, 0)), (h * w // 8, 1, 1)),
+        Launch("conv2d", ("-DVW=8", "-DHAS_BIAS", "-DACTIVATION=7"), "depthwise_conv2d",
+               (x, t(c, 1, 3, 3), t(c), None, out, *_i(c, h, w, c, h, w), *window,
+                np.int32(n * c), *_f(0, 0)), (w // 8, h, n * c)),
         Launch("conv_transpose2d", ("-DHAS_BIAS",), "conv_transpose2d",
                (x, t(c, c, 2, 2), t(c), out, *_i(n, c, h, w, c, 2 * h, 2 * w, 2, 2, 2, 2, 1, 1,
-                                                   0, 0, 1), *_f(0, 0)), total * 4),
+                                                   0, 0, 1), *_f(0, 0)), (2 * w, 2 * h, 1)),
         Launch("pooling", (), "max_pool2d",
                (x, out, *_i(n, c, h, w, h // 2, w // 2, 2, 2, 2, 2, 1, 1, 0, 0)), total // 4),
         Launch("pooling", (), "avg_pool2d",
@@ -77,11 +82,12 @@ def sample_launches() -> list[Launch]:
         Launch("elementwise", ("-DOP=2",), "binary_flat", (x, x, out, np.int32(total)), total),
         Launch("unary", ("-DOP=4",), "unary", (x, out, np.int32(total), *_f(0, 0)), total),
         Launch("unary", (), "prelu", (x, t(c), out, *_i(total, c, h * w)), total),
-        Launch("gemm", ("-DTRANS_B", "-DHAS_C"), "gemm",
-               (t(4, 64), t(10, 64), t(10), out, *_i(4, 10, 64, 0, 1), *_f(1, 1, 0, 0)), 40),
-        Launch("gemm", (), "matmul",
+        Launch("gemm", ("-DVW=8", "-DTRANS_B", "-DHAS_C"), "gemm",
+               (t(4, 64), t(10, 64), t(10), out, *_i(4, 10, 64, 0, 1), *_f(1, 1, 0, 0)),
+               (10, 1)),
+        Launch("gemm", ("-DVW=8",), "matmul",
                (t(2, 8, 16), t(2, 16, 8), out, meta((2,), (128,), (128,)),
-                *_i(1, 8, 8, 16, 128)), 128),
+                *_i(1, 8, 8, 16, 2)), (1, 1, 2)),
         Launch("softmax", (), "softmax", (x, out, *_i(n, c, h * w)), n * h * w),
         Launch("transpose", (), "transpose",
                (x, out, meta((n, h, w, c), (c * h * w, w, 1, h * w)), *_i(4, total)), total),
@@ -120,7 +126,8 @@ def run_launches(context: GPUContext, launches: list[Launch]) -> None:
         program = context.programs.get(launch.program, options=launch.options)
         kernel = program.kernel(launch.kernel)
         kernel.set_args(*(device_arg(a) for a in launch.args))
-        kernel.launch(context.queue, (launch.global_size,))
+        size = launch.global_size
+        kernel.launch(context.queue, size if isinstance(size, tuple) else (size,))
     context.queue.finish()
 
 

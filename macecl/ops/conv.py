@@ -16,9 +16,11 @@ import numpy as np
 
 from macecl.graph.ir import Node
 from macecl.ops.activations import fused
+from macecl.ops.elementwise import OPS, lower_binary
 from macecl.ops.registry import checker, ints, lowering
 
 AUTO_PADS = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
+GEMM_CHANNELS = 8  # output channels per conv2d_gemm work item: CO_BLOCK in conv2d.cl
 
 
 def spatial_rank(node: Node) -> int | None:
@@ -143,9 +145,10 @@ def _operands(node: Node, inputs: list, builder, transposed: bool):
     return x, w, bias, rank, kernel, group, out_channels
 
 
-def _convolve(node: Node, builder, program: str, x, w, bias, group: int, out_channels: int,
-              strides: list[int], dilations: list[int], begins: list[int], outs: list[int]):
-    """The output of ``program`` (conv2d or conv_transpose2d); a 1-D case runs as (1, L)."""
+def _convolve_transposed(node: Node, builder, x, w, bias, group: int, out_channels: int,
+                         strides: list[int], dilations: list[int], begins: list[int],
+                         outs: list[int]):
+    """ConvTranspose on the ``conv_transpose2d`` program; a 1-D case runs as (1, L)."""
     out = builder.new((x.shape[0], out_channels, *outs))
     if out.size == 0:
         return out
@@ -160,7 +163,69 @@ def _convolve(node: Node, builder, program: str, x, w, bias, group: int, out_cha
     geometry = (n, c_in, h, wd, c_out, oh, ow, *w2.shape[2:], s[0], s[1], d[0], d[1], b[0], b[1],
                 group)
     args = [x2, w2, bias, out2, *(np.int32(v) for v in geometry), act_a, act_b]
-    builder.launch(program, program, args, out2.size, options=options)
+    blocks = n * group * -(-(c_out // group) // GEMM_CHANNELS)
+    builder.launch("conv_transpose2d", "conv_transpose2d", args, (ow, oh, blocks),
+                   options=options)
+    return out
+
+
+def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
+                      out_channels: int, strides: list[int], dilations: list[int],
+                      begins: list[int], outs: list[int]):
+    """Conv on the ``conv2d`` program: act(conv(x) + bias + residual).
+
+    The kernel is chosen by what each convolution is; bench/conv_kernels.py measures the
+    candidates on the bench models' layer shapes (figures in its docstring):
+    - depthwise (one input channel per group): ``depthwise_conv2d``;
+    - 1x1, stride 1, no padding: ``conv2d_gemm`` straight on the input, which already is the
+      (C_in, pixels) matrix;
+    - rows narrower than a vector (7x7, 14x14 maps at 16 lanes): ``im2col`` into a scratch
+      tensor then ``conv2d_gemm``, whose vectors run over whole maps, not single rows;
+    - anything else: ``conv2d_direct``, which reads the input in place (im2col writes
+      KH * KW copies of it, which costs more than it saves on large maps).
+    """
+    out = builder.new((x.shape[0], out_channels, *outs))
+    if out.size == 0:
+        return out
+    rank = len(outs)
+    x2, w2, out2 = (as_2d(builder, v, rank) for v in (x, w, out))
+    (sh, sw), (dh, dw), (pt, pl) = (lift(strides, rank, 1), lift(dilations, rank, 1),
+                                    lift(begins, rank, 0))
+    n, c_in, h, wd = x2.shape
+    _, c_out, oh, ow = out2.shape
+    kh, kw = w2.shape[2:]
+    width = builder.traits.vector_width
+    options, act_a, act_b = fused(node)
+    options = [f"-DVW={width}", *(["-DHAS_BIAS"] if bias is not None else []),
+               *(["-DHAS_RESIDUAL"] if residual is not None else []), *options]
+    epilogue = [bias, residual, out2]
+    window = [np.int32(v) for v in (kh, kw, sh, sw, dh, dw, pt, pl)]
+    shape = [np.int32(v) for v in (c_in, h, wd, c_out, oh, ow)]
+    per_group = c_out // group
+    if group > 1 and w2.shape[1] == 1:
+        builder.launch("conv2d", "depthwise_conv2d",
+                       [x2, w2, *epilogue, *shape, *window, np.int32(n * c_out), act_a, act_b],
+                       (-(-ow // width), oh, n * c_out), options=options)
+        return out
+    pointwise = (kh, kw, sh, sw, pt, pl, oh, ow) == (1, 1, 1, 1, 0, 0, h, wd)
+    if not pointwise and ow >= width:
+        blocks = n * group * -(-per_group // GEMM_CHANNELS)
+        builder.launch("conv2d", "conv2d_direct",
+                       [x2, w2, *epilogue, *shape, *window, np.int32(group), np.int32(blocks),
+                        act_a, act_b], (-(-ow // width), oh, blocks), options=options)
+        return out
+    pixels = oh * ow
+    cols = x2
+    if not pointwise:
+        cols = builder.new((n, c_in * kh * kw, pixels))
+        rows = n * c_in * kh * kw
+        builder.launch("conv2d", "im2col", [x2, cols, *shape[:3], *shape[4:], *window,
+                                            np.int32(rows)], (ow, oh, rows))
+    sizes = (per_group, c_in // group * kh * kw, pixels, group, n * group)
+    grid = (-(-pixels // width), -(-per_group // GEMM_CHANNELS), n * group)
+    builder.launch("conv2d", "conv2d_gemm",
+                   [w2, cols, *epilogue, *(np.int32(v) for v in sizes), act_a, act_b],
+                   grid, options=options)
     return out
 
 
@@ -175,8 +240,24 @@ def _lower_conv(node: Node, inputs: list, builder) -> list:
             x.shape[2 + axis], kernel[axis], strides[axis], dilations[axis], begins[axis],
             ends[axis], mode)
         outs.append(size)
-    return [_convolve(node, builder, "conv2d", x, w, bias, group, out_channels, strides,
-                      dilations, begins, outs)]
+    residual = inputs[3] if len(inputs) > 3 else None
+    shape = (x.shape[0], out_channels, *outs)
+    if residual is None or residual.shape == shape:
+        return [_convolve_forward(node, builder, x, w, bias, residual, group, out_channels,
+                                  strides, dilations, begins, outs)]
+    # A residual that broadcasts: convolve, add, then the activation the Add came before.
+    plain = Node(node.op, node.name, node.inputs[:3], node.outputs,
+                 {k: v for k, v in node.attrs.items() if k != "activation"})
+    out = _convolve_forward(plain, builder, x, w, bias, None, group, out_channels, strides,
+                            dilations, begins, outs)
+    out = lower_binary(builder, OPS["Add"], out, residual)
+    code, act_a, act_b = node.attrs.get("activation", (0, 0.0, 0.0))
+    if not code:
+        return [out]
+    activated = builder.new(out.shape)
+    builder.launch("unary", "unary", [out, activated, np.int32(out.size), np.float32(act_a),
+                                      np.float32(act_b)], out.size, options=[f"-DOP={int(code)}"])
+    return [activated]
 
 
 def transpose_geometry(node: Node, shape: tuple[int, ...], kernel: list[int], builder
@@ -215,6 +296,6 @@ def transpose_geometry(node: Node, shape: tuple[int, ...], kernel: list[int], bu
 def _lower_conv_transpose(node: Node, inputs: list, builder) -> list:
     x, w, bias, rank, kernel, group, out_channels = _operands(node, inputs, builder, True)
     strides, dilations, begins, outs = transpose_geometry(node, x.shape, kernel, builder)
-    return [_convolve(node, builder, "conv_transpose2d", x, w, bias, group, out_channels,
-                      strides, dilations, begins, outs)]
+    return [_convolve_transposed(node, builder, x, w, bias, group, out_channels, strides,
+                                 dilations, begins, outs)]
 

@@ -1,7 +1,9 @@
 """Matrix products: Gemm and MatMul, on the ``gemm`` program.
 
 Gemm is one ``gemm`` launch: the transposes are build options, C's broadcast to (M, N) is
-expressed by two strides, and an activation the converter fused rides along. MatMul follows
+expressed by two strides, and an activation the converter fused rides along. Work items
+compute register blocks (8 rows by one float vector of columns, the device's width), see
+gemm.cl. MatMul follows
 NumPy's rules (1-D operands gain and then lose a unit dim, batch dims broadcast); when B has
 no batch (2-D, or batch dims of size 1) the batch folds into A's rows and one ``gemm`` launch
 does it, otherwise the ``matmul`` kernel walks the broadcast batch through a meta table.
@@ -17,6 +19,8 @@ from macecl.graph.ir import Node
 from macecl.ops.activations import apply, fused
 from macecl.ops.elementwise import broadcast_strides
 from macecl.ops.registry import evaluation, lowering
+
+GEMM_ROWS = 8  # rows of Y per work item: ROWS in gemm.cl
 
 
 def _gemm_attrs(node: Node) -> tuple[bool, bool, float, float]:
@@ -65,11 +69,15 @@ def launch_gemm(builder, a, b, out, m: int, n: int, k: int, trans_a: bool = Fals
                 alpha: float = 1.0, beta: float = 1.0, node: Node | None = None) -> None:
     """One ``gemm`` launch: out (M, N) = act(alpha * op(A) @ op(B) + beta * C)."""
     options, act_a, act_b = fused(node) if node is not None else ([], np.float32(0), np.float32(0))
-    options = ([*(["-DTRANS_A"] if trans_a else []), *(["-DTRANS_B"] if trans_b else []),
-                *(["-DHAS_C"] if c is not None else []), *options])
+    width = builder.traits.vector_width
+    options = ([f"-DVW={width}", *(["-DTRANS_A"] if trans_a else []),
+                *(["-DTRANS_B"] if trans_b else []), *(["-DHAS_C"] if c is not None else []),
+                *options])
     args = [a, b, c, out, np.int32(m), np.int32(n), np.int32(k), np.int32(strides[0]),
             np.int32(strides[1]), np.float32(alpha), np.float32(beta), act_a, act_b]
-    builder.launch("gemm", "gemm", args, m * n, options=options)
+    rows = -(-m // GEMM_ROWS)
+    grid = (n, rows) if trans_b else (-(-n // width), rows)
+    builder.launch("gemm", "gemm", args, grid, options=options)
 
 
 @lowering("Gemm")
@@ -129,8 +137,11 @@ def _lower_matmul(node: Node, inputs: list, builder) -> list:
                  [s * k * n for s in broadcast_strides(b_shape[:-2], batch)])
     code = int(node.attrs.get("activation", (0, 0.0, 0.0))[0])
     target = builder.new(shape) if code else out
+    width = builder.traits.vector_width
+    batches = math.prod(batch)
     builder.launch("gemm", "matmul", [a, b, target, table, np.int32(len(batch)), np.int32(m),
-                                      np.int32(n), np.int32(k), np.int32(out.size)], out.size)
+                                      np.int32(n), np.int32(k), np.int32(batches)],
+                   (-(-n // width), -(-m // GEMM_ROWS), batches), options=[f"-DVW={width}"])
     if target is not out:  # the matmul kernel fuses nothing: a fused activation runs after it
         _, act_a, act_b = fused(node)
         builder.launch("unary", "unary", [target, out, np.int32(out.size), act_a, act_b],

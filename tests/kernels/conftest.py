@@ -65,16 +65,23 @@ class ClEnv:
         assert np.isnan(host[size:]).all(), "a kernel wrote past the end of its output"
         return host[:size].reshape(shape)
 
-    def launch(self, name: str, options: str, kernel: str, work_items: int, *args) -> None:
-        """Runs ``kernel`` of program ``name`` over at least ``work_items`` items, local size
-        left to the driver. Python ints become int32 arguments and floats float32."""
+    def launch(self, name: str, options: str, kernel: str, work_items, *args,
+               local_size=None) -> None:
+        """Runs ``kernel`` of program ``name`` over at least ``work_items`` items (an int, or
+        a tuple of 1 to 3 dimensions), local size left to the driver unless given. Python ints
+        become int32 arguments and floats float32."""
         knl = cl._cl.Kernel(self.program(name, options), kernel)
         knl.set_args(*[_arg(a) for a in args])
-        global_size = max(-(-work_items // _ROUND) * _ROUND, _ROUND)
-        cl.enqueue_nd_range_kernel(self.queue, knl, (global_size,), None)
+        if isinstance(work_items, (int, np.integer)):
+            global_size = (max(-(-work_items // _ROUND) * _ROUND, _ROUND),)
+        else:  # each dimension padded past its end, as the engine's rounding may do
+            local = local_size or (1,) * len(work_items)
+            global_size = tuple(-(-(g + 3) // l) * l for g, l in zip(work_items, local))
+        cl.enqueue_nd_range_kernel(self.queue, knl, global_size, local_size)
         self.queue.finish()
 
-    def run(self, name, options, kernel, out_shape, inputs, scalars, work_items=None):
+    def run(self, name, options, kernel, out_shape, inputs, scalars, work_items=None,
+            local_size=None):
         """Uploads ``inputs`` (arrays, or None for a NULL buffer), launches with the output
         buffer placed after them and ``scalars`` after that (NumPy arrays there are uploaded
         as int32 meta buffers), and returns the output array."""
@@ -84,7 +91,7 @@ class ClEnv:
         rest = [self.buffer(a) if isinstance(a, np.ndarray) else a for a in scalars]
         if work_items is None:
             work_items = int(np.prod(out_shape))
-        self.launch(name, options, kernel, work_items, *bufs, out, *rest)
+        self.launch(name, options, kernel, work_items, *bufs, out, *rest, local_size=local_size)
         return self.read(out, out_shape)
 
 

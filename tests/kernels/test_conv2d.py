@@ -1,4 +1,9 @@
-"""conv2d.cl against a NumPy convolution (per-tap einsum over zero-padded input)."""
+"""conv2d.cl (im2col, conv2d_gemm, conv2d_direct, depthwise_conv2d) against a NumPy convolution.
+
+Each kernel runs over shapes whose pixel and channel counts are not multiples of its blocks
+(so the tails run), with every vector width a device may pick, and under several work-group
+shapes (the tuner may choose any, so none may change a result).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,8 @@ import pytest
 from .helpers import assert_close
 
 
-def conv2d_ref(x, w, bias, stride, dilation, pads, groups):
-    """ONNX Conv; pads = (top, left, bottom, right)."""
+def conv2d_ref(x, w, bias, stride, dilation, pads, groups, residual=None):
+    """ONNX Conv (+ a residual added after the bias); pads = (top, left, bottom, right)."""
     x, w = x.astype(np.float64), w.astype(np.float64)
     n, c, h, wd = x.shape
     co, cpg, kh_n, kw_n = w.shape
@@ -31,7 +36,23 @@ def conv2d_ref(x, w, bias, stride, dilation, pads, groups):
     out = out.reshape(n, co, oh, ow)
     if bias is not None:
         out += bias.reshape(1, co, 1, 1)
+    if residual is not None:
+        out += residual
     return out
+
+
+def im2col_ref(x, kernel, stride, dilation, pads):
+    """(N, C * KH * KW, OH * OW): row (c, kh, kw) holds that tap's input under every pixel."""
+    n, c = x.shape[:2]
+    kh_n, kw_n = kernel
+    eye = np.eye(c * kh_n * kw_n, dtype=np.float64).reshape(c * kh_n * kw_n, c, kh_n, kw_n)
+    cols = conv2d_ref(x, eye, None, stride, dilation, pads, 1)  # one-hot filters pick taps
+    return cols.reshape(n, c * kh_n * kw_n, -1)
+
+
+def out_size(h, wd, kernel, stride, dilation, pads):
+    (kh, kw), (sh, sw), (dh, dw), (pt, pl, pb, pr) = kernel, stride, dilation, pads
+    return (h + pt + pb - dh * (kh - 1) - 1) // sh + 1, (wd + pl + pr - dw * (kw - 1) - 1) // sw + 1
 
 
 # (N, C_in, H, W), (C_out, KH, KW), stride, dilation, pads (t, l, b, r), groups
@@ -39,34 +60,65 @@ CASES = {
     "3x3_pad1": ((2, 3, 7, 9), (4, 3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 1),
     "strided_dilated_asym": ((1, 2, 11, 10), (3, 5, 3), (2, 3), (2, 1), (0, 1, 2, 0), 1),
     "groups": ((2, 4, 6, 5), (6, 3, 3), (1, 1), (1, 1), (1, 0, 1, 2), 2),
-    "depthwise_x2": ((1, 5, 9, 8), (10, 3, 3), (2, 2), (1, 1), (1, 1, 1, 1), 5),
-    "depthwise_3x3_pad": ((2, 3, 5, 5), (3, 3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 3),
     "pointwise": ((1, 8, 3, 5), (5, 1, 1), (1, 1), (1, 1), (0, 0, 0, 0), 1),
+    "pointwise_many_channels": ((1, 19, 9, 13), (21, 1, 1), (1, 1), (1, 1), (0, 0, 0, 0), 1),
     "kernel_wider_than_input": ((1, 2, 2, 3), (2, 5, 5), (1, 1), (1, 1), (2, 2, 2, 2), 1),
     "stride_larger_than_kernel": ((1, 3, 13, 13), (2, 2, 2), (4, 3), (1, 1), (0, 0, 1, 1), 1),
+    "one_pixel": ((2, 6, 1, 1), (10, 1, 1), (1, 1), (1, 1), (0, 0, 0, 0), 1),
+    "wide_rows": ((1, 5, 4, 37), (17, 3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 1),
+    "wide_rows_stride2": ((2, 3, 5, 70), (9, 3, 3), (2, 2), (1, 1), (1, 1, 1, 1), 1),
+    "wide_rows_stride2_dilated": ((1, 4, 6, 80), (6, 3, 3), (1, 2), (1, 2), (0, 2, 0, 3), 2),
 }
+WIDTHS = [4, 8, 16]
+GROUP_SHAPES = [None, (1, 1, 1), (3, 2, 1)]
 
 
-def _run(cl_env, options, x, w, bias, stride, dilation, pads, groups, act=(0.0, 0.0)):
-    n, c, h, wd = x.shape
-    co, _, kh, kw = w.shape
-    (sh, sw), (dh, dw), (pt, pl, pb, pr) = stride, dilation, pads
-    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
-    ow = (wd + pl + pr - dw * (kw - 1) - 1) // sw + 1
-    args = [n, c, h, wd, co, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, groups, *act]
-    return cl_env.run("conv2d", options, "conv2d", (n, co, oh, ow), [x, w, bias], args)
+def _gemm(cl_env, options, w, cols, bias, residual, groups, out_shape, local_size=None):
+    n, c_out = out_shape[:2]
+    m, k, p = c_out // groups, w[0].size, int(np.prod(out_shape[2:]))
+    vw = int(options.split("-DVW=")[1].split()[0])
+    grid = (-(-p // vw), -(-m // 8), n * groups)
+    return cl_env.run("conv2d", options, "conv2d_gemm", out_shape, [w, cols, bias, residual],
+                      [m, k, p, groups, n * groups, 0.0, 0.0], work_items=grid,
+                      local_size=local_size)
 
 
-@pytest.mark.parametrize("with_bias", [False, True])
 @pytest.mark.parametrize("case", list(CASES))
-def test_conv2d(cl_env, rng, case, with_bias):
+def test_im2col(cl_env, rng, case):
+    x_shape, (_, kh, kw), stride, dilation, pads, _ = CASES[case]
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    n, c, h, wd = x_shape
+    oh, ow = out_size(h, wd, (kh, kw), stride, dilation, pads)
+    rows = n * c * kh * kw
+    args = [c, h, wd, oh, ow, kh, kw, *stride, *dilation, pads[0], pads[1], rows]
+    got = cl_env.run("conv2d", "", "im2col", (n, c * kh * kw, oh * ow), [x], args,
+                     work_items=(ow, oh, rows))
+    assert_close(got, im2col_ref(x, (kh, kw), stride, dilation, pads))
+
+
+@pytest.mark.parametrize("local_size", GROUP_SHAPES)
+@pytest.mark.parametrize("vw", WIDTHS)
+@pytest.mark.parametrize("case", list(CASES))
+def test_conv2d_gemm(cl_env, rng, case, vw, local_size):
+    """The GEMM on NumPy's im2col: bias and a residual, groups, every tail."""
     x_shape, (co, kh, kw), stride, dilation, pads, groups = CASES[case]
     x = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal((co, x_shape[1] // groups, kh, kw)).astype(np.float32)
-    bias = rng.standard_normal(co).astype(np.float32) if with_bias else None
-    options = "-DHAS_BIAS" if with_bias else ""
-    got = _run(cl_env, options, x, w, bias, stride, dilation, pads, groups)
-    assert_close(got, conv2d_ref(x, w, bias, stride, dilation, pads, groups), atol=1e-4)
+    bias = rng.standard_normal(co).astype(np.float32)
+    oh, ow = out_size(*x_shape[2:], (kh, kw), stride, dilation, pads)
+    residual = rng.standard_normal((x_shape[0], co, oh, ow)).astype(np.float32)
+    cols = im2col_ref(x, (kh, kw), stride, dilation, pads).astype(np.float32)
+    got = _gemm(cl_env, f"-DVW={vw} -DHAS_BIAS -DHAS_RESIDUAL", w, cols, bias, residual,
+                groups, residual.shape, local_size)
+    want = conv2d_ref(x, w, bias, stride, dilation, pads, groups, residual)
+    assert_close(got, want, atol=1e-4)
+
+
+def test_conv2d_gemm_without_bias_or_residual(cl_env, rng):
+    x = rng.standard_normal((1, 7, 5, 6)).astype(np.float32)
+    w = rng.standard_normal((9, 7, 1, 1)).astype(np.float32)
+    got = _gemm(cl_env, "-DVW=8", w, x.reshape(1, 7, 30), None, None, 1, (1, 9, 5, 6))
+    assert_close(got, conv2d_ref(x, w, None, (1, 1), (1, 1), (0, 0, 0, 0), 1), atol=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -78,13 +130,69 @@ def test_conv2d(cl_env, rng, case, with_bias):
         (7, (0.0, 0.0), lambda y, a, b: y * np.clip(y / 6 + 0.5, 0, 1)),
     ],
 )
-def test_conv2d_fused_activation(cl_env, rng, activation, params, ref):
+def test_conv2d_gemm_activation_after_residual(cl_env, rng, activation, params, ref):
+    """act(conv + bias + residual): the residual is added before the activation (ResNet)."""
     x = rng.standard_normal((1, 4, 6, 7)).astype(np.float32)
-    w = rng.standard_normal((3, 4, 3, 3)).astype(np.float32) * 0.5
+    w = rng.standard_normal((3, 4, 1, 1)).astype(np.float32) * 0.5
     bias = rng.standard_normal(3).astype(np.float32)
-    conv = (x, w, bias, (1, 1), (1, 1), (1, 1, 1, 1), 1)
-    got = _run(cl_env, f"-DHAS_BIAS -DACTIVATION={activation}", *conv, act=params)
-    want = ref(conv2d_ref(*conv), *params)
+    residual = rng.standard_normal((1, 3, 6, 7)).astype(np.float32)
+    conv = (x, w, bias, (1, 1), (1, 1), (0, 0, 0, 0), 1)
+    options = f"-DVW=4 -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION={activation}"
+    m, k, p = 3, 4, 42
+    got = cl_env.run("conv2d", options, "conv2d_gemm", (1, 3, 6, 7),
+                     [w, x.reshape(1, 4, 42), bias, residual],
+                     [m, k, p, 1, 1, *params], work_items=(-(-p // 4), 1, 1))
+    want = ref(conv2d_ref(*conv, residual=residual), *params)
     # the activation must actually have changed something, or the test proves nothing
-    assert not np.allclose(want, conv2d_ref(*conv))
+    assert not np.allclose(want, conv2d_ref(*conv, residual=residual))
     assert_close(got, want, atol=1e-4)
+
+
+# (N, C_in, H, W), (C_out, KH, KW), stride, dilation, pads (t, l, b, r); groups = C_in
+DEPTHWISE = {
+    "3x3_pad1": ((2, 3, 5, 5), (3, 3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    "3x3_wide": ((1, 2, 6, 41), (2, 3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    "multiplier_2_stride_2": ((1, 5, 9, 8), (10, 3, 3), (2, 2), (1, 1), (1, 1, 1, 1)),
+    "5x5_dilated": ((1, 4, 12, 19), (4, 5, 5), (1, 1), (2, 2), (4, 4, 4, 4)),
+    "asym_pads_stride": ((2, 3, 10, 23), (3, 3, 5), (1, 2), (1, 1), (0, 2, 1, 0)),
+    "no_pad_35_wide": ((1, 2, 4, 35), (2, 3, 3), (1, 1), (1, 1), (0, 0, 0, 0)),
+}
+
+
+@pytest.mark.parametrize("local_size", GROUP_SHAPES)
+@pytest.mark.parametrize("vw", WIDTHS)
+@pytest.mark.parametrize("case", list(DEPTHWISE))
+def test_depthwise_conv2d(cl_env, rng, case, vw, local_size):
+    x_shape, (co, kh, kw), stride, dilation, pads = DEPTHWISE[case]
+    n, c, h, wd = x_shape
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal((co, 1, kh, kw)).astype(np.float32)
+    bias = rng.standard_normal(co).astype(np.float32)
+    oh, ow = out_size(h, wd, (kh, kw), stride, dilation, pads)
+    residual = rng.standard_normal((n, co, oh, ow)).astype(np.float32)
+    args = [c, h, wd, co, oh, ow, kh, kw, *stride, *dilation, pads[0], pads[1], n * co, 0.0, 0.0]
+    got = cl_env.run("conv2d", f"-DVW={vw} -DHAS_BIAS -DHAS_RESIDUAL", "depthwise_conv2d",
+                     (n, co, oh, ow), [x, w, bias, residual], args,
+                     work_items=(-(-ow // vw), oh, n * co), local_size=local_size)
+    assert_close(got, conv2d_ref(x, w, bias, stride, dilation, pads, c, residual), atol=1e-4)
+
+
+@pytest.mark.parametrize("local_size", GROUP_SHAPES)
+@pytest.mark.parametrize("vw", WIDTHS)
+@pytest.mark.parametrize("case", list(CASES))
+def test_conv2d_direct(cl_env, rng, case, vw, local_size):
+    """The direct kernel: strides 1, 2 (whole-vector loads when inside) and more, groups."""
+    x_shape, (co, kh, kw), stride, dilation, pads, groups = CASES[case]
+    n, c, h, wd = x_shape
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal((co, c // groups, kh, kw)).astype(np.float32)
+    bias = rng.standard_normal(co).astype(np.float32)
+    oh, ow = out_size(h, wd, (kh, kw), stride, dilation, pads)
+    residual = rng.standard_normal((n, co, oh, ow)).astype(np.float32)
+    blocks = n * groups * -(-(co // groups) // 8)
+    args = [c, h, wd, co, oh, ow, kh, kw, *stride, *dilation, pads[0], pads[1], groups, blocks,
+            0.0, 0.0]
+    got = cl_env.run("conv2d", f"-DVW={vw} -DHAS_BIAS -DHAS_RESIDUAL", "conv2d_direct",
+                     (n, co, oh, ow), [x, w, bias, residual], args,
+                     work_items=(-(-ow // vw), oh, blocks), local_size=local_size)
+    assert_close(got, conv2d_ref(x, w, bias, stride, dilation, pads, groups, residual), atol=1e-4)

@@ -41,6 +41,8 @@ CASES = {
     "groups": ((1, 4, 3, 4), (6, 3, 3), (2, 1), (1, 1), (0, 1, 1, 0), (1, 0), 2),
     "depthwise": ((2, 3, 4, 4), (3, 2, 2), (2, 2), (1, 1), (0, 0, 0, 0), (0, 0), 3),
     "k1_s3": ((1, 2, 3, 2), (2, 1, 1), (3, 3), (1, 1), (0, 0, 0, 0), (2, 1), 1),
+    # more output channels than a block of 8, in groups: the channel-block tail
+    "k2_s2_many_channels": ((2, 6, 3, 5), (22, 2, 2), (2, 2), (1, 1), (0, 0, 0, 0), (0, 0), 2),
 }
 
 
@@ -53,9 +55,9 @@ def _run(cl_env, options, x, w, bias, stride, dilation, pads, output_padding, gr
     ow = sw * (wd - 1) + opw + dw * (kw - 1) + 1 - pl - pr
     co = copg * groups
     args = [n, c, h, wd, co, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, groups, *act]
-    return cl_env.run(
-        "conv_transpose2d", options, "conv_transpose2d", (n, co, oh, ow), [x, w, bias], args
-    )
+    blocks = n * groups * -(-copg // 8)
+    return cl_env.run("conv_transpose2d", options, "conv_transpose2d", (n, co, oh, ow),
+                      [x, w, bias], args, work_items=(ow, oh, blocks), local_size=(2, 3, 1))
 
 
 @pytest.mark.parametrize("with_bias", [False, True])

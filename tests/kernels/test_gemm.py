@@ -8,20 +8,27 @@ import pytest
 from .helpers import assert_close, broadcast_strides, contiguous_strides
 
 
-def _gemm(cl_env, options, a, b, c, m, n, k, c_strides, alpha, beta, act=(0.0, 0.0)):
+def _gemm(cl_env, options, a, b, c, m, n, k, c_strides, alpha, beta, act=(0.0, 0.0), vw=4,
+          local_size=None):
     args = [m, n, k, *c_strides, alpha, beta, *act]
-    return cl_env.run("gemm", options, "gemm", (m, n), [a, b, c], args)
+    grid = (n if "TRANS_B" in options else -(-n // vw), -(-m // 8))
+    return cl_env.run("gemm", f"{options} -DVW={vw}", "gemm", (m, n), [a, b, c], args,
+                      work_items=grid, local_size=local_size)
 
 
+@pytest.mark.parametrize("local_size", [None, (3, 2)])
+@pytest.mark.parametrize("vw", [4, 16])
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
-@pytest.mark.parametrize("m,n,k", [(5, 7, 13), (1, 9, 4), (6, 1, 3), (3, 4, 1), (17, 19, 33)])
-def test_gemm_transposes(cl_env, rng, trans_a, trans_b, m, n, k):
+@pytest.mark.parametrize("m,n,k", [(5, 7, 13), (1, 9, 4), (6, 1, 3), (3, 4, 1), (17, 19, 33),
+                                   (9, 40, 70), (1, 37, 130)])
+def test_gemm_transposes(cl_env, rng, trans_a, trans_b, m, n, k, vw, local_size):
     a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
     b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
     c = rng.standard_normal((m, n)).astype(np.float32)
     options = "-DHAS_C" + " -DTRANS_A" * trans_a + " -DTRANS_B" * trans_b
-    got = _gemm(cl_env, options, a, b, c, m, n, k, (n, 1), 0.75, -1.5)
+    got = _gemm(cl_env, options, a, b, c, m, n, k, (n, 1), 0.75, -1.5, vw=vw,
+                local_size=local_size)
     op_a = a.T if trans_a else a
     op_b = b.T if trans_b else b
     want = 0.75 * (op_a.astype(np.float64) @ op_b) - 1.5 * c
@@ -59,7 +66,7 @@ def test_gemm_fused_relu(cl_env, rng):
     assert_close(got, np.maximum(want, 0), atol=1e-4)
 
 
-def _matmul(cl_env, a, b):
+def _matmul(cl_env, a, b, vw=4):
     """The caller's side of the contract: NumPy's 1-D promotion, then batch broadcasting."""
     a2 = a.reshape(1, -1) if a.ndim == 1 else a
     b2 = b.reshape(-1, 1) if b.ndim == 1 else b
@@ -77,8 +84,10 @@ def _matmul(cl_env, a, b):
 
     meta = np.array(list(batch) + batch_strides(a2.shape) + batch_strides(b2.shape), np.int32)
     out_shape = (*batch, m, n)
-    total = int(np.prod(out_shape))
-    got = cl_env.run("gemm", "", "matmul", out_shape, [a2, b2], [meta, rank, m, n, k, total])
+    batches = int(np.prod(batch))
+    got = cl_env.run("gemm", f"-DVW={vw}", "matmul", out_shape, [a2, b2],
+                     [meta, rank, m, n, k, batches],
+                     work_items=(-(-n // vw), -(-m // 8), batches))
     if a.ndim == 1:
         got = got.reshape(got.shape[:-2] + got.shape[-1:])
     if b.ndim == 1:
@@ -97,9 +106,11 @@ def _matmul(cl_env, a, b):
         ((4,), (3, 4, 6)),  # 1-D A
         ((2, 5, 4), (4,)),  # 1-D B
         ((1, 1), (1, 1)),
+        ((2, 3, 11, 37), (2, 3, 37, 21)),  # tails of the 8-row and 16-column blocks
     ],
 )
-def test_matmul(cl_env, rng, a_shape, b_shape):
+@pytest.mark.parametrize("vw", [4, 16])
+def test_matmul(cl_env, rng, a_shape, b_shape, vw):
     a = rng.standard_normal(a_shape).astype(np.float32)
     b = rng.standard_normal(b_shape).astype(np.float32)
-    assert_close(_matmul(cl_env, a, b), np.matmul(a.astype(np.float64), b), atol=1e-4)
+    assert_close(_matmul(cl_env, a, b, vw), np.matmul(a.astype(np.float64), b), atol=1e-4)

@@ -9,11 +9,12 @@ from macecl.kernels import program_names, program_source
 
 # program -> (the options of its fullest variant, its kernels): the engine's contract
 PROGRAMS = {
-    "conv2d": ("-DHAS_BIAS -DACTIVATION=3", {"conv2d"}),
+    "conv2d": ("-DVW=16 -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=3",
+               {"im2col", "conv2d_gemm", "conv2d_direct", "depthwise_conv2d"}),
     "conv_transpose2d": ("-DHAS_BIAS -DACTIVATION=1", {"conv_transpose2d"}),
     "copy": ("-DMODE=1", {"copy_box", "pad"}),
     "elementwise": ("-DOP=4", {"binary", "binary_flat"}),
-    "gemm": ("-DTRANS_A -DTRANS_B -DHAS_C -DACTIVATION=2", {"gemm", "matmul"}),
+    "gemm": ("-DVW=16 -DTRANS_A -DTRANS_B -DHAS_C -DACTIVATION=2", {"gemm", "matmul"}),
     "lrn": ("", {"lrn"}),
     "pooling": ("", {"max_pool2d", "avg_pool2d", "global_avg_pool", "global_max_pool"}),
     "reduce": ("-DOP=1", {"reduce"}),

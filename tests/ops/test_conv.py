@@ -113,6 +113,19 @@ CONV_CASES = {
                                  {"pads": (0, 1, 1, 2)}),
     "valid": ((1, 2, 7, 7), (2, 2, 3, 3), {"auto_pad": "VALID", "strides": [3, 2]},
               {"strides": (3, 2)}),
+    # sizes past every block of the kernels (8 output channels, 16 pixels): tails everywhere
+    "pointwise_tails": ((2, 19, 5, 7), (21, 19, 1, 1), {}, {}),
+    "pointwise_strided": ((1, 6, 9, 9), (10, 6, 1, 1), {"strides": [2, 2]}, {"strides": (2, 2)}),
+    "3x3_wide_rows": ((1, 5, 6, 37), (17, 5, 3, 3), {"pads": [1, 1, 1, 1]},
+                      {"pads": (1, 1, 1, 1)}),
+    "depthwise_5x5_dilated": ((1, 3, 12, 21), (3, 1, 5, 5),
+                              {"group": 3, "dilations": [2, 2], "pads": [4, 4, 4, 4]},
+                              {"group": 3, "dilations": (2, 2), "pads": (4, 4, 4, 4)}),
+    "depthwise_stride2_wide": ((1, 4, 9, 40), (4, 1, 3, 3),
+                               {"group": 4, "strides": [2, 2], "pads": [1, 1, 1, 1]},
+                               {"group": 4, "strides": (2, 2), "pads": (1, 1, 1, 1)}),
+    "groups_of_many": ((1, 24, 6, 6), (12, 8, 3, 3), {"group": 3, "pads": [1, 1, 1, 1]},
+                       {"group": 3, "pads": (1, 1, 1, 1)}),
 }
 
 
@@ -157,6 +170,27 @@ def test_conv_fused_activation(run_node, activation):
     code, a, c = activation
     reference = {1: np.maximum(y, 0), 3: np.clip(y, a, c), 2: np.where(y >= 0, y, a * y)}[code]
     assert_close(got, reference)
+
+
+@pytest.mark.parametrize("case", ["plain_3x3", "pointwise_tails", "depthwise", "groups"])
+def test_conv_residual_before_activation(run_node, case):
+    """A fused residual (converter pass fuse_residual_add) is added before the activation."""
+    x_shape, w_shape, attrs, kwargs = CONV_CASES[case]
+    x, w, b = rand(*x_shape), rand(*w_shape), rand(w_shape[0])
+    y = conv_reference(x, w, b, **kwargs)
+    r = rand(*y.shape)
+    (got,) = run_node("Conv", {"x": x, "r": r}, {**attrs, "activation": [1, 0.0, 0.0]},
+                      {"w": w, "b": b}, inputs=["x", "w", "b", "r"])
+    assert_close(got, np.maximum(y + r, 0))
+
+
+def test_conv_residual_that_broadcasts(run_node):
+    """A residual whose shape only broadcasts to the output: added after the convolution."""
+    x, w = rand(1, 3, 5, 6), rand(4, 3, 3, 3)
+    r = rand(1, 4, 1, 4)
+    (got,) = run_node("Conv", {"x": x, "r": r}, {"activation": [1, 0.0, 0.0]}, {"w": w},
+                      inputs=["x", "w", "", "r"])
+    assert_close(got, np.maximum(conv_reference(x, w) + r, 0))
 
 
 # (input shape, weight shape, attrs, reference keyword arguments)

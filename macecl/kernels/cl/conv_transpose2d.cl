@@ -14,13 +14,17 @@
  *     bias (C_out); output (N, C_out, OH, OW). Bottom/right pads and output_padding only
  *     shape the output, so they come in through OH and OW:
  *       OH = stride_h * (H - 1) + output_padding_h + dil_h * (KH - 1) + 1 - pad_top - pad_bottom.
- *   Global size >= N * C_out * OH * OW.
+ *   Global size (OW, OH, N * groups * ceil(C_out / groups / 8)).
  *
  * Each work item gathers: it visits the taps that could have scattered into its output pixel
  * and keeps those whose input coordinate is integral and in range. No atomics, no zero-fill.
+ * It computes 8 output channels of one group at once, so each input value it reads feeds
+ * 8 multiply-adds.
  */
 
 #include "common.h"
+
+#define CO_BLOCK 8
 
 __kernel void conv_transpose2d(__global const float* input,
                                __global const float* filter,
@@ -35,20 +39,26 @@ __kernel void conv_transpose2d(__global const float* input,
                                const int groups,
                                const float act_a, const float act_b)
 {
-    const int gid = get_global_id(0);
-    if (gid >= N * C_out * OH * OW) return;
-
-    const int ow = gid % OW;
-    const int oh = (gid / OW) % OH;
-    const int co = (gid / (OW * OH)) % C_out;
-    const int n = gid / (OW * OH * C_out);
-
+    const int ow = get_global_id(0);
+    const int oh = get_global_id(1);
+    const int z = get_global_id(2);  /* (n * groups + g) * channel_blocks + channel block */
     const int cout_per_group = C_out / groups;
-    const int cin_per_group = C_in / groups;
-    const int ci0 = (co / cout_per_group) * cin_per_group;
-    const int co_in_group = co % cout_per_group;
+    const int channel_blocks = (cout_per_group + CO_BLOCK - 1) / CO_BLOCK;
+    if (ow >= OW || oh >= OH || z >= N * groups * channel_blocks) return;
 
-    float acc = 0.0f;
+    const int m0 = (z % channel_blocks) * CO_BLOCK;
+    const int g = (z / channel_blocks) % groups;
+    const int n = z / (channel_blocks * groups);
+    const int cin_per_group = C_in / groups;
+    const int ci0 = g * cin_per_group;
+    const int taps = KH * KW;
+    /* filter (C_in, C_out / groups, KH, KW): channel m of the block is m0 + j, clamped so
+       the loop has no branch (rows past the group are computed, never stored) */
+    int rows[CO_BLOCK];
+    for (int j = 0; j < CO_BLOCK; ++j) rows[j] = min(m0 + j, cout_per_group - 1) * taps;
+
+    float acc[CO_BLOCK];
+    for (int j = 0; j < CO_BLOCK; ++j) acc[j] = 0.0f;
     for (int kh = 0; kh < KH; ++kh) {
         /* oh = ih * stride_h - pad_top + kh * dil_h, solved for ih */
         const int sh = oh + pad_top - kh * dil_h;
@@ -61,16 +71,21 @@ __kernel void conv_transpose2d(__global const float* input,
             if (sw < 0 || sw % stride_w != 0) continue;
             const int iw = sw / stride_w;
             if (iw >= W) continue;
+            const int tap = kh * KW + kw;
             for (int ci = 0; ci < cin_per_group; ++ci) {
-                const float x = input[((n * C_in + ci0 + ci) * H + ih) * W + iw];
-                const float w =
-                    filter[(((ci0 + ci) * cout_per_group + co_in_group) * KH + kh) * KW + kw];
-                acc += x * w;
+                const float x = input[(((size_t)n * C_in + ci0 + ci) * H + ih) * W + iw];
+                __global const float* w =
+                    filter + (size_t)(ci0 + ci) * cout_per_group * taps + tap;
+                for (int j = 0; j < CO_BLOCK; ++j) acc[j] += x * w[rows[j]];
             }
         }
     }
+    for (int j = 0; j < CO_BLOCK && m0 + j < cout_per_group; ++j) {
+        const int co = g * cout_per_group + m0 + j;
+        float y = acc[j];
 #ifdef HAS_BIAS
-    acc += bias[co];
+        y += bias[co];
 #endif
-    output[gid] = ACTIVATE(acc, act_a, act_b);
+        output[(((size_t)n * C_out + co) * OH + oh) * OW + ow] = ACTIVATE(y, act_a, act_b);
+    }
 }

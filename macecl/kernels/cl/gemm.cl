@@ -1,28 +1,70 @@
 /*
- * gemm.cl: ONNX Gemm and batched MatMul, row-major FP32.
+ * gemm.cl: ONNX Gemm and batched MatMul, row-major FP32, register-blocked.
  *
- * Build options (kernel `gemm`):
- *   -DTRANS_A           A is stored (K, M) and used transposed; otherwise (M, K)
- *   -DTRANS_B           B is stored (N, K) and used transposed; otherwise (K, N)
- *   -DHAS_C             add beta * C; without it C is unused and may be NULL
+ * Build options:
+ *   -DVW=<4|8|16>       output columns per work item, one float vector (default 4); the host
+ *                       takes the device's preferred float vector width
+ *   -DTRANS_A           (gemm) A is stored (K, M) and used transposed; otherwise (M, K)
+ *   -DTRANS_B           (gemm) B is stored (N, K) and used transposed; otherwise (K, N)
+ *   -DHAS_C             (gemm) add beta * C; without it C is unused and may be NULL
  *   -DACTIVATION=<n>    fused activation, a UNARY_* code of common.h (default 0, none)
- * `matmul` takes no options (TRANS_* and HAS_C do not affect it).
+ *
+ * Two blockings, both without local memory (any work-group shape is correct):
+ *   - panel (B not transposed): a work item computes ROWS rows by VW columns of Y, one
+ *     vector load of B's row k feeding ROWS multiply-adds. Global size (ceil(N / VW),
+ *     ceil(M / ROWS), batches).
+ *   - dot (gemm with TRANS_B, B's rows are Y's columns): a work item computes ROWS rows of
+ *     one column, VW terms of k at a time from contiguous rows of B (and of A unless
+ *     TRANS_A). Global size (N, ceil(M / ROWS)). Fully connected layers are this case.
  *
  * Kernels:
  *   gemm(A, B, C, Y, M, N, K, c_stride_m, c_stride_n, alpha, beta, act_a, act_b)
  *     Y (M, N) = act(alpha * op(A) @ op(B) + beta * C[m * c_stride_m + n * c_stride_n]).
  *     The C strides express its broadcast: full (M, N): (N, 1); row (N) or (1, N): (0, 1);
- *     column (M, 1): (1, 0); scalar: (0, 0). Global size >= M * N.
- *   matmul(A, B, Y, meta, batch_rank, M, N, K, total)
- *     Y[b] (M, N) = A[b] (M, K) @ B[b] (K, N) with NumPy batch broadcasting.
+ *     column (M, 1): (1, 0); scalar: (0, 0).
+ *   matmul(A, B, Y, meta, batch_rank, M, N, K, batches)
+ *     Y[b] (M, N) = A[b] (M, K) @ B[b] (K, N) with NumPy batch broadcasting, panel
+ *     blocking, batches = the product of the output's batch dims. Only VW applies.
  *     meta: int[3 * batch_rank] = out_batch_shape[batch_rank],
  *           a_batch_strides[batch_rank], b_batch_strides[batch_rank]
  *     strides in elements (a whole (M, K) matrix is M * K), 0 where the input broadcasts.
- *     batch_rank may be 0 (meta then unused). total = batch * M * N = global size lower bound.
- *     1-D operands are reshaped by the caller, as NumPy's matmul rules say.
+ *     batch_rank may be 0 (meta then unused). 1-D operands are reshaped by the caller, as
+ *     NumPy's matmul rules say.
  */
 
 #include "common.h"
+
+#ifndef VW
+#define VW 4
+#endif
+#define ROWS 8
+
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define floatv CAT(float, VW)
+#define vloadv CAT(vload, VW)
+#define vstorev CAT(vstore, VW)
+
+#ifdef TRANS_A
+#define A_AT(m, k) A[(size_t)(k) * M + (m)]
+#else
+#define A_AT(m, k) A[(size_t)(m) * K + (k)]
+#endif
+
+/* acc[r] += A(m0 + r, k) * B[k, n0 .. n0 + VW) over k: the panel blocking's inner loop.
+   Rows past M read row M - 1 (computed, never stored); B's columns past N read zeros. */
+#define PANEL_LOOP(A_ROW_AT)                                                                 \
+    for (int k = 0; k < K; ++k) {                                                           \
+        floatv v;                                                                           \
+        if (lanes == VW) {                                                                  \
+            v = vloadv(0, B + (size_t)k * N + n0);                                          \
+        } else {                                                                            \
+            float lane[VW];                                                                 \
+            for (int i = 0; i < VW; ++i) lane[i] = i < lanes ? B[(size_t)k * N + n0 + i] : 0.0f; \
+            v = vloadv(0, lane);                                                            \
+        }                                                                                   \
+        for (int r = 0; r < ROWS; ++r) acc[r] = mad((floatv)(A_ROW_AT(r, k)), v, acc[r]);   \
+    }
 
 __kernel void gemm(__global const float* A,
                    __global const float* B,
@@ -33,30 +75,65 @@ __kernel void gemm(__global const float* A,
                    const float alpha, const float beta,
                    const float act_a, const float act_b)
 {
-    const int gid = get_global_id(0);
-    if (gid >= M * N) return;
-    const int m = gid / N;
-    const int n = gid % N;
-
-    float acc = 0.0f;
-    for (int k = 0; k < K; ++k) {
-#ifdef TRANS_A
-        const float a = A[k * M + m];
-#else
-        const float a = A[m * K + k];
-#endif
+    const int m0 = get_global_id(1) * ROWS;
 #ifdef TRANS_B
-        const float b = B[n * K + k];
+    const int n = get_global_id(0);
+    if (n >= N || m0 >= M) return;
+    floatv acc[ROWS];
+    for (int r = 0; r < ROWS; ++r) acc[r] = (floatv)(0.0f);
+    float tail[ROWS];
+    for (int r = 0; r < ROWS; ++r) tail[r] = 0.0f;
+    __global const float* b_row = B + (size_t)n * K;
+    const int whole = K - K % VW;
+    for (int k = 0; k < whole; k += VW) {
+        const floatv b = vloadv(0, b_row + k);
+        for (int r = 0; r < ROWS; ++r) {
+            const int m = min(m0 + r, M - 1);
+#ifdef TRANS_A
+            float lane[VW];
+            for (int i = 0; i < VW; ++i) lane[i] = A_AT(m, k + i);
+            acc[r] = mad(vloadv(0, lane), b, acc[r]);
 #else
-        const float b = B[k * N + n];
+            acc[r] = mad(vloadv(0, A + (size_t)m * K + k), b, acc[r]);
 #endif
-        acc += a * b;
+        }
     }
-    float y = alpha * acc;
+    for (int k = whole; k < K; ++k)
+        for (int r = 0; r < ROWS; ++r) tail[r] += A_AT(min(m0 + r, M - 1), k) * b_row[k];
+    for (int r = 0; r < ROWS && m0 + r < M; ++r) {
+        float lane[VW];
+        vstorev(acc[r], 0, lane);
+        float sum = tail[r];
+        for (int i = 0; i < VW; ++i) sum += lane[i];
+        const int m = m0 + r;
+        float y = alpha * sum;
 #ifdef HAS_C
-    y += beta * C[m * c_stride_m + n * c_stride_n];
+        y += beta * C[m * c_stride_m + n * c_stride_n];
 #endif
-    Y[gid] = ACTIVATE(y, act_a, act_b);
+        Y[(size_t)m * N + n] = ACTIVATE(y, act_a, act_b);
+    }
+#else
+    const int block = get_global_id(0);
+    if (block * VW >= N || m0 >= M) return;
+    const int n0 = N >= VW ? min(block * VW, N - VW) : 0;  /* a tail block steps back */
+    const int lanes = min(VW, N - n0);
+    floatv acc[ROWS];
+    for (int r = 0; r < ROWS; ++r) acc[r] = (floatv)(0.0f);
+#define GEMM_A(r, k) A_AT(min(m0 + (r), M - 1), k)
+    PANEL_LOOP(GEMM_A)
+    for (int r = 0; r < ROWS && m0 + r < M; ++r) {
+        float lane[VW];
+        vstorev(acc[r], 0, lane);
+        const int m = m0 + r;
+        for (int i = 0; i < lanes; ++i) {
+            float y = alpha * lane[i];
+#ifdef HAS_C
+            y += beta * C[m * c_stride_m + (n0 + i) * c_stride_n];
+#endif
+            Y[(size_t)m * N + n0 + i] = ACTIVATE(y, act_a, act_b);
+        }
+    }
+#endif
 }
 
 __kernel void matmul(__global const float* A,
@@ -65,15 +142,15 @@ __kernel void matmul(__global const float* A,
                      __global const int* meta,
                      const int batch_rank,
                      const int M, const int N, const int K,
-                     const int total)
+                     const int batches)
 {
-    const int gid = get_global_id(0);
-    if (gid >= total) return;
-    const int n = gid % N;
-    const int m = (gid / N) % M;
+    const int block = get_global_id(0);
+    const int m0 = get_global_id(1) * ROWS;
+    const int batch = get_global_id(2);
+    if (block * VW >= N || m0 >= M || batch >= batches) return;
 
     /* Walk the batch coordinates from the innermost batch dim out, as elementwise.cl does. */
-    int rest = gid / (M * N);
+    int rest = batch;
     int a_off = 0;
     int b_off = 0;
     for (int d = batch_rank - 1; d >= 0; --d) {
@@ -82,10 +159,19 @@ __kernel void matmul(__global const float* A,
         a_off += coord * meta[batch_rank + d];
         b_off += coord * meta[2 * batch_rank + d];
     }
-
-    __global const float* a_row = A + a_off + m * K;
-    __global const float* b_col = B + b_off + n;
-    float acc = 0.0f;
-    for (int k = 0; k < K; ++k) acc += a_row[k] * b_col[k * N];
-    Y[gid] = acc;
+    A += a_off;
+    B += b_off;
+    const int n0 = N >= VW ? min(block * VW, N - VW) : 0;
+    const int lanes = min(VW, N - n0);
+    floatv acc[ROWS];
+    for (int r = 0; r < ROWS; ++r) acc[r] = (floatv)(0.0f);
+#define MATMUL_A(r, k) A[(size_t)min(m0 + (r), M - 1) * K + (k)]
+    PANEL_LOOP(MATMUL_A)
+    __global float* y = Y + (size_t)batch * M * N;
+    for (int r = 0; r < ROWS && m0 + r < M; ++r) {
+        float lane[VW];
+        vstorev(acc[r], 0, lane);
+        for (int i = 0; i < lanes; ++i)
+            y[(size_t)(m0 + r) * N + n0 + i] = lane[i];
+    }
 }

@@ -1,0 +1,168 @@
+"""Which convolution kernel wins, per layer shape: the measurements behind ops/conv.py's choice.
+
+For each shape (layers of the bench models), every applicable way of computing it on the
+library's kernels runs --rounds times, the ways interleaved round by round so that machine
+noise hits them alike; prints the median kernel time (OpenCL profiling events) of each and
+checks they agree. Ways: `gemm` = conv2d_gemm straight on the input (1x1, stride 1, no
+pad only), `im2col+gemm`, `direct` = conv2d_direct, `depthwise` = depthwise_conv2d (one
+input channel per group).
+
+    python bench/conv_kernels.py [--rounds 9] [--device SELECTOR] [--shapes 3x3,dw]
+
+What it showed on PoCL 3.0, a 2-core AVX-512 Xeon shared with other jobs (load about 1.5),
+--rounds 7, ms (the vector width the device prefers is 16):
+
+    resnet 1x1 256->64 56x56     gemm 7.35   im2col+gemm 12.48   direct 7.67
+    resnet 1x1 1024->256 14x14   gemm 4.60   im2col+gemm 5.96    direct 9.22
+    resnet 3x3 64 56x56                      im2col+gemm 28.33   direct 15.67
+    resnet 3x3 256 14x14                     im2col+gemm 15.30   direct 17.24
+    resnet 3x3 512 7x7                       im2col+gemm 13.64   direct 32.99
+    resnet 7x7/2 3->64 224                   im2col+gemm 32.20   direct 15.38
+    det 3x3/2 3->16 640                      im2col+gemm 20.22   direct 6.40
+    det 3x3 64->16 160x160                   im2col+gemm 153.56  direct 25.76
+
+Hence ops/conv.py: 1x1 unit-stride convolutions as a GEMM on the input, im2col + GEMM where
+output rows are narrower than a vector (7x7, 14x14 maps at 16 lanes), direct otherwise.
+Under heavy load (load 11) the driver's own work-group choice hurt most: depthwise 3x3
+96x80x80 took 11.9 ms with it against 2.3-3.0 ms with any small explicit shape, interleaved
+in one run (2.4 ms with the driver's choice on the quieter machine). Local sizes are left to
+the tuner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+
+os.environ.setdefault("PYOPENCL_NO_CACHE", "1")
+
+import numpy as np
+import pyopencl as cl
+
+from macecl.kernels import program_source
+from macecl.ops.traits import DeviceTraits
+from macecl.runtime.device import select_device
+
+# name: (C_in, H, W, C_out, K, stride, pad, groups)
+SHAPES = {
+    "resnet 1x1 256->64 56x56": (256, 56, 56, 64, 1, 1, 0, 1),
+    "resnet 1x1 64->256 56x56": (64, 56, 56, 256, 1, 1, 0, 1),
+    "resnet 1x1 1024->256 14x14": (1024, 14, 14, 256, 1, 1, 0, 1),
+    "resnet 3x3 64 56x56": (64, 56, 56, 64, 3, 1, 1, 1),
+    "resnet 3x3 256 14x14": (256, 14, 14, 256, 3, 1, 1, 1),
+    "resnet 3x3 512 7x7": (512, 7, 7, 512, 3, 1, 1, 1),
+    "resnet 7x7/2 3->64 224": (3, 224, 224, 64, 7, 2, 3, 1),
+    "det 3x3/2 3->16 640": (3, 640, 640, 16, 3, 2, 1, 1),
+    "det 3x3 16 160x160": (16, 160, 160, 16, 3, 1, 1, 1),
+    "det 3x3 64->16 160x160": (64, 160, 160, 16, 3, 1, 1, 1),
+    "squeezenet 3x3 16->64 55x55": (16, 55, 55, 64, 3, 1, 1, 1),
+    "dw 3x3 96 80x80": (96, 80, 80, 96, 3, 1, 1, 96),
+    "dw 3x3/2 96 80x80": (96, 80, 80, 96, 3, 2, 1, 96),
+    "dw 5x5 240 20x20": (240, 20, 20, 240, 5, 1, 2, 240),
+}
+
+
+class Runner:
+    def __init__(self, device, traits: DeviceTraits):
+        self.ctx = cl.Context([device])
+        self.queue = cl.CommandQueue(
+            self.ctx, properties=cl.command_queue_properties.PROFILING_ENABLE)
+        options = f"-DVW={traits.vector_width} -DHAS_BIAS"
+        self.program = cl._cl._Program(self.ctx, program_source("conv2d"))
+        self.program.build(options.encode())
+        self.vw = traits.vector_width
+
+    def buffer(self, array=None, size=0):
+        flags = cl.mem_flags
+        if array is None:
+            return cl.Buffer(self.ctx, flags.READ_WRITE, max(4, size * 4))
+        return cl.Buffer(self.ctx, flags.READ_WRITE | flags.COPY_HOST_PTR,
+                         hostbuf=np.ascontiguousarray(array, np.float32))
+
+    def ways(self, shape):
+        """{name: (launches, output buffer)}; a launch is (kernel, global size, args)."""
+        c, h, w, co, k, s, p, g = shape
+        rng = np.random.default_rng(0)
+        oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        x = self.buffer(rng.standard_normal((c, h, w)))
+        weights = self.buffer(rng.standard_normal((co, c // g, k, k)) * 0.1)
+        bias = self.buffer(rng.standard_normal(co))
+        i = np.int32
+        window = [i(v) for v in (k, k, s, s, 1, 1, p, p)]
+        vw, m = self.vw, co // g
+        found = {}
+        if g > 1 and c // g == 1:
+            out = self.buffer(size=co * oh * ow)
+            args = [x, weights, bias, None, out, *map(i, (c, h, w, co, oh, ow)), *window, i(co),
+                    np.float32(0), np.float32(0)]
+            found["depthwise"] = ([("depthwise_conv2d", (-(-ow // vw), oh, co), args)], out)
+            return found
+        if (k, s, p) == (1, 1, 0):
+            out = self.buffer(size=co * oh * ow)
+            args = [weights, x, bias, None, out, *map(i, (m, c // g, oh * ow, g, g)),
+                    np.float32(0), np.float32(0)]
+            found["gemm"] = ([("conv2d_gemm", (-(-oh * ow // vw), -(-m // 8), g), args)], out)
+        cols = self.buffer(size=c * k * k * oh * ow)
+        out = self.buffer(size=co * oh * ow)
+        rows = c * k * k
+        gemm = [weights, cols, bias, None, out, *map(i, (m, c // g * k * k, oh * ow, g, g)),
+                np.float32(0), np.float32(0)]
+        found["im2col+gemm"] = ([
+            ("im2col", (ow, oh, rows), [x, cols, *map(i, (c, h, w, oh, ow)), *window, i(rows)]),
+            ("conv2d_gemm", (-(-oh * ow // vw), -(-m // 8), g), gemm)], out)
+        out = self.buffer(size=co * oh * ow)
+        blocks = g * -(-m // 8)
+        args = [x, weights, bias, None, out, *map(i, (c, h, w, co, oh, ow)), *window, i(g),
+                i(blocks), np.float32(0), np.float32(0)]
+        found["direct"] = ([("conv2d_direct", (-(-ow // vw), oh, blocks), args)], out)
+        return found
+
+    def time(self, launches) -> float:
+        total = 0.0
+        for kernel, size, args in launches:
+            knl = cl._cl.Kernel(self.program, kernel)
+            knl.set_args(*args)
+            event = cl.enqueue_nd_range_kernel(self.queue, knl, size, None)
+            event.wait()
+            total += (event.profile.end - event.profile.start) * 1e-6
+        return total
+
+    def read(self, out, size):
+        host = np.empty(size, np.float32)
+        cl.enqueue_copy(self.queue, host, out)
+        return host
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--shapes", default="", help="comma-separated substrings of names")
+    options = parser.parse_args()
+    device = select_device(options.device).cl_device
+    traits = DeviceTraits.of(device)
+    runner = Runner(device, traits)
+    print(f"{device.name}: {traits}")
+    wanted = [s for s in options.shapes.split(",") if s]
+    for name, shape in SHAPES.items():
+        if wanted and not any(w in name for w in wanted):
+            continue
+        ways = runner.ways(shape)
+        times = {way: [] for way in ways}
+        for _ in range(options.rounds):
+            for way, (launches, _) in ways.items():
+                times[way].append(runner.time(launches))
+        c, h, w, co, k, s, p, g = shape
+        oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        results = [runner.read(out, co * oh * ow) for _, out in ways.values()]
+        agree = all(np.allclose(r, results[0], rtol=1e-3, atol=1e-3) for r in results)
+        flops = 2 * co * oh * ow * (c // g) * k * k
+        cells = ", ".join(f"{way} {statistics.median(t):.2f} ms "
+                          f"({flops / statistics.median(t) * 1e-6:.1f} GF/s)"
+                          for way, t in times.items())
+        print(f"{name}: {cells}{'' if agree else '  DISAGREE'}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

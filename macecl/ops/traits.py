@@ -1,0 +1,33 @@
+"""What the kernels' variants depend on in a device, read once from its OpenCL properties.
+
+Lowerings turn these into ``-D`` build options, so each device builds (and the cache keeps)
+the variant that suits it; the options are part of every program's key.
+
+Only the vector width is used so far. No kernel stages tiles through local memory: on PoCL's
+CPU device CL_DEVICE_LOCAL_MEM_TYPE is CL_GLOBAL (local memory is ordinary memory), and
+register blocking alone is what bench/conv_kernels.py measured there; a tiled variant for
+devices with dedicated local memory would be chosen here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceTraits:
+    """vector_width: floats per vector register, the output pixels (or columns) a
+    convolution or GEMM work item computes as one float vector (4, 8 or 16)."""
+
+    vector_width: int = 4
+
+    @classmethod
+    def of(cls, cl_device) -> DeviceTraits:
+        """The traits of a ``pyopencl.Device`` (any object with its property names)."""
+        preferred = int(cl_device.preferred_vector_width_float)
+        return cls(vector_width=min(16, max(4, _power_of_two(preferred))))
+
+
+def _power_of_two(value: int) -> int:
+    """The largest power of two <= value (1 for 0): OpenCL vectors have 2, 4, 8 or 16 lanes."""
+    return 1 << max(0, value.bit_length() - 1)
