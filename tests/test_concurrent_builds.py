@@ -31,8 +31,9 @@ LIBRARY = [("unary", ("-DOP=1",)), ("unary", ("-DOP=4",)), ("elementwise", ("-DO
            ("softmax", ()), ("transpose", ())]
 
 
-def five_program_model(path):
-    """Conv+Relu -> MaxPool -> Add -> Sigmoid -> Softmax: five programs on fixed shapes."""
+def small_cnn(path):
+    """Conv+Relu -> MaxPool -> Add -> Sigmoid -> Softmax: a handful of programs (how many
+    depends on the convolution kernels the device's traits choose: see ``programs_of``)."""
     weight = numpy_helper.from_array(RNG.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
     bias = numpy_helper.from_array(RNG.standard_normal(4).astype(np.float32), "b")
     shift = numpy_helper.from_array(RNG.standard_normal((4, 1, 1)).astype(np.float32), "s")
@@ -45,7 +46,7 @@ def five_program_model(path):
         helper.make_node("Softmax", ["g"], ["y"], axis=1, name="softmax"),
     ]
     graph = helper.make_graph(
-        nodes, "five",
+        nodes, "small_cnn",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
         [weight, bias, shift])
@@ -55,29 +56,37 @@ def five_program_model(path):
     return path
 
 
+def programs_of(engine) -> int:
+    """How many distinct programs the engine's one plan launches."""
+    (prepared,) = engine._plans.values()
+    return len({(step.program, step.options) for step in prepared.plan.steps})
+
+
 def cached_keys(path) -> set[tuple[str, str]]:
     return {(e.key.name, e.key.options) for e in CacheFile(path.read_bytes()).entries}
 
 
 @pytest.mark.parametrize("concurrent", CONCURRENT, ids=MODE_IDS)
 def test_concurrent_start_gives_what_a_sequential_one_gives(tmp_path, concurrent):
-    model = five_program_model(tmp_path / "five.onnx")
+    model = small_cnn(tmp_path / "small_cnn.onnx")
     x = RNG.standard_normal((1, 3, 8, 8)).astype(np.float32)
     starts = {}
     for name, settings in (("sequential", {"build_workers": 1}), ("concurrent", concurrent)):
         with config.override(cache_dir=tmp_path / name, **settings), macecl.Engine(model) as engine:
             outputs = engine.run({"x": x})["y"]
             starts[name] = (outputs, engine.stats, engine.context.cache_path)
+            needed = programs_of(engine)
     (sequential, seq_stats, seq_cache), (concurrent_out, stats, cache) = starts.values()
     expected = onnxruntime.InferenceSession(str(model)).run(None, {"x": x})[0]
     np.testing.assert_allclose(sequential, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(concurrent_out, sequential)
-    assert seq_stats.programs_from_source == stats.programs_from_source == 5
-    assert cached_keys(cache) == cached_keys(seq_cache) and len(cached_keys(cache)) == 5
+    assert needed >= 5
+    assert seq_stats.programs_from_source == stats.programs_from_source == needed
+    assert cached_keys(cache) == cached_keys(seq_cache) and len(cached_keys(cache)) == needed
     # The binaries the concurrent start saved serve a warm start with the same results.
     with config.override(cache_dir=tmp_path / "concurrent", **concurrent), \
             macecl.Engine(model) as warm:
-        assert (warm.stats.programs_from_cache, warm.stats.programs_from_source) == (5, 0)
+        assert (warm.stats.programs_from_cache, warm.stats.programs_from_source) == (needed, 0)
         np.testing.assert_array_equal(warm.run({"x": x})["y"], sequential)
 
 
@@ -183,7 +192,7 @@ def test_threads_asking_at_once_share_one_build_each_and_the_counters_add_up():
 def test_a_warm_start_that_fails_rebuilds_every_program_concurrently(tmp_path):
     """Stands for a GPU driver failing a launch of a stale stored binary
     (CL_OUT_OF_RESOURCES): the engine's retry from source fetches the plan's programs again."""
-    model = five_program_model(tmp_path / "five.onnx")
+    model = small_cnn(tmp_path / "small_cnn.onnx")
     x = RNG.standard_normal((1, 3, 8, 8)).astype(np.float32)
     with config.override(build_workers=3, build_mode="threads"):
         with macecl.Engine(model) as cold:
@@ -192,7 +201,7 @@ def test_a_warm_start_that_fails_rebuilds_every_program_concurrently(tmp_path):
             with faults.inject("launch", status=-5, times=1), \
                     pytest.warns(CacheWarning, match="CL_OUT_OF_RESOURCES"):
                 got = warm.run({"x": x})["y"]
-            assert warm.context.stats.from_source == 5
+            assert warm.context.stats.from_source == programs_of(warm)
     np.testing.assert_array_equal(got, expected)
 
 
