@@ -1,7 +1,8 @@
 """Latency of macecl on a GPU against PyTorch on the same GPU (CUDA, FP32, batch 1), same run.
 
-The ONNX model becomes a torch module through onnx2torch. Both sides take NumPy in and give
-NumPy out (the host-device copies are in both figures, as `Engine.run` includes them).
+The ONNX model becomes a torch module through onnx2torch; TF32 is off, so both compute in
+FP32. Both sides take NumPy in and give NumPy out (the host-device copies are in both
+figures, as `Engine.run` includes them).
 Each model: one macecl engine (default local sizes, then tuned ones if --tune), PyTorch
 eager under `torch.inference_mode`, and, unless --no-compile, `torch.compile` of the same
 module; a warm-up each, then --rounds runs alternating between them. Medians and ratios
@@ -29,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from latency import model_list  # noqa: E402  (a sibling script, not a package)
 
 
-def with_initializers(model):
+def with_initializers(model, shapes: dict | None = None):
     """onnx2torch reads weights from initializers only; exporters (Paddle2ONNX) also put them
     in Constant nodes, and the ONNX light models make them with ConstantOfShape of a stored
     shape: turn both into initializers."""
@@ -49,6 +50,56 @@ def with_initializers(model):
             continue
         graph.initializer.append(numpy_helper.from_array(array, node.output[0]))
         graph.node.remove(node)
+    # Dropout is the identity at inference, and onnx2torch lacks its opset-7 form.
+    for node in [n for n in graph.node if n.op_type == "Dropout"]:
+        for other in graph.node:
+            other.input[:] = [node.input[0] if name == node.output[0] else name
+                              for name in other.input]
+        graph.node.remove(node)
+    # onnx2torch reads the ranks of pooling and normalization inputs from value_info; the
+    # light models carry value_info without dims, which inference would keep: infer anew.
+    import onnx
+
+    # Weights listed as graph inputs too (IR 3) would hide their shapes from inference.
+    del graph.value_info[:]
+    weights = {t.name for t in graph.initializer}
+    for value in [v for v in graph.input if v.name in weights]:
+        graph.input.remove(value)
+    model.ir_version = max(model.ir_version, 4)
+    for value in graph.input:  # the bench's fixed input shapes, as macecl gets them
+        if value.name in (shapes or {}):
+            dims = value.type.tensor_type.shape.dim
+            del dims[:]
+            for size in shapes[value.name]:
+                dims.add().dim_value = size
+    model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    return with_measured_shapes(model, shapes or {})
+
+
+def with_measured_shapes(model, shapes: dict):
+    """Shapes inference could not give (PP-OCR rec's reshapes), measured with ONNX Runtime."""
+    import onnx
+    import onnxruntime
+
+    graph = model.graph
+    known = {v.name for v in [*graph.value_info, *graph.input, *graph.output]
+             if v.type.tensor_type.shape.dim}
+    weights = {t.name for t in graph.initializer}
+    missing = sorted({name for node in graph.node for name in node.input
+                      if name and name not in known and name not in weights})
+    if not missing:
+        return model
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    del probe.graph.value_info[:]
+    probe.graph.output.extend(onnx.ValueInfoProto(name=name) for name in missing)
+    session = onnxruntime.InferenceSession(probe.SerializeToString(),
+                                           providers=["CPUExecutionProvider"])
+    feeds = {i.name: np.zeros(shapes.get(i.name) or [d.dim_value for d in
+                                                      i.type.tensor_type.shape.dim], np.float32)
+             for i in graph.input}
+    for name, value in zip(missing, session.run(missing, feeds)):
+        graph.value_info.append(onnx.helper.make_tensor_value_info(name, 1, value.shape))
     return model
 
 
@@ -84,7 +135,10 @@ def measure(name: str, path: Path, shapes: dict, args, directory: Path) -> dict:
         tuned.tune(feeds, repeats=3)
         runners["macecl tuned"] = lambda f: list(tuned.run(f).values())
     device = torch.device("cuda")
-    module = onnx2torch.convert(with_initializers(onnx.load(str(path)))).to(device).eval()
+    # FP32 as macecl computes it: cuDNN and cuBLAS would otherwise use TF32 on Ampere and later.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    module = onnx2torch.convert(with_initializers(onnx.load(str(path)), shapes)).to(device).eval()
     runners["torch eager"] = torch_runner(module, device)
     compile_seconds = None
     compile_error = None
