@@ -73,12 +73,8 @@ def _from_environment() -> dict[str, object]:
     if cache_dir := os.environ.get("MACECL_CACHE_DIR"):
         values["cache_dir"] = Path(cache_dir).expanduser()
     if timeout := os.environ.get("MACECL_LOCK_TIMEOUT"):
-        try:
-            values["lock_timeout"] = float(timeout)
-        except ValueError:
-            raise ConfigError(
-                f"MACECL_LOCK_TIMEOUT={timeout!r} is not a number of seconds"
-            ) from None
+        values["lock_timeout"] = _number("MACECL_LOCK_TIMEOUT", timeout, float,
+                                         "a number of seconds")
     if max_bytes := os.environ.get("MACECL_CACHE_MAX_BYTES"):
         values["cache_max_bytes"] = parse_size(max_bytes, "MACECL_CACHE_MAX_BYTES")
     if read_only := os.environ.get("MACECL_CACHE_READ_ONLY"):
@@ -88,12 +84,8 @@ def _from_environment() -> dict[str, object]:
     if allow := os.environ.get("MACECL_ALLOW_WORLD_WRITABLE_CACHE"):
         values["allow_world_writable_cache"] = _flag("MACECL_ALLOW_WORLD_WRITABLE_CACHE", allow)
     if workers := os.environ.get("MACECL_BUILD_WORKERS"):
-        try:
-            values["build_workers"] = int(workers)
-        except ValueError:
-            raise ConfigError(
-                f"MACECL_BUILD_WORKERS={workers!r} is not a whole number of workers"
-            ) from None
+        values["build_workers"] = _number("MACECL_BUILD_WORKERS", workers, int,
+                                          "a whole number of workers")
     if mode := os.environ.get("MACECL_BUILD_MODE"):
         values["build_mode"] = mode.strip().lower()
     return values
@@ -114,6 +106,13 @@ def parse_size(text: str, what: str = "size") -> int:
     if size < 0:
         raise ConfigError(f"{what}={text!r} is not a size (examples: 4096, 64K, 256M, 1G)")
     return size
+
+
+def _number(name: str, text: str, kind: type, what: str) -> float | int:
+    try:
+        return kind(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not {what}") from None
 
 
 def _flag(name: str, text: str) -> bool:
