@@ -8,6 +8,8 @@ On the host the same ops also compute the integer shape arithmetic exporters emi
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from macecl.graph.ir import Node
@@ -52,6 +54,16 @@ def broadcast_strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]
     return strides
 
 
+def _row_length(shape: tuple[int, ...], out: tuple[int, ...]) -> int | None:
+    """Elements per value of ``shape`` broadcast to ``out``, when it is a leading part of
+    ``out`` followed by ones (per-channel [N, C, 1, 1] over [N, C, H, W]; a scalar); else None."""
+    padded = (1,) * (len(out) - len(shape)) + tuple(shape)
+    for axis in range(len(out) + 1):
+        if padded[:axis] == out[:axis] and all(d == 1 for d in padded[axis:]):
+            return max(1, math.prod(out[axis:]))
+    return None
+
+
 def lower_binary(builder, code: int, a, b):
     """One launch of ``elementwise`` with OP=code; returns the output value."""
     from macecl.engine.plan import meta
@@ -65,6 +77,12 @@ def lower_binary(builder, code: int, a, b):
     options = [f"-DOP={code}"]
     if a.shape == shape and b.shape == shape:
         builder.launch("elementwise", "binary_flat", [a, b, out, np.int32(out.size)], out.size,
+                       options=options)
+    elif (inner := _row_length(b.shape, shape) if a.shape == shape
+          else _row_length(a.shape, shape) if b.shape == shape else None):
+        options += ["-DA_ROWS"] if b.shape == shape else []
+        builder.launch("elementwise", "binary_rows", [a, b, out, np.int32(inner),
+                                                       np.int32(out.size)], out.size,
                        options=options)
     else:
         rank = max(len(shape), 1)

@@ -82,6 +82,25 @@ __kernel void binary(__global const float* a,
     out[gid] = binary_op(a[ia], b[ib]);
 }
 
+/* One operand full, the other one value per row of `inner` elements (a per-channel scale or
+ * bias over NCHW, a scalar: inner = total): one division per element instead of the rank-
+ * generic walk above. A_ROWS: `a` is the per-row operand, else `b` is. */
+__kernel void binary_rows(__global const float* a,
+                          __global const float* b,
+                          __global float* out,
+                          const int inner,
+                          const int total)
+{
+    const int gid = get_global_id(0);
+    if (gid >= total) return;
+    const int row = gid / inner;
+#ifdef A_ROWS
+    out[gid] = binary_op(a[row], b[gid]);
+#else
+    out[gid] = binary_op(a[gid], b[row]);
+#endif
+}
+
 __kernel void binary_flat(__global const float* a,
                           __global const float* b,
                           __global float* out,

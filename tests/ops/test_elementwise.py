@@ -1,0 +1,42 @@
+"""Broadcasting arithmetic through the engine, against NumPy: each of the three kernels
+(same shapes, one operand per row of the other, the rank-generic walk) on both sides of
+the non-commutative ops, since the per-row kernel swaps which operand is per row."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from macecl.ops.elementwise import _row_length
+
+RNG = np.random.default_rng(11)
+SHAPES = [
+    ((2, 3, 4, 5), (2, 3, 4, 5)),  # flat
+    ((2, 3, 4, 5), (2, 3, 1, 1)),  # per channel: rows
+    ((2, 3, 1, 1), (2, 3, 4, 5)),  # per channel on the left: rows, swapped
+    ((2, 3, 4, 5), ()),  # a scalar: one row
+    ((), (3, 7)),
+    ((2, 3, 4, 5), (3, 1, 1)),  # per channel without the batch: the generic walk
+    ((4, 1), (1, 5)),  # both broadcast: the generic walk
+]
+
+
+@pytest.mark.parametrize("op, function", [("Sub", np.subtract), ("Div", np.divide),
+                                          ("Add", np.add), ("Pow", np.power)])
+@pytest.mark.parametrize("a_shape, b_shape", SHAPES)
+def test_broadcasting_matches_numpy(run_node, op, function, a_shape, b_shape):
+    a = RNG.uniform(0.5, 2.0, a_shape).astype(np.float32)
+    b = RNG.uniform(0.5, 2.0, b_shape).astype(np.float32)
+    (got,) = run_node(op, {"a": np.atleast_1d(a) if not a.shape else a,
+                           "b": np.atleast_1d(b) if not b.shape else b})
+    expected = function(np.atleast_1d(a) if not a.shape else a,
+                        np.atleast_1d(b) if not b.shape else b)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_row_length_recognises_prefix_operands_only():
+    assert _row_length((2, 3, 1, 1), (2, 3, 4, 5)) == 20
+    assert _row_length((), (2, 3)) == 6
+    assert _row_length((2, 3, 4, 5), (2, 3, 4, 5)) == 1
+    assert _row_length((3, 1, 1), (2, 3, 4, 5)) is None
+    assert _row_length((1, 5), (4, 5)) is None
