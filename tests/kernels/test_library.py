@@ -13,7 +13,7 @@ PROGRAMS = {
                {"im2col", "conv2d_gemm", "conv2d_direct", "depthwise_conv2d"}),
     "conv_transpose2d": ("-DHAS_BIAS -DACTIVATION=1", {"conv_transpose2d"}),
     "copy": ("-DMODE=1", {"copy_box", "pad"}),
-    "elementwise": ("-DOP=4", {"binary", "binary_flat"}),
+    "elementwise": ("-DOP=4", {"binary", "binary_flat", "binary_rows"}),
     "gemm": ("-DVW=16 -DTRANS_A -DTRANS_B -DHAS_C -DACTIVATION=2", {"gemm", "matmul"}),
     "lrn": ("", {"lrn"}),
     "pooling": ("", {"max_pool2d", "avg_pool2d", "global_avg_pool", "global_max_pool"}),
