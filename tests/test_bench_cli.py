@@ -30,7 +30,7 @@ def test_bench_json_and_plot(model, tmp_path):
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)["results"]
     assert row["model"] == "relu_tanh.onnx" and row["runs"] == 2 and row["rounds"] == 3
-    assert len(row["cold_init_all_s"]) == len(row["warm_init_all_s"]) == 2
+    assert len(row["cold_start_all_s"]) == len(row["warm_start_all_s"]) == 2
     # cold: every program built from source; warm: every one from the file the cold start wrote
     assert row["cold_programs_from_source"] == row["warm_programs_from_cache"] == 2
     assert row["warm_programs_from_source"] == 0

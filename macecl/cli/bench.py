@@ -53,7 +53,7 @@ def bench(
                          no_wrap=column == "model")
     for r in results:
         ratio = r.ratio_to_onnxruntime
-        table.add_row(r.model, f"{r.cold_init_s:.3f}", f"{r.warm_init_s:.3f}",
+        table.add_row(r.model, f"{r.cold_start_s:.3f}", f"{r.warm_start_s:.3f}",
                       f"{r.warm_speed_up:.1f}x", str(r.cold_programs_from_source),
                       f"{r.macecl_ms:.2f}",
                       "-" if r.onnxruntime_ms is None else f"{r.onnxruntime_ms:.2f}",
