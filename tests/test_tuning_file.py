@@ -127,3 +127,22 @@ def test_a_read_only_store_neither_moves_a_damaged_file_nor_writes(tmp_path):
         assert store.load() is None
     assert not store.save([launch()])
     assert path.read_bytes() == damage and not path.with_name(path.name + ".corrupt").exists()
+
+
+def test_the_store_follows_the_cache_file_rules(tmp_path):
+    """The tuned-parameters file is opened and created like the cache (safe_files): a symbolic
+    link in its place (another user's file, say) is refused and moved aside as the link, never
+    its target, and what the store creates is its owner's alone."""
+    target = tmp_path / "elsewhere.bin"
+    target.write_bytes(encode([launch()]))
+    path = tmp_path / "cache" / "tuned_opencl_parameter.bin"
+    path.parent.mkdir()
+    path.symlink_to(target)
+    store = TuningStore(path)
+    with pytest.warns(CacheWarning, match="refused .*symbolic link.*moved aside"):
+        assert store.load() is None
+    assert path.with_name(path.name + ".corrupt").is_symlink() and target.exists()
+    fresh = TuningStore(tmp_path / "new" / "tuned_opencl_parameter.bin")
+    assert fresh.save([launch()])
+    assert fresh.path.stat().st_mode & 0o777 == 0o600
+    assert fresh.path.parent.stat().st_mode & 0o777 == 0o700

@@ -2,7 +2,9 @@
 
 Like the compiled-program cache it is an optimisation: a damaged file is set aside
 (``*.corrupt``) with a warning and the run goes on with default work-group sizes; storage that
-cannot be written leaves the tuning results unsaved, with a warning, never a crash.
+cannot be written leaves the tuning results unsaved, with a warning, never a crash. It is
+opened and created by the cache's own rules (macecl/cache/safe_files.py): never through a
+symbolic link, and readable by its owner only.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from pathlib import Path
 
 import filelock
 
+from macecl.cache import safe_files
 from macecl.cache.store import atomic_write, remove_orphans
-from macecl.cache.tuning_format import TunedLaunch, TuningFile, TuningFormatError, encode
-from macecl.errors import CacheWarning
+from macecl.cache.tuning_format import TunedLaunch, TuningFile, encode
+from macecl.errors import CacheFormatError, CacheTrustError, CacheWarning
 
 log = logging.getLogger(__name__)
 
@@ -29,16 +32,18 @@ class TuningStore:
     def __init__(self, path: Path, lock_timeout: float = 30.0, writable: bool = True):
         self.path = Path(path)
         self.writable = writable  # False: read-only storage; a damaged file is left in place
-        self._lock = filelock.FileLock(f"{self.path}.lock", timeout=lock_timeout)
+        self._lock = filelock.FileLock(f"{self.path}.lock", timeout=lock_timeout,
+                                       mode=safe_files.FILE_MODE)
 
     def load(self) -> TuningFile | None:
-        """The file, checked whole; None when it is absent, unreadable or damaged (warned)."""
+        """The file, checked whole; None when it is absent, unreadable, damaged or refused
+        (warned)."""
         try:
-            return TuningFile(self.path.read_bytes(), origin=str(self.path))
+            return self._read()
         except (FileNotFoundError, NotADirectoryError):
             return None
-        except TuningFormatError as error:
-            self._set_aside(str(error))
+        except CacheFormatError as error:  # damaged, or refused: a link, not a regular file
+            self._set_aside(error)
         except OSError as error:
             warnings.warn(f"cannot read the tuned-parameters file {self.path}: {error}; "
                           "using default work-group sizes", CacheWarning, stacklevel=2)
@@ -50,7 +55,7 @@ class TuningStore:
         if not self.writable:
             return False
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=safe_files.DIRECTORY_MODE, parents=True, exist_ok=True)
             with self._lock:
                 old = self._read_for_merge()
                 new = {(e.device, e.key) for e in launches}
@@ -68,16 +73,19 @@ class TuningStore:
                           "the tuning results are not saved", CacheWarning, stacklevel=2)
         return False
 
+    def _read(self) -> TuningFile:
+        return TuningFile(safe_files.read_bytes(self.path), origin=str(self.path))
+
     def _read_for_merge(self) -> list[TunedLaunch]:
         try:
-            return TuningFile(self.path.read_bytes(), origin=str(self.path)).entries
+            return self._read().entries
         except FileNotFoundError:
             return []
-        except TuningFormatError as error:
-            self._set_aside(str(error))
+        except CacheFormatError as error:
+            self._set_aside(error)
             return []
 
-    def _set_aside(self, reason: str) -> None:
+    def _set_aside(self, error: CacheFormatError) -> None:
         corrupt = self.path.with_name(self.path.name + ".corrupt")
         moved = False
         if self.writable:
@@ -85,5 +93,6 @@ class TuningStore:
                 os.replace(self.path, corrupt)
                 moved = True
         where = f"moved aside to {corrupt}" if moved else "left in place"
-        warnings.warn(f"tuned-parameters file {self.path} is damaged ({reason}); {where}; "
+        state = "refused" if isinstance(error, CacheTrustError) else "damaged"
+        warnings.warn(f"tuned-parameters file {self.path} is {state} ({error}); {where}; "
                       "using default work-group sizes", CacheWarning, stacklevel=3)
