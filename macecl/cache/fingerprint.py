@@ -10,6 +10,8 @@ import dataclasses
 import enum
 import hashlib
 import json
+import struct
+from collections.abc import Iterable
 
 # Extensions whose presence changes the code a compiler may emit (half and double types,
 # sub-group intrinsics, vendor dot products). Other extensions do not affect a binary.
@@ -82,6 +84,36 @@ class DeviceFingerprint:
 
     def describe(self) -> str:
         return f"{self.device_name} ({self.platform_name}, driver {self.driver_version})"
+
+
+# How both file formats (MCLP, MCLT) store a fingerprint: a u32 length, then ``to_bytes()``.
+_RECORD_LENGTH = struct.Struct("<I")
+SMALLEST_RECORD = _RECORD_LENGTH.size  # for readers checking a count before any loop
+# A fingerprint is a few hundred bytes of JSON; anything far larger is a damaged length.
+_MAX_FINGERPRINT = 64 * 1024
+
+
+def fingerprint_records(devices: Iterable[DeviceFingerprint]) -> bytes:
+    """``devices`` as consecutive length-prefixed records, in order."""
+    return b"".join(_RECORD_LENGTH.pack(len(raw)) + raw for raw in (d.to_bytes() for d in devices))
+
+
+def read_fingerprint_record(data: bytes | memoryview, position: int, end: int, number: int,
+                            area: str) -> tuple[DeviceFingerprint, int]:
+    """Record ``number`` of ``area`` at ``position`` (which must end by ``end``), and the
+    position after it. Raises ValueError saying what is wrong: the file readers turn it into
+    their own format error."""
+    if position + _RECORD_LENGTH.size > end:
+        raise ValueError(f"device {number} starts past the end of {area}")
+    (length,) = _RECORD_LENGTH.unpack_from(data, position)
+    position += _RECORD_LENGTH.size
+    if length > _MAX_FINGERPRINT or position + length > end:
+        raise ValueError(f"device {number} length {length} runs past {area}")
+    try:
+        device = DeviceFingerprint.from_bytes(bytes(data[position : position + length]))
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"device {number} fingerprint is unreadable: {error}") from None
+    return device, position + length
 
 
 def normalize_options(options: str | list[str] | tuple[str, ...]) -> str:

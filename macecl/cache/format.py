@@ -24,7 +24,13 @@ import struct
 import zlib
 from collections.abc import Iterable
 
-from macecl.cache.fingerprint import DeviceFingerprint, ProgramKey
+from macecl.cache.fingerprint import (
+    SMALLEST_RECORD,
+    DeviceFingerprint,
+    ProgramKey,
+    fingerprint_records,
+    read_fingerprint_record,
+)
 from macecl.errors import CacheFormatError, CacheTrustError
 
 MAGIC = b"MCLP"
@@ -43,10 +49,7 @@ HEADER_SIZE = _HEADER.size + _HEADER_CRC.size  # 80
 # device index, name length, options length, payload offset, payload length, last used
 # (Unix seconds), source SHA-256, payload SHA-256; then the name and options in UTF-8.
 _ENTRY = struct.Struct("<IHHQQQ32s32s")
-_DEVICE_LENGTH = struct.Struct("<I")
 TRAILER_SIZE = len(TRAILER_MAGIC) + 32
-# A fingerprint is a few hundred bytes of JSON; anything far larger is a damaged length.
-_MAX_FINGERPRINT = 64 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,21 +181,16 @@ class CacheFile:
     def _parse_devices(self) -> list[DeviceFingerprint]:
         h = self.header
         block = self._data[h.devices_offset : h.devices_offset + h.devices_size]
-        if h.device_count * _DEVICE_LENGTH.size > len(block):
+        if h.device_count * SMALLEST_RECORD > len(block):
             raise _fail(f"{h.device_count} devices cannot fit in a {len(block)}-byte block")
         devices, position = [], 0
         for number in range(h.device_count):
-            if position + _DEVICE_LENGTH.size > len(block):
-                raise _fail(f"device {number} starts past the end of the device block")
-            (length,) = _DEVICE_LENGTH.unpack_from(block, position)
-            position += _DEVICE_LENGTH.size
-            if length > _MAX_FINGERPRINT or position + length > len(block):
-                raise _fail(f"device {number} length {length} runs past the device block")
             try:
-                devices.append(DeviceFingerprint.from_bytes(bytes(block[position : position + length])))
-            except (ValueError, TypeError) as error:
-                raise _fail(f"device {number} fingerprint is unreadable: {error}") from None
-            position += length
+                device, position = read_fingerprint_record(block, position, len(block), number,
+                                                           "the device block")
+            except ValueError as error:
+                raise _fail(str(error)) from None
+            devices.append(device)
         if position != len(block):
             raise _fail(f"{len(block) - position} unexplained bytes after the device block")
         return devices
@@ -290,9 +288,7 @@ def encode(entries: Iterable[NewEntry], key: bytes | None = None) -> bytes:
     for entry in entries:
         if entry.device not in devices:
             devices.append(entry.device)
-    device_block = b"".join(
-        _DEVICE_LENGTH.pack(len(raw)) + raw for raw in (d.to_bytes() for d in devices)
-    )
+    device_block = fingerprint_records(devices)
     names = [(e.key.name.encode("utf-8"), e.key.options.encode("utf-8")) for e in entries]
     table_size = sum(_ENTRY.size + len(n) + len(o) for n, o in names)
     tables_end = HEADER_SIZE + len(device_block) + table_size
@@ -349,7 +345,7 @@ def encoded_size(entries: Iterable[NewEntry]) -> int:
     for entry in entries:
         if entry.device not in devices:
             devices.add(entry.device)
-            size += _DEVICE_LENGTH.size + len(entry.device.to_bytes())
+            size += len(fingerprint_records([entry.device]))
         size += _ENTRY.size + len(entry.key.name.encode("utf-8"))
         size += len(entry.key.options.encode("utf-8")) + len(entry.payload)
     return size

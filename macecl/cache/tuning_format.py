@@ -23,7 +23,14 @@ import hashlib
 import struct
 from collections.abc import Iterable
 
-from macecl.cache.fingerprint import DeviceFingerprint, ProgramKey, ReusePolicy
+from macecl.cache.fingerprint import (
+    SMALLEST_RECORD,
+    DeviceFingerprint,
+    ProgramKey,
+    ReusePolicy,
+    fingerprint_records,
+    read_fingerprint_record,
+)
 from macecl.errors import CacheFormatError
 
 MAGIC = b"MCLT"
@@ -36,9 +43,7 @@ _HEADER = struct.Struct("<4sHHIIQ")
 # reserved, program source SHA-256, global size (3), local size (3; 0 = the driver's choice),
 # best time (ns), time with the driver's choice (ns).
 _ENTRY = struct.Struct("<IHHHBB32s3I3IQQ")
-_LENGTH = struct.Struct("<I")
 TRAILER_SIZE = len(TRAILER_MAGIC) + 32
-_MAX_FINGERPRINT = 64 * 1024
 
 
 class TuningFormatError(CacheFormatError):
@@ -105,21 +110,17 @@ def _parse(data: memoryview) -> list[TunedLaunch]:
         raise _fail("trailer magic is missing: the end of the file is damaged")
     if hashlib.sha256(data[:end]).digest() != bytes(data[end + len(TRAILER_MAGIC) :]):
         raise _fail("SHA-256 in the trailer does not match the contents: the file is damaged")
-    if device_count * _LENGTH.size + entry_count * _ENTRY.size > body_size:
+    if device_count * SMALLEST_RECORD + entry_count * _ENTRY.size > body_size:
         raise _fail(f"{device_count} devices and {entry_count} entries cannot fit in "
                     f"{body_size} bytes")
     position = _HEADER.size
     devices = []
     for number in range(device_count):
-        (length,) = _LENGTH.unpack_from(data, position)
-        position += _LENGTH.size
-        if length > _MAX_FINGERPRINT or position + length > end:
-            raise _fail(f"device {number} length {length} runs past the body")
         try:
-            devices.append(DeviceFingerprint.from_bytes(bytes(data[position : position + length])))
-        except (ValueError, TypeError) as error:
-            raise _fail(f"device {number} fingerprint is unreadable: {error}") from None
-        position += length
+            device, position = read_fingerprint_record(data, position, end, number, "the body")
+        except ValueError as error:
+            raise _fail(str(error)) from None
+        devices.append(device)
     entries = []
     for number in range(entry_count):
         if position + _ENTRY.size > end:
@@ -161,7 +162,7 @@ def encode(entries: Iterable[TunedLaunch]) -> bytes:
     entries = sorted(entries, key=lambda e: (e.device.to_bytes(), e.program.name,
                                              e.program.options, e.kernel, e.global_size))
     devices = list(dict.fromkeys(e.device for e in entries))
-    parts = [_LENGTH.pack(len(raw)) + raw for raw in (d.to_bytes() for d in devices)]
+    parts = [fingerprint_records(devices)]
     for entry in entries:
         texts = [t.encode("utf-8") for t in (entry.program.name, entry.program.options,
                                              entry.kernel)]
