@@ -32,7 +32,7 @@ def open_for_reading(path: Path) -> int:
     flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | _NO_FOLLOW
     try:
         descriptor = os.open(path, flags)
-    except OSError as error:
+    except OSError:
         if os.path.islink(path):  # ELOOP on Linux, EMLINK on FreeBSD, ENOENT never
             raise CacheTrustError(f"{path} is a symbolic link; a cache file is never "
                                   "followed through one") from None

@@ -67,7 +67,12 @@ class TunedLaunch:
 
     @property
     def key(self) -> tuple:
-        return (self.program, self.kernel, self.global_size)
+        return launch_key(self.program, self.kernel, self.global_size)
+
+
+def launch_key(program: ProgramKey, kernel: str, global_size: tuple[int, ...]) -> tuple:
+    """What a tuned size is looked up by, for one device: the launch shape of one kernel."""
+    return (program, kernel, global_size)
 
 
 class TuningFile:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from macecl import config
-from macecl.cache.tuning_format import TunedLaunch
+from macecl.cache.tuning_format import TunedLaunch, launch_key
 from macecl.engine import models
 from macecl.engine.plan import FLOAT, Meta, Plan, Step, Value, make_plan
 from macecl.errors import CacheWarning, ConfigError, InputError, KernelExecutionError
@@ -201,13 +201,14 @@ class Engine:
         results: dict[tuple, TunedLaunch] = {}
         for done, step in enumerate(steps, 1):
             kernel = self._kernel(step)
-            key = (kernel.program.key, step.kernel, step.global_size)
+            key = launch_key(kernel.program.key, step.kernel, step.global_size)
             if key not in results:
                 trials = tuner.search(
                     lambda local, k=kernel, s=step: k.launch(queue, *_geometry(s.global_size, local)),
                     tuner.candidates(step.global_size, tuner.limits(kernel, device)), repeats)
                 best, default = tuner.best(trials)
-                results[key] = TunedLaunch(device.fingerprint, *key, best.local_size, best.ns,
+                results[key] = TunedLaunch(device.fingerprint, kernel.program.key, step.kernel,
+                                           step.global_size, best.local_size, best.ns,
                                            default.ns)
             if progress is not None:
                 progress(done, len(steps))
@@ -375,7 +376,8 @@ class Engine:
         Checked when the kernel is first bound for a plan, i.e. before its first launch, and
         not at planning, so that planning need not wait for the kernel's program to build.
         """
-        tuned = self.context.tuned.get((kernel.program.key, step.kernel, step.global_size))
+        tuned = self.context.tuned.get(launch_key(kernel.program.key, step.kernel,
+                                                  step.global_size))
         if tuned is None or tuned.local_size is None:
             return None
         reason = tuner.check_local_size(tuned.local_size, step.global_size,
