@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from latency import model_list  # noqa: E402  (a sibling script, not a package)
+from latency import model_list, random_feeds  # noqa: E402  (a sibling script, not a package)
 
 
 def step(device: str, cache: Path, model: str, outputs: Path) -> dict:
@@ -40,9 +40,7 @@ def step(device: str, cache: Path, model: str, outputs: Path) -> dict:
         context = macecl.GPUContextBuilder().set_device(device).set_opencl_cache_full_path(
             cache).finalize()
         with macecl.Engine(path, context=context, input_shapes=shapes or None) as engine:
-            rng = np.random.default_rng(0)
-            feeds = {s.name: rng.random(shapes.get(s.name) or s.shape, dtype=np.float32)
-                     for s in engine.inputs}
+            feeds = random_feeds(engine.inputs, shapes)
             result = engine.run(feeds)
             stats = context.stats
         context.close()

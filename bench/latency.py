@@ -43,10 +43,23 @@ def model_list() -> dict[str, tuple[Path, dict[str, list[int]]]]:
     return models
 
 
-def feeds_for(session, shapes: dict[str, list[int]]) -> dict[str, np.ndarray]:
+def chosen_models(names: str | None) -> dict[str, tuple[Path, dict[str, list[int]]]]:
+    """The models named (comma-separated; all when none), or exit naming the unknown ones."""
+    models = model_list()
+    chosen = [m for m in (names or "").split(",") if m] or list(models)
+    unknown = [m for m in chosen if m not in models]
+    if unknown:
+        raise SystemExit(f"unknown models {unknown}; choose from {', '.join(models)}")
+    return {name: models[name] for name in chosen}
+
+
+def random_feeds(inputs, shapes: dict[str, list[int]]) -> dict[str, np.ndarray]:
+    """Seeded uniform data for each input (anything with ``name`` and ``shape``: an engine's
+    TensorSpec, an ONNX Runtime NodeArg), of the bench's shape, else its declared one with
+    symbolic dims as 1: the same arrays in every script and process."""
     rng = np.random.default_rng(0)
     feeds = {}
-    for arg in session.get_inputs():
+    for arg in inputs:
         shape = shapes.get(arg.name) or [d if isinstance(d, int) else 1 for d in arg.shape]
         feeds[arg.name] = rng.random(shape, dtype=np.float32)
     return feeds
@@ -62,7 +75,7 @@ def measure(name: str, path: Path, shapes: dict, rounds: int, threads: int, devi
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     reference = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    feeds = feeds_for(reference, shapes)
+    feeds = random_feeds(reference.get_inputs(), shapes)
     engine = macecl.Engine(path, device=device)
     expected = reference.run(None, feeds)
     got = list(engine.run(feeds).values())
@@ -93,17 +106,12 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--json", type=Path, default=None)
     options = parser.parse_args()
-    models = model_list()
-    chosen = [m for m in options.models.split(",") if m] or list(models)
-    unknown = [m for m in chosen if m not in models]
-    if unknown:
-        raise SystemExit(f"unknown models {unknown}; choose from {', '.join(models)}")
+    models = chosen_models(options.models)
     console = Console()
     results = []
     with tempfile.TemporaryDirectory() as cache_dir:
         os.environ["MACECL_CACHE_DIR"] = cache_dir  # converted models and programs of this run
-        for name in chosen:
-            path, shapes = models[name]
+        for name, (path, shapes) in models.items():
             with console.status(f"{name}..."):
                 results.append(measure(name, path, shapes, options.rounds, options.threads,
                                        options.device))

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
-from latency import model_list  # noqa: E402  (a sibling script, not a package)
+from latency import chosen_models, random_feeds  # noqa: E402  (a sibling script, not a package)
 
 
 def with_initializers(model, shapes: dict | None = None):
@@ -126,9 +126,7 @@ def measure(name: str, path: Path, shapes: dict, args, directory: Path) -> dict:
     context = (macecl.GPUContextBuilder().set_device(args.device).set_profiling(args.tune)
                .set_storage_path(directory).finalize())
     engine = macecl.Engine(path, context=context, input_shapes=shapes or None)
-    rng = np.random.default_rng(0)
-    feeds = {s.name: rng.random(shapes.get(s.name) or s.shape, dtype=np.float32)
-             for s in engine.inputs}
+    feeds = random_feeds(engine.inputs, shapes)
     runners = {"macecl": lambda f: list(engine.run(f).values())}
     if args.tune:
         tuned = macecl.Engine(path, context=context, input_shapes=shapes or None)
@@ -181,9 +179,7 @@ def main() -> None:
     parser.add_argument("--tune", action="store_true", help="also macecl with tuned local sizes")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    models = model_list()
-    if args.models:
-        models = {n: models[n] for n in args.models.split(",")}
+    models = chosen_models(args.models)
     console = Console(width=180)
     results = {}
     with tempfile.TemporaryDirectory(prefix="macecl-torch-") as scratch:

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
-from latency import model_list  # noqa: E402  (a sibling script, not a package)
+from latency import chosen_models, random_feeds  # noqa: E402  (a sibling script, not a package)
 
 
 def measure(path: Path, shapes: dict, rounds: int, repeats: int, device: str | None,
@@ -35,9 +35,7 @@ def measure(path: Path, shapes: dict, rounds: int, repeats: int, device: str | N
     context = (macecl.GPUContextBuilder().set_device(device).set_profiling(True)
                .set_storage_path(directory).finalize())
     default = macecl.Engine(path, context=context, input_shapes=shapes or None)
-    rng = np.random.default_rng(0)
-    feeds = {s.name: rng.random(shapes.get(s.name) or s.shape, dtype=np.float32)
-             for s in default.inputs}
+    feeds = random_feeds(default.inputs, shapes)
     expected = default.run(feeds)
     tuned = macecl.Engine(path, context=context, input_shapes=shapes or None)
     started = time.perf_counter()
@@ -72,9 +70,7 @@ def main() -> None:
     parser.add_argument("--device")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    models = model_list()
-    if args.models:
-        models = {n: models[n] for n in args.models.split(",")}
+    models = chosen_models(args.models)
     console = Console(width=160)
     results = {}
     with tempfile.TemporaryDirectory(prefix="macecl-tuning-") as scratch:
