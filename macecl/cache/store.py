@@ -122,6 +122,8 @@ class CacheStore:
     ``key``: the cache key (None: files are neither signed nor expected to be).
     ``allow_world_writable``: use a cache even in a directory any user may write.
     ``max_bytes``: the size bound of ``save``; None: MACECL_CACHE_MAX_BYTES, read at each save.
+    ``writable``: False for read-only mode: the store then never takes its lock nor writes, so
+    neither the directory nor the lock file is ever created.
     """
 
     def __init__(
@@ -132,12 +134,13 @@ class CacheStore:
         *,
         key: bytes | None = None,
         allow_world_writable: bool = False,
+        writable: bool = True,
     ):
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.key = key
         self.allow_world_writable = allow_world_writable
-        self.writable = True
+        self.writable = writable  # also turned off when the storage proves unwritable
         self._lock = filelock.FileLock(
             f"{self.path}.lock", timeout=lock_timeout, mode=safe_files.FILE_MODE
         )

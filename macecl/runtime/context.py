@@ -65,10 +65,8 @@ class GPUContext:
             lock_timeout=config.settings().lock_timeout,
             key=cache_key,
             allow_world_writable=allow_world_writable_cache,
+            writable=not read_only,
         )
-        # A store that may not write never takes its lock either, so neither the directory
-        # nor the lock file is ever created.
-        self.store.writable = not read_only
         self.programs = ProgramManager(device, self.cl_context, self.store, precompiled, policy)
         self.tuning = TuningStore(self.parameter_path, config.settings().lock_timeout,
                                   writable=not read_only)
