@@ -23,7 +23,7 @@ from conftest import (
 )
 
 from macecl import CacheWarning, ReusePolicy, config
-from macecl.cache.format import CacheFile, NewEntry, encode, entries_of
+from macecl.cache.format import CacheFile, encode, entries_of
 from macecl.runtime.programs import NO_PRECOMPILED_MESSAGE
 
 
@@ -142,7 +142,7 @@ def readonly_command(directory, command: list[str]) -> list[str]:
     if os.geteuid() != 0:
         directory.chmod(0o555)
         return command
-    script = f'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && shift && exec "$@"'
+    script = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && shift && exec "$@"'
     return ["unshare", "-rm", "sh", "-c", script, "sh", str(directory), *command]
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from macecl.graph.ir import Node
 
 if TYPE_CHECKING:
-    from macecl.engine.plan import Builder, Value
+    from macecl.engine.plan import Builder
 
 Evaluate = Callable[[Node, list[Any]], list[np.ndarray]]
 Lower = Callable[[Node, list[Any], "Builder"], list[Any]]

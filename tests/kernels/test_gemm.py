@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from .helpers import assert_close, broadcast_strides, contiguous_strides
+from .helpers import assert_close, contiguous_strides
 
 
 def _gemm(cl_env, options, a, b, c, m, n, k, c_strides, alpha, beta, act=(0.0, 0.0), vw=4,
