@@ -5,8 +5,9 @@ FP32. Both sides take NumPy in and give NumPy out (the host-device copies are in
 figures, as `Engine.run` includes them).
 Each model: one macecl engine (default local sizes, then tuned ones if --tune), PyTorch
 eager under `torch.inference_mode`, and, unless --no-compile, `torch.compile` of the same
-module; a warm-up each, then --rounds runs alternating between them. Medians and ratios
-against PyTorch eager (below 1: macecl is faster).
+module with its reshapes made static (`with_static_shapes`); a warm-up each, then --rounds
+runs alternating between them. Medians and ratios against PyTorch eager (below 1: macecl is
+faster).
 
     python bench/torch_latency.py [--rounds 20] [--models squeezenet,ppocr_rec]
                                   [--device NVIDIA] [--no-compile] [--tune] [--json OUT]
@@ -15,6 +16,7 @@ against PyTorch eager (below 1: macecl is faster).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import sys
@@ -103,6 +105,43 @@ def with_measured_shapes(model, shapes: dict):
     return model
 
 
+def with_static_shapes(module, feeds: dict[str, np.ndarray], device):
+    """onnx2torch's Reshape and Expand build ``torch.Size`` from a shape tensor, which dynamo
+    cannot trace ("torch.Size() takes an iterable of 'int' (item 0 is 'FakeTensor')"). The
+    bench's shapes are fixed, as macecl's plan is: record each one's output shape in one eager
+    run and put a module with that shape as Python ints in its place, as a hand-written torch
+    model would have it."""
+    import torch
+    from onnx2torch.node_converters.expand import OnnxExpand
+    from onnx2torch.node_converters.reshape import OnnxReshape
+
+    class StaticReshape(torch.nn.Module):
+        def __init__(self, shape):
+            super().__init__()
+            self.shape = tuple(shape)
+
+        def forward(self, tensor, _shape=None):
+            return tensor.reshape(self.shape)
+
+    class StaticExpand(StaticReshape):
+        def forward(self, tensor, _shape=None):
+            return tensor.expand(self.shape).contiguous()
+
+    replacements = {OnnxReshape: StaticReshape, OnnxExpand: StaticExpand}
+    seen: dict[str, tuple[int, ...]] = {}
+    hooks = [sub.register_forward_hook(
+                 lambda _m, _i, out, name=name: seen.__setitem__(name, tuple(out.shape)))
+             for name, sub in module.named_modules() if type(sub) in replacements]
+    torch_runner(module, device)(feeds)
+    for hook in hooks:
+        hook.remove()
+    for name, shape in seen.items():
+        parent, _, child = name.rpartition(".")
+        owner = module.get_submodule(parent) if parent else module
+        setattr(owner, child, replacements[type(owner.get_submodule(child))](shape))
+    return module
+
+
 def torch_runner(module, device):
     import torch
 
@@ -141,7 +180,7 @@ def measure(name: str, path: Path, shapes: dict, args, directory: Path) -> dict:
     compile_seconds = None
     compile_error = None
     if not args.no_compile:
-        compiled = torch.compile(module)
+        compiled = torch.compile(with_static_shapes(copy.deepcopy(module), feeds, device))
         started = time.perf_counter()
         try:
             torch_runner(compiled, device)(feeds)
