@@ -146,3 +146,34 @@ def test_the_store_follows_the_cache_file_rules(tmp_path):
     assert fresh.save([launch()])
     assert fresh.path.stat().st_mode & 0o777 == 0o600
     assert fresh.path.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_cache_inspect_and_verify_read_a_tuned_parameters_file(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from macecl.cli import app
+
+    path = tmp_path / "tuned_opencl_parameter.bin"
+    path.write_bytes(encode([launch(), launch(OTHER, "pool", (9, 9), None, 700)]))
+    runner = CliRunner()
+    shown = runner.invoke(app, ["cache", "inspect", str(path), "--json"])
+    assert shown.exit_code == 0, shown.output
+    info = json.loads(shown.stdout)
+    assert info["format"] == "MCLT" and {d["device_name"] for d in info["devices"]} == {
+        "NVIDIA H100", "NVIDIA A100"}
+    by_kernel = {e["kernel"]: e for e in info["launches"]}
+    assert by_kernel["conv2d"]["local_size"] == [64] and by_kernel["pool"]["local_size"] is None
+    assert by_kernel["pool"]["global_size"] == [9, 9] and by_kernel["pool"]["best_ns"] == 700
+    table = runner.invoke(app, ["cache", "inspect", str(path)])
+    assert table.exit_code == 0 and "driver's" in table.stdout and "NVIDIA A100" in table.stdout
+    sound = runner.invoke(app, ["cache", "verify", str(path)])
+    assert sound.exit_code == 0 and "2 launch shape(s) for 2 device(s)" in sound.stdout
+    data = bytearray(path.read_bytes())
+    data[40] ^= 1
+    path.write_bytes(bytes(data))
+    for command in ("inspect", "verify"):
+        bad = runner.invoke(app, ["cache", command, str(path)])
+        assert bad.exit_code == 1 and "not a sound tuned-parameters (MCLT) file" in bad.output
+        assert "SHA-256" in bad.output

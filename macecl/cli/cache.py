@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from macecl import config
-from macecl.cache import mace_format, manage
+from macecl.cache import mace_format, manage, tuning_format
 from macecl.cache.fingerprint import DeviceFingerprint
 from macecl.cache.format import MAGIC, CacheFile, NewEntry, encode, encoded_size, entries_of
 from macecl.cache.store import CacheStore, atomic_write, opened
@@ -97,6 +97,44 @@ def describe_mace(mace: mace_format.MaceFile) -> dict:
     }
 
 
+def describe_tuning(tuned: tuning_format.TuningFile) -> dict:
+    launches = [{"device": tuned.devices.index(e.device), "program": e.program.name,
+                 "options": e.program.options, "kernel": e.kernel,
+                 "global_size": list(e.global_size),
+                 "local_size": list(e.local_size) if e.local_size else None,
+                 "best_ns": e.best_ns, "default_ns": e.default_ns}
+                for e in tuned.entries]
+    return {"format": "MCLT", "devices": [dataclasses.asdict(d) for d in tuned.devices],
+            "launches": launches, "totals": {"launches": len(launches)}}
+
+
+def _tuning_or_exit(path: Path, data: bytes) -> tuning_format.TuningFile:
+    try:
+        return tuning_format.TuningFile(data, origin=str(path))
+    except CacheFormatError as error:
+        raise fail(f"{path}: not a sound tuned-parameters (MCLT) file: {error}") from None
+
+
+def _print_tuning(file: Path, info: dict) -> None:
+    out.print(f"[bold]{file}[/]: MCLT tuned-parameters file, {len(info['devices'])} device(s), "
+              f"{info['totals']['launches']} launch shape(s)", highlight=False, soft_wrap=True)
+    devices = Table(title="devices")
+    for column in ("#", "device", "platform", "driver"):
+        devices.add_column(column)
+    for i, d in enumerate(info["devices"]):
+        devices.add_row(str(i), d["device_name"], d["platform_name"], d["driver_version"])
+    out.print(devices)
+    launches = Table(title="tuned launches (ms: the driver's choice -> the tuned size)")
+    for column in ("device", "program", "kernel", "global size", "local size", "ms"):
+        launches.add_column(column)
+    for e in info["launches"]:
+        local = "x".join(map(str, e["local_size"])) if e["local_size"] else "driver's"
+        launches.add_row(str(e["device"]), e["program"], e["kernel"],
+                         "x".join(map(str, e["global_size"])), local,
+                         f"{e['default_ns'] / 1e6:.3f} -> {e['best_ns'] / 1e6:.3f}")
+    out.print(launches)
+
+
 def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -171,16 +209,19 @@ def inspect(file: Annotated[Path, typer.Argument(help="A compiled-program file o
     """Show a cache file's header, signature, devices, entries and totals (checks header and
     tables).
 
-    MACE's own files are recognised by content: platform, device, programs, CRC status.
+    Recognised by content too: MACE's own files (platform, device, programs, CRC status) and
+    tuned-parameters files (devices, and each launch's tuned local size and times).
     """
     path = cache_file(file)
     data = _read(path)
     if data[: len(MAGIC)] != MAGIC:
-        info = describe_mace(_mace_or_exit(path, data, check_crc=False))
+        tuned = data[: len(tuning_format.MAGIC)] == tuning_format.MAGIC
+        info = (describe_tuning(_tuning_or_exit(path, data)) if tuned
+                else describe_mace(_mace_or_exit(path, data, check_crc=False)))
         if as_json:
             print(json.dumps({"file": str(file), **info}, indent=2))
         else:
-            _print_mace(file, info)
+            (_print_tuning if tuned else _print_mace)(file, info)
         return
     with _open_or_exit(file) as cache:
         info = {**describe(cache), "signature": signature_status(cache, key)}
@@ -214,10 +255,17 @@ def inspect(file: Annotated[Path, typer.Argument(help="A compiled-program file o
 @cache_app.command()
 def verify(file: Annotated[Path, typer.Argument(help="A compiled-program file or its directory.")],
            key: KeyOption = None) -> None:
-    """Check everything in a cache file (MCLP or MACE), an MCLP file's signature as the runtime
-    would under the key; exit status 0 only when it is sound."""
+    """Check everything in a cache file (MCLP or MACE) or a tuned-parameters file, an MCLP
+    file's signature as the runtime would under the key; exit status 0 only when it is
+    sound."""
     path = cache_file(file)
     data = _read(path)
+    if data[: len(tuning_format.MAGIC)] == tuning_format.MAGIC:
+        tuned = _tuning_or_exit(path, data)
+        out.print(f"{file}: sound tuned-parameters file ({len(tuned.entries)} launch shape(s) "
+                  f"for {len(tuned.devices)} device(s); the SHA-256 trailer and every record "
+                  "check out)", highlight=False, soft_wrap=True)
+        return
     if data[: len(MAGIC)] != MAGIC:
         mace = _mace_or_exit(path, data, check_crc=True)
         out.print(f"{file}: sound MACE file ({len(mace.programs)} program(s); the CRC-32 and "
