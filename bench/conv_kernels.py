@@ -41,6 +41,7 @@ import numpy as np
 import pyopencl as cl
 
 from macecl.kernels import program_source
+from macecl.ops.conv_tiled import K_STEP, split_count, tile_shape, tiled_fits
 from macecl.ops.traits import DeviceTraits
 from macecl.runtime.device import select_device
 
@@ -51,12 +52,17 @@ SHAPES = {
     "resnet 1x1 1024->256 14x14": (1024, 14, 14, 256, 1, 1, 0, 1),
     "resnet 3x3 64 56x56": (64, 56, 56, 64, 3, 1, 1, 1),
     "resnet 3x3 256 14x14": (256, 14, 14, 256, 3, 1, 1, 1),
+    "resnet 3x3 128 28x28": (128, 28, 28, 128, 3, 1, 1, 1),
     "resnet 3x3 512 7x7": (512, 7, 7, 512, 3, 1, 1, 1),
+    "resnet 1x1 2048->512 7x7": (2048, 7, 7, 512, 1, 1, 0, 1),
+    "resnet 1x1 512->2048 7x7": (512, 7, 7, 2048, 1, 1, 0, 1),
     "resnet 7x7/2 3->64 224": (3, 224, 224, 64, 7, 2, 3, 1),
     "det 3x3/2 3->16 640": (3, 640, 640, 16, 3, 2, 1, 1),
     "det 3x3 16 160x160": (16, 160, 160, 16, 3, 1, 1, 1),
     "det 3x3 64->16 160x160": (64, 160, 160, 16, 3, 1, 1, 1),
     "squeezenet 3x3 16->64 55x55": (16, 55, 55, 64, 3, 1, 1, 1),
+    "squeezenet 1x1 128->16 55x55": (128, 55, 55, 16, 1, 1, 0, 1),
+    "squeezenet 7x7/2 3->96 224": (3, 224, 224, 96, 7, 2, 0, 1),
     "dw 3x3 96 80x80": (96, 80, 80, 96, 3, 1, 1, 96),
     "dw 3x3/2 96 80x80": (96, 80, 80, 96, 3, 2, 1, 96),
     "dw 5x5 240 20x20": (240, 20, 20, 240, 5, 1, 2, 240),
@@ -68,10 +74,16 @@ class Runner:
         self.ctx = cl.Context([device])
         self.queue = cl.CommandQueue(
             self.ctx, properties=cl.command_queue_properties.PROFILING_ENABLE)
-        options = f"-DVW={traits.vector_width} -DHAS_BIAS"
-        self.program = cl._cl._Program(self.ctx, program_source("conv2d"))
-        self.program.build(options.encode())
+        self.programs = {}
         self.vw = traits.vector_width
+        self.traits = traits
+
+    def program(self, name: str, options: str):
+        if (name, options) not in self.programs:
+            program = cl._cl._Program(self.ctx, program_source(name))
+            program.build(options.encode())
+            self.programs[name, options] = program
+        return self.programs[name, options]
 
     def buffer(self, array=None, size=0):
         flags = cl.mem_flags
@@ -81,7 +93,8 @@ class Runner:
                          hostbuf=np.ascontiguousarray(array, np.float32))
 
     def ways(self, shape):
-        """{name: (launches, output buffer)}; a launch is (kernel, global size, args)."""
+        """{name: (launches, output buffer)}; a launch is (program, options, kernel, global
+        size, args, local size)."""
         c, h, w, co, k, s, p, g = shape
         rng = np.random.default_rng(0)
         oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
@@ -91,39 +104,85 @@ class Runner:
         i = np.int32
         window = [i(v) for v in (k, k, s, s, 1, 1, p, p)]
         vw, m = self.vw, co // g
+        conv = ("conv2d", f"-DVW={vw} -DHAS_BIAS")
+        zero = np.float32(0)
         found = {}
         if g > 1 and c // g == 1:
             out = self.buffer(size=co * oh * ow)
             args = [x, weights, bias, None, out, *map(i, (c, h, w, co, oh, ow)), *window, i(co),
-                    np.float32(0), np.float32(0)]
-            found["depthwise"] = ([("depthwise_conv2d", (-(-ow // vw), oh, co), args)], out)
+                    zero, zero]
+            found["depthwise"] = ([(*conv, "depthwise_conv2d", (-(-ow // vw), oh, co), args,
+                                    None)], out)
             return found
         if (k, s, p) == (1, 1, 0):
             out = self.buffer(size=co * oh * ow)
-            args = [weights, x, bias, None, out, *map(i, (m, c // g, oh * ow, g, g)),
-                    np.float32(0), np.float32(0)]
-            found["gemm"] = ([("conv2d_gemm", (-(-oh * ow // vw), -(-m // 8), g), args)], out)
+            args = [weights, x, bias, None, out, *map(i, (m, c // g, oh * ow, g, g)), zero, zero]
+            found["gemm"] = ([(*conv, "conv2d_gemm", (-(-oh * ow // vw), -(-m // 8), g), args,
+                               None)], out)
         cols = self.buffer(size=c * k * k * oh * ow)
         out = self.buffer(size=co * oh * ow)
         rows = c * k * k
         gemm = [weights, cols, bias, None, out, *map(i, (m, c // g * k * k, oh * ow, g, g)),
-                np.float32(0), np.float32(0)]
+                zero, zero]
         found["im2col+gemm"] = ([
-            ("im2col", (ow, oh, rows), [x, cols, *map(i, (c, h, w, oh, ow)), *window, i(rows)]),
-            ("conv2d_gemm", (-(-oh * ow // vw), -(-m // 8), g), gemm)], out)
+            (*conv, "im2col", (ow, oh, rows), [x, cols, *map(i, (c, h, w, oh, ow)), *window,
+                                               i(rows)], None),
+            (*conv, "conv2d_gemm", (-(-oh * ow // vw), -(-m // 8), g), gemm, None)], out)
         out = self.buffer(size=co * oh * ow)
         blocks = g * -(-m // 8)
         args = [x, weights, bias, None, out, *map(i, (c, h, w, co, oh, ow)), *window, i(g),
-                i(blocks), np.float32(0), np.float32(0)]
-        found["direct"] = ([("conv2d_direct", (-(-ow // vw), oh, blocks), args)], out)
+                i(blocks), zero, zero]
+        found["direct"] = ([(*conv, "conv2d_direct", (-(-ow // vw), oh, blocks), args, None)],
+                           out)
+        found.update(self.tiled_ways(x, weights, bias, shape, oh, ow))
+        return found
+
+    def tiled_ways(self, x, weights, bias, shape, oh, ow):
+        """`tiled`: conv2d_tiled as ops/conv_tiled.py launches it (its tile, its split-K);
+        beside it the alternatives it rejected for this shape: the other tile height, and
+        one split when it splits."""
+        c, h, w, co, k, s, p, g = shape
+        m, pixels = co // g, oh * ow
+        k_steps = -(-(c // g * k * k) // K_STEP)
+        chosen = tile_shape(m)
+        tn = chosen[1]
+        tiles = -(-pixels // tn) * -(-m // chosen[0]) * g
+        splits = split_count(tiles, k_steps, self.traits.compute_units)
+        candidates = {"tiled": (chosen, splits)}
+        other = (64 if chosen[0] == 32 else 32, tn)
+        candidates[f"tiled {other[0]}x{tn}"] = (other, splits)
+        if splits > 1:
+            candidates["tiled 1 split"] = (chosen, 1)
+        i = np.int32
+        found = {}
+        for name, ((tm, tn), parts) in candidates.items():
+            out = self.buffer(size=co * pixels)
+            grid = (-(-pixels // tn) * tn // 4, -(-m // tm) * tm // 4, g * parts)
+            local = (tn // 4, tm // 4, 1)
+            sizes = [i(v) for v in (c, h, w, co, oh, ow, k, k, s, s, 1, 1, p, p, g, g, parts)]
+            tile = f"-DTM={tm} -DTN={tn}"
+            zero = np.float32(0)
+            if parts == 1:
+                launches = [("conv2d_tiled", f"{tile} -DHAS_BIAS", "conv2d_tiled", grid,
+                             [x, weights, bias, None, out, *sizes, zero, zero], local)]
+            else:
+                partial = self.buffer(size=parts * co * pixels)
+                total = co * pixels
+                launches = [
+                    ("conv2d_tiled", f"{tile} -DPARTIAL", "conv2d_tiled", grid,
+                     [x, weights, None, None, partial, *sizes, zero, zero], local),
+                    ("conv2d_tiled", "-DHAS_BIAS", "conv2d_tiled_reduce", (total,),
+                     [partial, bias, None, out, i(co), i(pixels), i(total), i(parts), zero,
+                      zero], None)]
+            found[name if parts == 1 else f"{name} ({parts} splits)"] = (launches, out)
         return found
 
     def time(self, launches) -> float:
         total = 0.0
-        for kernel, size, args in launches:
-            knl = cl._cl.Kernel(self.program, kernel)
+        for program, options, kernel, size, args, local in launches:
+            knl = cl._cl.Kernel(self.program(program, options), kernel)
             knl.set_args(*args)
-            event = cl.enqueue_nd_range_kernel(self.queue, knl, size, None)
+            event = cl.enqueue_nd_range_kernel(self.queue, knl, size, local)
             event.wait()
             total += (event.profile.end - event.profile.start) * 1e-6
         return total
@@ -143,7 +202,7 @@ def main() -> None:
     device = select_device(options.device).cl_device
     traits = DeviceTraits.of(device)
     runner = Runner(device, traits)
-    print(f"{device.name}: {traits}")
+    print(f"{device.name}: {traits}; the lowering tiles: {tiled_fits(traits)}")
     wanted = [s for s in options.shapes.split(",") if s]
     for name, shape in SHAPES.items():
         if wanted and not any(w in name for w in wanted):

@@ -1,0 +1,82 @@
+"""Conv on the ``conv2d_tiled`` program: an implicit GEMM with local-memory tiles, for GPUs.
+
+ops/conv.py sends every non-depthwise convolution here on a device whose traits pass
+:func:`tiled_fits` (dedicated local memory, work groups of 256); other devices keep the
+register-blocked kernels of conv2d.cl. Figures behind the choices are in
+bench/conv_kernels.py's docstring.
+
+Tiles: 64 output channels x 64 pixels a work group, or 32 x 64 when a group has at most 32
+output channels (squeezenet's squeeze layers, PP-OCR's narrow ones), which would otherwise
+leave half of every tile idle.
+
+Split-K: a late layer of a classification net has few pixels and many channels (ResNet-50's
+7x7 maps: 49 pixels, K up to 4608), so its output tiles are fewer than the device's compute
+units. Then the K range is cut into ``splits`` parts, each work group sums one into a
+scratch tensor, and ``conv2d_tiled_reduce`` adds them up and applies the epilogue.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from macecl.graph.ir import Node
+from macecl.ops.activations import fused
+from macecl.ops.traits import DeviceTraits
+
+K_STEP = 16  # TK in conv2d_tiled.cl
+LARGEST_GROUP = 256  # work items of a 64 x 64 tile: (64 / 4) * (64 / 4)
+LOCAL_BYTES = 4 * K_STEP * ((64 + 4) + 64)  # its two tiles: conv2d_tiled.cl's a_tile, b_tile
+MIN_SPLIT_STEPS = 8  # K steps a split sums at least, so the reduction stays the small part
+
+
+def tiled_fits(traits: DeviceTraits) -> bool:
+    """Whether the device has dedicated local memory for the tiles and runs their groups."""
+    return traits.local_memory_bytes >= LOCAL_BYTES and traits.work_group_size >= LARGEST_GROUP
+
+
+def tile_shape(per_group: int) -> tuple[int, int]:
+    """(output channels, pixels) of a work group's tile."""
+    return (32 if per_group <= 32 else 64), 64
+
+
+def split_count(tiles: int, k_steps: int, compute_units: int) -> int:
+    """How many parts to cut K into: enough for about two work groups per compute unit when
+    the output tiles alone are fewer than the units, each part MIN_SPLIT_STEPS K steps or more."""
+    if tiles >= compute_units:
+        return 1
+    return max(1, min(-(-2 * compute_units // tiles), k_steps // MIN_SPLIT_STEPS))
+
+
+def convolve_tiled(node: Node, builder, x2, w2, bias, residual, out2, window: list[int],
+                   group: int) -> None:
+    """act(conv(x2) + bias + residual) into out2 (all NCHW); window = (KH, KW, stride_h,
+    stride_w, dil_h, dil_w, pad_top, pad_left)."""
+    n, c_in, h, wd = x2.shape
+    _, c_out, oh, ow = out2.shape
+    kh, kw = window[:2]
+    per_group, pixels = c_out // group, oh * ow
+    tm, tn = tile_shape(per_group)
+    k_steps = -(-(c_in // group * kh * kw) // K_STEP)
+    tiles = -(-pixels // tn) * -(-per_group // tm) * n * group
+    splits = split_count(tiles, k_steps, builder.traits.compute_units)
+    activation, act_a, act_b = fused(node)
+    epilogue = [*(["-DHAS_BIAS"] if bias is not None else []),
+                *(["-DHAS_RESIDUAL"] if residual is not None else []), *activation]
+    sizes = [np.int32(v) for v in (c_in, h, wd, c_out, oh, ow, *window, group, n * group,
+                                   splits)]
+    grid = (-(-pixels // tn) * tn // 4, -(-per_group // tm) * tm // 4, n * group * splits)
+    local = (tn // 4, tm // 4, 1)
+    tile = [f"-DTM={tm}", f"-DTN={tn}"]
+    if splits == 1:
+        builder.launch("conv2d_tiled", "conv2d_tiled",
+                       [x2, w2, bias, residual, out2, *sizes, act_a, act_b], grid,
+                       options=[*tile, *epilogue], local_size=local)
+        return
+    partial = builder.new((splits, *out2.shape))
+    builder.launch("conv2d_tiled", "conv2d_tiled",
+                   [x2, w2, None, None, partial, *sizes, act_a, act_b], grid,
+                   options=[*tile, "-DPARTIAL"], local_size=local)
+    total = out2.size
+    builder.launch("conv2d_tiled", "conv2d_tiled_reduce",
+                   [partial, bias, residual, out2, np.int32(c_out), np.int32(pixels),
+                    np.int32(total), np.int32(splits), act_a, act_b], total, options=epilogue)
