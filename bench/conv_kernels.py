@@ -139,8 +139,9 @@ class Runner:
 
     def tiled_ways(self, x, weights, bias, shape, oh, ow):
         """`tiled`: conv2d_tiled as ops/conv_tiled.py launches it (its tile, its split-K);
-        beside it the alternatives it rejected for this shape: the other tile height, and
-        one split when it splits."""
+        beside it the alternatives it rejected for this shape: the other tile height, and,
+        where the output tiles are fewer than the compute units, K cut in 1, half as many
+        and twice as many parts (`tiled N splits`)."""
         c, h, w, co, k, s, p, g = shape
         m, pixels = co // g, oh * ow
         k_steps = -(-(c // g * k * k) // K_STEP)
@@ -151,8 +152,9 @@ class Runner:
         candidates = {"tiled": (chosen, splits)}
         other = (64 if chosen[0] == 32 else 32, tn)
         candidates[f"tiled {other[0]}x{tn}"] = (other, splits)
-        if splits > 1:
-            candidates["tiled 1 split"] = (chosen, 1)
+        if tiles < self.traits.compute_units:  # where split_count decides: its neighbours
+            for parts in sorted({1, max(1, splits // 2), splits * 2} - {splits}):
+                candidates[f"tiled {parts} split{'s' if parts > 1 else ''}"] = (chosen, parts)
         i = np.int32
         found = {}
         for name, ((tm, tn), parts) in candidates.items():
@@ -174,7 +176,8 @@ class Runner:
                     ("conv2d_tiled", "-DHAS_BIAS", "conv2d_tiled_reduce", (total,),
                      [partial, bias, None, out, i(co), i(pixels), i(total), i(parts), zero,
                       zero], None)]
-            found[name if parts == 1 else f"{name} ({parts} splits)"] = (launches, out)
+            plain = parts == 1 or "split" in name
+            found[name if plain else f"{name} ({parts} splits)"] = (launches, out)
         return found
 
     def time(self, launches) -> float:
@@ -217,7 +220,7 @@ def main() -> None:
         results = [runner.read(out, co * oh * ow) for _, out in ways.values()]
         agree = all(np.allclose(r, results[0], rtol=1e-3, atol=1e-3) for r in results)
         flops = 2 * co * oh * ow * (c // g) * k * k
-        cells = ", ".join(f"{way} {statistics.median(t):.2f} ms "
+        cells = ", ".join(f"{way} {statistics.median(t):.3f} ms "
                           f"({flops / statistics.median(t) * 1e-6:.1f} GF/s)"
                           for way, t in times.items())
         print(f"{name}: {cells}{'' if agree else '  DISAGREE'}", flush=True)

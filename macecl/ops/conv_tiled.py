@@ -80,3 +80,24 @@ def convolve_tiled(node: Node, builder, x2, w2, bias, residual, out2, window: li
     builder.launch("conv2d_tiled", "conv2d_tiled_reduce",
                    [partial, bias, residual, out2, np.int32(c_out), np.int32(pixels),
                     np.int32(total), np.int32(splits), act_a, act_b], total, options=epilogue)
+
+
+def gemm_fits(traits: DeviceTraits, trans_a: bool, trans_b: bool, alpha: float, beta: float,
+              c_strides: tuple[int, int] | None) -> bool:
+    """Whether Gemm runs as :func:`multiply_tiled`: Y = A B^T (a fully connected layer, B
+    as (N, K)) plus, if any, C as a bias row (strides (0, 1)) or a whole (M, N) residual."""
+    return (tiled_fits(traits) and trans_b and not trans_a and alpha == 1.0
+            and (c_strides is None or (beta == 1.0 and c_strides[1] == 1)))
+
+
+def multiply_tiled(node: Node, builder, a, b, c, out, m: int, n: int, k: int) -> None:
+    """Gemm as a 1x1 convolution of M one-pixel images with K channels: B (N, K) already is
+    its filter, a C row its bias, a full C its residual. ResNet-50's classifier (M = 1,
+    K = 2048, N = 1000) took 0.43 ms on the H100 in the ``gemm`` kernel, a quarter of the
+    model's kernel time: its 250 work items each walk all of K."""
+    full_c = c is not None and c.size == m * n and m > 1
+    x2, w2 = builder.view(a, (m, k, 1, 1)), builder.view(b, (n, k, 1, 1))
+    out2 = builder.view(out, (m, n, 1, 1))
+    bias = None if c is None or full_c else builder.view(c, (n,))
+    residual = builder.view(c, (m, n, 1, 1)) if full_c else None
+    convolve_tiled(node, builder, x2, w2, bias, residual, out2, [1, 1, 1, 1, 1, 1, 0, 0], 1)

@@ -17,6 +17,7 @@ import numpy as np
 
 from macecl.graph.ir import Node
 from macecl.ops.activations import apply, fused
+from macecl.ops.conv_tiled import gemm_fits, multiply_tiled
 from macecl.ops.elementwise import broadcast_strides
 from macecl.ops.registry import evaluation, lowering
 
@@ -101,6 +102,9 @@ def _lower_gemm(node: Node, inputs: list, builder) -> list:
         if beta == 0.0 or c.size == 0:
             c = None
     out = builder.new((m, n))
+    if gemm_fits(builder.traits, trans_a, trans_b, alpha, beta, strides if c is not None else None):
+        multiply_tiled(node, builder, a, b, c, out, m, n, k)
+        return [out]
     launch_gemm(builder, a, b, out, m, n, k, trans_a, trans_b, c, strides, alpha, beta, node)
     return [out]
 

@@ -1,8 +1,9 @@
-"""Conv through the engine with the traits of a GPU forced on PoCL: the tiled lowering.
+"""Conv and Gemm through the engine with the traits of a GPU forced on PoCL: the tiled lowering.
 
 PoCL reports CL_GLOBAL local memory, so on its own it never takes ops/conv_tiled.py's path;
 here DeviceTraits.of answers as a device with dedicated local memory would, and every Conv
-test of test_conv.py runs again through conv2d_tiled (depthwise ones stay on their kernel).
+test of test_conv.py runs again through conv2d_tiled (depthwise ones stay on their kernel),
+as do test_gemm.py's Gemm tests (those with transB, alpha 1 and a bias-like C take it).
 Few compute units are claimed so that small convolutions split K too.
 """
 
@@ -17,6 +18,7 @@ from macecl.ops.conv_tiled import split_count, tiled_fits
 from macecl.ops.traits import DeviceTraits
 from macecl.runtime.device import select_device
 from tests.ops import test_conv as plain
+from tests.ops import test_gemm as plain_gemm
 from tests.ops.conftest import assert_close
 
 GPU_LIKE = DeviceTraits(vector_width=4, local_memory_bytes=48 * 1024, work_group_size=1024,
@@ -35,6 +37,11 @@ test_conv_1d = plain.test_conv_1d
 test_conv_fused_activation = plain.test_conv_fused_activation
 test_conv_residual_before_activation = plain.test_conv_residual_before_activation
 test_conv_residual_that_broadcasts = plain.test_conv_residual_that_broadcasts
+test_gemm_transposes = plain_gemm.test_gemm_transposes
+test_gemm_c_broadcasts = plain_gemm.test_gemm_c_broadcasts
+test_gemm_without_c_and_beta_zero = plain_gemm.test_gemm_without_c_and_beta_zero
+test_gemm_both_inputs_on_the_device_with_fused_activation = (
+    plain_gemm.test_gemm_both_inputs_on_the_device_with_fused_activation)
 
 
 def conv_graph(x_shape, w, inputs=("x", "w", "b"), attrs=None, feeds=("x",)):
@@ -86,3 +93,20 @@ def test_a_late_layer_splits_k_and_reduces_with_the_epilogue(run_node):
 ])
 def test_split_count(tiles, k_steps, units, splits):
     assert split_count(tiles, k_steps, units) == splits
+
+
+@pytest.mark.parametrize("m,c_shape", [(1, (70,)), (1, (1, 70)), (3, (3, 70)), (2, None)])
+def test_a_fully_connected_gemm_runs_as_a_pointwise_convolution(run_node, m, c_shape):
+    """Y = relu(A B^T + C): C a bias row, or a whole (M, N) residual; K = 300 splits."""
+    a, b = plain.rand(m, 300), plain.rand(70, 300) * 0.1
+    constants = {"b": b} if c_shape is None else {"b": b, "c": plain.rand(*c_shape)}
+    attrs = {"transB": 1, "activation": [1, 0.0, 0.0]}
+    graph = Graph(nodes=[Node("Gemm", "fc", ["a", *constants], ["y"], attrs)],
+                  inputs=[TensorSpec("a", "float32", [m, 300])],
+                  outputs=[TensorSpec("y", "float32", [])], constants=constants, opset=18)
+    assert kernels(graph, [(m, 300)], GPU_LIKE) == ["conv2d_tiled", "conv2d_tiled_reduce"]
+    (got,) = run_node("Gemm", {"a": a}, attrs, constants)
+    want = a.astype(np.float64) @ b.T.astype(np.float64)
+    if c_shape is not None:
+        want = want + constants["c"]
+    assert_close(got, np.maximum(want, 0))
