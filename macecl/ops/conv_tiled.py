@@ -41,10 +41,12 @@ def tile_shape(per_group: int) -> tuple[int, int]:
 
 def split_count(tiles: int, k_steps: int, compute_units: int) -> int:
     """How many parts to cut K into: enough for about two work groups per compute unit when
-    the output tiles alone are fewer than the units, each part MIN_SPLIT_STEPS K steps or more."""
+    the output tiles alone are fewer than the units, each part MIN_SPLIT_STEPS K steps or more;
+    never just two, which did not pay for the reduction's launch where measured."""
     if tiles >= compute_units:
         return 1
-    return max(1, min(-(-2 * compute_units // tiles), k_steps // MIN_SPLIT_STEPS))
+    splits = min(-(-2 * compute_units // tiles), k_steps // MIN_SPLIT_STEPS)
+    return splits if splits > 2 else 1
 
 
 def convolve_tiled(node: Node, builder, x2, w2, bias, residual, out2, window: list[int],

@@ -88,7 +88,8 @@ def test_a_late_layer_splits_k_and_reduces_with_the_epilogue(run_node):
 @pytest.mark.parametrize("tiles,k_steps,units,splits", [
     (264, 300, 132, 1),   # enough tiles: no split
     (8, 288, 132, 33),    # ResNet 3x3 512 at 7x7: two groups per unit
-    (8, 16, 132, 2),      # too little K to cut finer than 8 steps a split
+    (8, 24, 132, 3),      # too little K to cut finer than 8 steps a split
+    (8, 16, 132, 1),      # two parts are not worth a reduction
     (8, 7, 132, 1),
 ])
 def test_split_count(tiles, k_steps, units, splits):
@@ -97,14 +98,14 @@ def test_split_count(tiles, k_steps, units, splits):
 
 @pytest.mark.parametrize("m,c_shape", [(1, (70,)), (1, (1, 70)), (3, (3, 70)), (2, None)])
 def test_a_fully_connected_gemm_runs_as_a_pointwise_convolution(run_node, m, c_shape):
-    """Y = relu(A B^T + C): C a bias row, or a whole (M, N) residual; K = 300 splits."""
-    a, b = plain.rand(m, 300), plain.rand(70, 300) * 0.1
+    """Y = relu(A B^T + C): C a bias row, or a whole (M, N) residual; K = 500 splits."""
+    a, b = plain.rand(m, 500), plain.rand(70, 500) * 0.1
     constants = {"b": b} if c_shape is None else {"b": b, "c": plain.rand(*c_shape)}
     attrs = {"transB": 1, "activation": [1, 0.0, 0.0]}
     graph = Graph(nodes=[Node("Gemm", "fc", ["a", *constants], ["y"], attrs)],
-                  inputs=[TensorSpec("a", "float32", [m, 300])],
+                  inputs=[TensorSpec("a", "float32", [m, 500])],
                   outputs=[TensorSpec("y", "float32", [])], constants=constants, opset=18)
-    assert kernels(graph, [(m, 300)], GPU_LIKE) == ["conv2d_tiled", "conv2d_tiled_reduce"]
+    assert kernels(graph, [(m, 500)], GPU_LIKE) == ["conv2d_tiled", "conv2d_tiled_reduce"]
     (got,) = run_node("Gemm", {"a": a}, attrs, constants)
     want = a.astype(np.float64) @ b.T.astype(np.float64)
     if c_shape is not None:
