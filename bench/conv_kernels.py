@@ -141,7 +141,8 @@ class Runner:
 
     def tiled_ways(self, x, weights, bias, shape, oh, ow):
         """`tiled`: conv2d_tiled as ops/conv_tiled.py launches it (its tile, its split-K);
-        beside it the alternatives it rejected for this shape: the other tile height, and,
+        beside it the alternatives it rejected for this shape: the other tile height, tiles
+        half as wide (32 pixels), and,
         where the output tiles are fewer than the compute units, K cut in 1, half as many
         and twice as many parts (`tiled N splits`)."""
         c, h, w, co, k, s, p, g = shape
@@ -154,6 +155,7 @@ class Runner:
         candidates = {"tiled": (chosen, splits)}
         other = (64 if chosen[0] == 32 else 32, tn)
         candidates[f"tiled {other[0]}x{tn}"] = (other, splits)
+        candidates[f"tiled {chosen[0]}x32"] = ((chosen[0], 32), splits)
         if tiles < self.traits.compute_units:  # where split_count decides: its neighbours
             for parts in sorted({1, max(1, splits // 2), splits * 2} - {splits}):
                 candidates[f"tiled {parts} split{'s' if parts > 1 else ''}"] = (chosen, parts)
