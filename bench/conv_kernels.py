@@ -5,7 +5,9 @@ library's kernels runs --rounds times, the ways interleaved round by round so th
 noise hits them alike; prints the median kernel time (OpenCL profiling events) of each and
 checks they agree. Ways: `gemm` = conv2d_gemm straight on the input (1x1, stride 1, no
 pad only), `im2col+gemm`, `direct` = conv2d_direct, `depthwise` = depthwise_conv2d (one
-input channel per group).
+input channel per group), `tiled` = conv2d_tiled (+ conv2d_tiled_reduce when it splits K)
+as ops/conv_tiled.py launches it for this device's traits, beside the tile shapes and
+split counts it did not choose.
 
     python bench/conv_kernels.py [--rounds 9] [--device SELECTOR] [--shapes 3x3,dw]
 
@@ -27,6 +29,45 @@ Under heavy load (load 11) the driver's own work-group choice hurt most: depthwi
 96x80x80 took 11.9 ms with it against 2.3-3.0 ms with any small explicit shape, interleaved
 in one run (2.4 ms with the driver's choice on the quieter machine). Local sizes are left to
 the tuner.
+
+The tiled kernel on the same PoCL device (--rounds 5, load about 2, ms): 2 to 3 times slower
+than the best register-blocked way on every shape, whatever its tile (local memory is
+ordinary memory there, so staging through it only copies):
+
+    resnet 1x1 256->64 56x56     gemm 7.92    direct 8.27    tiled 19.10  (32x64 15.39)
+    resnet 3x3 256 14x14         im2col+gemm 17.65           tiled 55.54  (64x32 42.40)
+    resnet 3x3 512 7x7           im2col+gemm 20.49           tiled 78.33  (32x64 71.86)
+    squeezenet 3x3 16->64 55x55  direct 8.51                 tiled 21.01  (32x64 17.37)
+
+Hence the CPU keeps the kernels above (DeviceTraits.local_memory_bytes is 0 there).
+
+On an NVIDIA H100 (OpenCL 3.0, CUDA driver; 132 compute units, 48 KiB local memory),
+`python bench/conv_kernels.py --device NVIDIA --rounds 9`, ms; `tiled` as chosen (`/N`: K in
+N parts), then the alternatives (`N:` K in N parts instead):
+
+    resnet 1x1 256->64 56x56     gemm 0.069  direct 0.140  tiled 0.026   32x64 0.022  2 splits 0.029
+    resnet 3x3 64 56x56          im2col+gemm 0.185          tiled/4 0.042  1 split 0.046  8: 0.038
+    resnet 3x3 128 28x28         im2col+gemm 0.325          tiled/9 0.039  1 split 0.078  4: 0.041
+    resnet 3x3 256 14x14         im2col+gemm 0.637          tiled/17 0.040  1 split 0.142  8: 0.042
+    resnet 1x1 1024->256 14x14   gemm 0.249                 tiled/8 0.030  1 split 0.065  4: 0.037
+    resnet 3x3 512 7x7           im2col+gemm 1.189          tiled/33 0.041  1 split 0.272  16: 0.041
+    resnet 1x1 2048->512 7x7     gemm 0.472                 tiled/16 0.033  1 split 0.119  8: 0.037
+    resnet 1x1 512->2048 7x7     gemm 0.127                 tiled/4 0.032  1 split 0.039  2: 0.039
+    resnet 7x7/2 3->64 224       direct 0.074               tiled 0.028
+    det 3x3 64->16 160x160       direct 0.243               tiled 0.078   64x64 0.105
+    squeezenet 3x3 16->64 55x55  direct 0.068               tiled 0.022   2 splits 0.030
+    squeezenet 1x1 128->16 55x55 gemm 0.059                 tiled 0.018  64x64 0.019  2 splits 0.028
+    squeezenet 3x3 32->128 27x27 im2col+gemm 0.101          tiled 0.032   2 splits 0.034
+    squeezenet 1x1 256->32 27x27 gemm 0.071                 tiled 0.024   2 splits 0.031
+    squeezenet 7x7/2 3->96 224   direct 0.064               tiled 0.037
+
+The tiled kernel is as fast as the best register-blocked way (det 3x3/2 3->16 640: 0.026 ms
+each) to 29 times faster (3x3 512 7x7). Split-K
+is what the late layers need (33 parts: 0.272 -> 0.041 ms on 3x3 512 7x7); cutting K in two
+never paid for the reduction's launch. 32-row tiles win where a group has 16 or 32 output
+channels (det 64->16: 0.078 against 0.105); at 64 channels they were 5-15% faster on two
+shapes (1x1 256->64 56x56, 3x3 64 56x56) and even on two, which ops/conv_tiled.py does not
+exploit yet; 32-pixel-wide tiles were within 5% either way.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ gemm.cl. MatMul follows
 NumPy's rules (1-D operands gain and then lose a unit dim, batch dims broadcast); when B has
 no batch (2-D, or batch dims of size 1) the batch folds into A's rows and one ``gemm`` launch
 does it, otherwise the ``matmul`` kernel walks the broadcast batch through a meta table.
+On a device with dedicated local memory, a fully connected Gemm (transB, alpha 1; C absent,
+or with beta 1 a bias row or a whole (M, N) matrix) runs as a 1x1 convolution on
+``conv2d_tiled`` instead: see ops/conv_tiled.py.
 """
 
 from __future__ import annotations
