@@ -106,6 +106,9 @@ SHAPES = {
     "squeezenet 3x3 32->128 27x27": (32, 27, 27, 128, 3, 1, 1, 1),
     "squeezenet 1x1 256->32 27x27": (256, 27, 27, 32, 1, 1, 0, 1),
     "squeezenet 7x7/2 3->96 224": (3, 224, 224, 96, 7, 2, 0, 1),
+    "resnet fc 2048->1000": (2048, 1, 1, 1000, 1, 1, 0, 1),
+    "vgg fc 25088->4096": (25088, 1, 1, 4096, 1, 1, 0, 1),
+    "vgg fc 4096->4096": (4096, 1, 1, 4096, 1, 1, 0, 1),
     "dw 3x3 96 80x80": (96, 80, 80, 96, 3, 1, 1, 96),
     "dw 3x3/2 96 80x80": (96, 80, 80, 96, 3, 2, 1, 96),
     "dw 5x5 240 20x20": (240, 20, 20, 240, 5, 1, 2, 240),
@@ -184,8 +187,8 @@ class Runner:
         """`tiled`: conv2d_tiled as ops/conv_tiled.py launches it (its tile, its split-K);
         beside it the alternatives it rejected for this shape: the other tile height, tiles
         half as wide (32 pixels), and,
-        where the output tiles are fewer than the compute units, K cut in 1, half as many
-        and twice as many parts (`tiled N splits`)."""
+        where the output tiles are fewer than the compute units, K cut in 1, a quarter, half,
+        twice and four times as many parts (`tiled N splits`)."""
         c, h, w, co, k, s, p, g = shape
         m, pixels = co // g, oh * ow
         k_steps = -(-(c // g * k * k) // K_STEP)
@@ -198,7 +201,8 @@ class Runner:
         candidates[f"tiled {other[0]}x{tn}"] = (other, splits)
         candidates[f"tiled {chosen[0]}x32"] = ((chosen[0], 32), splits)
         if tiles < self.traits.compute_units:  # where split_count decides: its neighbours
-            for parts in sorted({1, max(1, splits // 2), splits * 2} - {splits}):
+            for parts in sorted({1, max(1, splits // 4), max(1, splits // 2), splits * 2,
+                                 splits * 4} - {splits}):
                 candidates[f"tiled {parts} split{'s' if parts > 1 else ''}"] = (chosen, parts)
         i = np.int32
         found = {}
