@@ -185,21 +185,20 @@ class Runner:
 
     def tiled_ways(self, x, weights, bias, shape, oh, ow):
         """`tiled`: conv2d_tiled as ops/conv_tiled.py launches it (its tile, its split-K);
-        beside it the alternatives it rejected for this shape: the other tile height, tiles
-        half as wide (32 pixels), and,
+        beside it the alternatives it rejected for this shape: the other tile height (32 or 64
+        channels), the other width (32 or 64 pixels), and,
         where the output tiles are fewer than the compute units, K cut in 1, a quarter, half,
         twice and four times as many parts (`tiled N splits`)."""
         c, h, w, co, k, s, p, g = shape
         m, pixels = co // g, oh * ow
         k_steps = -(-(c // g * k * k) // K_STEP)
-        chosen = tile_shape(m)
-        tn = chosen[1]
-        tiles = -(-pixels // tn) * -(-m // chosen[0]) * g
+        chosen = tile_shape(m, pixels)
+        tm, tn = chosen
+        tiles = -(-pixels // tn) * -(-m // tm) * g
         splits = split_count(tiles, k_steps, self.traits.compute_units)
         candidates = {"tiled": (chosen, splits)}
-        other = (64 if chosen[0] == 32 else 32, tn)
-        candidates[f"tiled {other[0]}x{tn}"] = (other, splits)
-        candidates[f"tiled {chosen[0]}x32"] = ((chosen[0], 32), splits)
+        for other in ((96 - tm, tn), (tm, 96 - tn)):  # the other height, the other width
+            candidates[f"tiled {other[0]}x{other[1]}"] = (other, splits)
         if tiles < self.traits.compute_units:  # where split_count decides: its neighbours
             for parts in sorted({1, max(1, splits // 4), max(1, splits // 2), splits * 2,
                                  splits * 4} - {splits}):

@@ -6,9 +6,12 @@ connected Gemm (:func:`multiply_tiled`); other devices keep the register-blocked
 conv2d.cl and gemm.cl, which on PoCL's CPU device were 2 to 3 times faster than this one.
 Per-layer figures behind the choices below are in bench/conv_kernels.py's docstring.
 
-Tiles: 64 output channels x 64 pixels a work group, or 32 x 64 when a group has at most 32
-output channels (squeezenet's squeeze layers, PP-OCR's narrow ones), which would otherwise
-leave half of every tile idle (H100, 3x3 64->16 160x160: 0.078 ms against 0.105 ms).
+Tiles: 64 output channels x 64 pixels a work group; 32 channels when a group has at most 64
+(squeezenet's squeeze layers, PP-OCR's narrow ones, ResNet's first stage), which gives the
+device twice the work groups, or would leave half of every tile idle (H100, 3x3 64->16
+160x160: 0.078 ms against 0.105 ms; 1x1 256->64 56x56: 0.022-0.026 against 0.026-0.030 in two
+runs; ties elsewhere); 32 pixels when there are at most 32 (a fully connected layer's one:
+VGG-19's 25088->4096 took 0.362 ms against 0.588 ms in 64-pixel tiles).
 
 Split-K: a late layer of a classification net has few pixels and many channels (ResNet-50's
 7x7 maps: 49 pixels, K up to 4608), so its output tiles are fewer than the device's compute
@@ -43,9 +46,9 @@ def tiled_fits(traits: DeviceTraits) -> bool:
     return traits.local_memory_bytes >= LOCAL_BYTES and traits.work_group_size >= LARGEST_GROUP
 
 
-def tile_shape(per_group: int) -> tuple[int, int]:
+def tile_shape(per_group: int, pixels: int) -> tuple[int, int]:
     """(output channels, pixels) of a work group's tile."""
-    return (32 if per_group <= 32 else 64), 64
+    return (32 if per_group <= 64 else 64), (32 if pixels <= 32 else 64)
 
 
 def split_count(tiles: int, k_steps: int, compute_units: int) -> int:
@@ -66,7 +69,7 @@ def convolve_tiled(node: Node, builder, x2, w2, bias, residual, out2, window: li
     _, c_out, oh, ow = out2.shape
     kh, kw = window[:2]
     per_group, pixels = c_out // group, oh * ow
-    tm, tn = tile_shape(per_group)
+    tm, tn = tile_shape(per_group, pixels)
     k_steps = -(-(c_in // group * kh * kw) // K_STEP)
     tiles = -(-pixels // tn) * -(-per_group // tm) * n * group
     splits = split_count(tiles, k_steps, builder.traits.compute_units)

@@ -25,7 +25,7 @@ TILED_CASES = {
     "groups_channel_tails": ((2, 12, 7, 7), (9, 3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 3),
     "late_layer_7x7": ((1, 96, 7, 7), (40, 3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 1),
 }
-TILES = [(64, 64), (32, 64), (64, 32)]
+TILES = [(64, 64), (32, 64), (64, 32), (32, 32)]
 
 
 def tiled(cl_env, x, w, bias, residual, stride, dilation, pads, groups, tile=(64, 64),
