@@ -34,40 +34,52 @@ The tiled kernel on the same PoCL device (--rounds 5, load about 2, ms): 2 to 3 
 than the best register-blocked way on every shape, whatever its tile (local memory is
 ordinary memory there, so staging through it only copies):
 
-    resnet 1x1 256->64 56x56     gemm 7.92    direct 8.27    tiled 19.10  (32x64 15.39)
-    resnet 3x3 256 14x14         im2col+gemm 17.65           tiled 55.54  (64x32 42.40)
-    resnet 3x3 512 7x7           im2col+gemm 20.49           tiled 78.33  (32x64 71.86)
-    squeezenet 3x3 16->64 55x55  direct 8.51                 tiled 21.01  (32x64 17.37)
+    resnet 1x1 256->64 56x56     gemm 7.92    direct 8.27    tiled 64x64 19.10  32x64 15.39
+    resnet 3x3 256 14x14         im2col+gemm 17.65           tiled 64x64 55.54  64x32 42.40
+    resnet 3x3 512 7x7           im2col+gemm 20.49           tiled 64x64 78.33  32x64 71.86
+    squeezenet 3x3 16->64 55x55  direct 8.51                 tiled 64x64 21.01  32x64 17.37
 
 Hence the CPU keeps the kernels above (DeviceTraits.local_memory_bytes is 0 there).
 
 On an NVIDIA H100 (OpenCL 3.0, CUDA driver; 132 compute units, 48 KiB local memory),
-`python bench/conv_kernels.py --device NVIDIA --rounds 9`, ms; `tiled` as chosen (`/N`: K in
-N parts), then the alternatives (`N:` K in N parts instead):
+`python bench/conv_kernels.py --device NVIDIA --rounds 9`, ms; `tiled` as chosen (TMxTN
+tile, `/N`: K in N parts), then alternatives (`N:` K in N parts instead):
 
-    resnet 1x1 256->64 56x56     gemm 0.069  direct 0.140  tiled 0.026   32x64 0.022  2 splits 0.029
-    resnet 3x3 64 56x56          im2col+gemm 0.185          tiled/4 0.042  1 split 0.046  8: 0.038
-    resnet 3x3 128 28x28         im2col+gemm 0.325          tiled/9 0.039  1 split 0.078  4: 0.041
-    resnet 3x3 256 14x14         im2col+gemm 0.637          tiled/17 0.040  1 split 0.142  8: 0.042
-    resnet 1x1 1024->256 14x14   gemm 0.249                 tiled/8 0.030  1 split 0.065  4: 0.037
-    resnet 3x3 512 7x7           im2col+gemm 1.189          tiled/33 0.041  1 split 0.272  16: 0.041
-    resnet 1x1 2048->512 7x7     gemm 0.472                 tiled/16 0.033  1 split 0.119  8: 0.037
-    resnet 1x1 512->2048 7x7     gemm 0.127                 tiled/4 0.032  1 split 0.039  2: 0.039
-    resnet 7x7/2 3->64 224       direct 0.074               tiled 0.028
-    det 3x3 64->16 160x160       direct 0.243               tiled 0.078   64x64 0.105
-    squeezenet 3x3 16->64 55x55  direct 0.068               tiled 0.022   2 splits 0.030
-    squeezenet 1x1 128->16 55x55 gemm 0.059                 tiled 0.018  64x64 0.019  2 splits 0.028
-    squeezenet 3x3 32->128 27x27 im2col+gemm 0.101          tiled 0.032   2 splits 0.034
-    squeezenet 1x1 256->32 27x27 gemm 0.071                 tiled 0.024   2 splits 0.031
-    squeezenet 7x7/2 3->96 224   direct 0.064               tiled 0.037
+    resnet 1x1 256->64 56x56     gemm 0.066   direct 0.136  tiled 32x64 0.021  64x64 0.025
+                                                            2: 0.029
+    resnet 1x1 64->256 56x56     gemm 0.025                 tiled 64x64 0.016  32x64 0.015
+    resnet 3x3 64 56x56          im2col+gemm 0.180          tiled 32x64/3 0.036  64x64 0.036
+                                                            1: 0.046  6: 0.032  12: 0.031
+    resnet 3x3 128 28x28         im2col+gemm 0.323          tiled/9 0.033  1: 0.075  18: 0.032
+    resnet 3x3 256 14x14         im2col+gemm 0.631          tiled/17 0.033  1: 0.140  8: 0.034
+    resnet 1x1 1024->256 14x14   gemm 0.245                 tiled/8 0.025  1: 0.064  16: 0.026
+    resnet 3x3 512 7x7           im2col+gemm 1.190          tiled/33 0.044  1: 0.273  16: 0.043
+    resnet 1x1 2048->512 7x7     gemm 0.467                 tiled/16 0.028  1: 0.115  32: 0.028
+    resnet 1x1 512->2048 7x7     gemm 0.126                 tiled/4 0.030  1: 0.039  2: 0.036
+    resnet 7x7/2 3->64 224       direct 0.074               tiled 0.027
+    det 3x3/2 3->16 640          direct 0.025               tiled 32x64 0.023  64x64 0.031
+    det 3x3 64->16 160x160       direct 0.239               tiled 32x64 0.072  64x64 0.102
+    squeezenet 3x3 16->64 55x55  direct 0.065               tiled 0.020  2: 0.027
+    squeezenet 1x1 128->16 55x55 gemm 0.056                 tiled 0.016  2: 0.023
+    squeezenet 3x3 32->128 27x27 im2col+gemm 0.095          tiled 0.027  2: 0.029  4: 0.025
+    squeezenet 1x1 256->32 27x27 gemm 0.069                 tiled 0.021  2: 0.025
+    squeezenet 7x7/2 3->96 224   direct 0.063               tiled 0.033
+    resnet fc 2048->1000         gemm 0.287                 tiled 64x32/16 0.029  64x64 0.032
+    vgg fc 25088->4096           gemm 4.561                 tiled 64x32/5 0.422  64x64 0.616
+                                                            10: 0.340  20: 0.342
+    vgg fc 4096->4096            gemm 0.702                 tiled 64x32/5 0.088  64x64 0.117
+                                                            10: 0.073
 
-The tiled kernel is as fast as the best register-blocked way (det 3x3/2 3->16 640: 0.026 ms
-each) to 29 times faster (3x3 512 7x7). Split-K
-is what the late layers need (33 parts: 0.272 -> 0.041 ms on 3x3 512 7x7); cutting K in two
-never paid for the reduction's launch. 32-row tiles win where a group has 16 or 32 output
-channels (det 64->16: 0.078 against 0.105); at 64 channels they were 5-15% faster on two
-shapes (1x1 256->64 56x56, 3x3 64 56x56) and even on two, which ops/conv_tiled.py does not
-exploit yet; 32-pixel-wide tiles were within 5% either way.
+The tiled kernel is about as fast as the best register-blocked way (det 3x3/2 3->16 640) to
+27 times faster (3x3 512 7x7). Split-K is what the late layers need (0.273 -> 0.044 ms on
+3x3 512 7x7); cutting K in two did not pay for the reduction's launch where the rule would
+have done it (the 2: figures). 32-channel tiles are chosen up to 64 channels a group (det
+64->16: 0.072 against 0.102; 1x1 256->64 56x56: 0.021 against 0.025; ties elsewhere),
+32-pixel tiles up to 32 pixels (the fully connected layers: 0.422 against 0.616 ms). Not
+exploited yet: the fully connected layers gained another 20% from twice the split count
+(VGG-19's 25088->4096: 0.340 ms in 10 parts); an earlier run that gave one-pixel outputs 8
+work groups per compute unit instead of 2 (17 parts at 64x64 tiles: 0.588 ms against 0.547
+in 4) did not show it.
 """
 
 from __future__ import annotations

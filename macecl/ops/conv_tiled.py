@@ -9,22 +9,23 @@ Per-layer figures behind the choices below are in bench/conv_kernels.py's docstr
 Tiles: 64 output channels x 64 pixels a work group; 32 channels when a group has at most 64
 (squeezenet's squeeze layers, PP-OCR's narrow ones, ResNet's first stage), which gives the
 device twice the work groups, or would leave half of every tile idle (H100, 3x3 64->16
-160x160: 0.078 ms against 0.105 ms; 1x1 256->64 56x56: 0.022-0.026 against 0.026-0.030 in two
-runs; ties elsewhere); 32 pixels when there are at most 32 (a fully connected layer's one:
-VGG-19's 25088->4096 took 0.362 ms against 0.588 ms in 64-pixel tiles).
+160x160: 0.072 ms against 0.102 ms; 1x1 256->64 56x56: 0.021 against 0.025; ties
+elsewhere); 32 pixels when there are at most 32 (a fully connected layer's one: VGG-19's
+25088->4096 took 0.422 ms against 0.616 ms in 64-pixel tiles).
 
 Split-K: a late layer of a classification net has few pixels and many channels (ResNet-50's
 7x7 maps: 49 pixels, K up to 4608), so its output tiles are fewer than the device's compute
 units. Then the K range is cut into ``splits`` parts, each work group sums one into a
 scratch tensor, and ``conv2d_tiled_reduce`` adds them up and applies the epilogue (H100,
-3x3 512 7x7: 0.272 ms in one part, 0.041 ms in 33).
+3x3 512 7x7: 0.273 ms in one part, 0.044 ms in 33).
 
 Whole models on the H100 (`python bench/torch_latency.py --device NVIDIA --models
 resnet50,squeezenet --rounds 20 --no-compile`, median ms, against PyTorch eager with TF32
-off in the same run): ResNet-50 1.71 against 6.23 (0.27x), SqueezeNet 1.14 against 2.46
-(0.46x); the kernels before this module, measured just after on the same machine: 19.55 and
-2.65 ms. ResNet-50's kernel time is 1.34 ms in 91 launches: conv2d_tiled 1.03 ms,
-conv2d_tiled_reduce 0.21 ms.
+off in the same run): ResNet-50 1.84 against 7.72 (0.24x), SqueezeNet 1.02 against 1.79
+(0.57x). PyTorch's figure moves from run to run: the same command earlier in that run, with
+five more models, gave ResNet-50 2.39 against 12.57 and SqueezeNet 1.27 against 2.52. The
+kernels before this module, on the same kind of machine: 19.55 and 2.65 ms. ResNet-50's kernel time is 1.29 ms in 91 launches: conv2d_tiled 0.99 ms,
+conv2d_tiled_reduce 0.19 ms, a one-work-item softmax 0.08 ms.
 """
 
 from __future__ import annotations
