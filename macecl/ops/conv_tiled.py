@@ -24,8 +24,9 @@ resnet50,squeezenet --rounds 20 --no-compile`, median ms, against PyTorch eager 
 off in the same run): ResNet-50 1.84 against 7.72 (0.24x), SqueezeNet 1.02 against 1.79
 (0.57x). PyTorch's figure moves from run to run: the same command earlier in that run, with
 five more models, gave ResNet-50 2.39 against 12.57 and SqueezeNet 1.27 against 2.52. The
-kernels before this module, on the same kind of machine: 19.55 and 2.65 ms. ResNet-50's kernel time is 1.29 ms in 91 launches: conv2d_tiled 0.99 ms,
-conv2d_tiled_reduce 0.19 ms, a one-work-item softmax 0.08 ms.
+kernels before this module, on the same kind of machine: 19.55 and 2.65 ms. ResNet-50's
+kernel time is 1.29 ms in 91 launches: conv2d_tiled 0.99 ms, conv2d_tiled_reduce 0.19 ms,
+a one-work-item softmax 0.08 ms.
 """
 
 from __future__ import annotations
