@@ -5,7 +5,9 @@ library's kernels runs --rounds times, the ways interleaved round by round so th
 noise hits them alike; prints the median kernel time (OpenCL profiling events) of each and
 checks they agree. Ways: `gemm` = conv2d_gemm straight on the input (1x1, stride 1, no
 pad only), `im2col+gemm`, `direct` = conv2d_direct, `depthwise` = depthwise_conv2d (one
-input channel per group).
+input channel per group), `tiled` = conv2d_tiled (+ conv2d_tiled_reduce when it splits K)
+as ops/conv_tiled.py launches it for this device's traits, beside the tile shapes and
+split counts it did not choose.
 
     python bench/conv_kernels.py [--rounds 9] [--device SELECTOR] [--shapes 3x3,dw]
 
@@ -27,6 +29,57 @@ Under heavy load (load 11) the driver's own work-group choice hurt most: depthwi
 96x80x80 took 11.9 ms with it against 2.3-3.0 ms with any small explicit shape, interleaved
 in one run (2.4 ms with the driver's choice on the quieter machine). Local sizes are left to
 the tuner.
+
+The tiled kernel on the same PoCL device (--rounds 5, load about 2, ms): 2 to 3 times slower
+than the best register-blocked way on every shape, whatever its tile (local memory is
+ordinary memory there, so staging through it only copies):
+
+    resnet 1x1 256->64 56x56     gemm 7.92    direct 8.27    tiled 64x64 19.10  32x64 15.39
+    resnet 3x3 256 14x14         im2col+gemm 17.65           tiled 64x64 55.54  64x32 42.40
+    resnet 3x3 512 7x7           im2col+gemm 20.49           tiled 64x64 78.33  32x64 71.86
+    squeezenet 3x3 16->64 55x55  direct 8.51                 tiled 64x64 21.01  32x64 17.37
+
+Hence the CPU keeps the kernels above (DeviceTraits.local_memory_bytes is 0 there).
+
+On an NVIDIA H100 (OpenCL 3.0, CUDA driver; 132 compute units, 48 KiB local memory),
+`python bench/conv_kernels.py --device NVIDIA --rounds 9`, ms; `tiled` as chosen (TMxTN
+tile, `/N`: K in N parts), then alternatives (`N:` K in N parts instead):
+
+    resnet 1x1 256->64 56x56     gemm 0.066   direct 0.136  tiled 32x64 0.021  64x64 0.025
+                                                            2: 0.029
+    resnet 1x1 64->256 56x56     gemm 0.025                 tiled 64x64 0.016  32x64 0.015
+    resnet 3x3 64 56x56          im2col+gemm 0.180          tiled 32x64/3 0.036  64x64 0.036
+                                                            1: 0.046  6: 0.032  12: 0.031
+    resnet 3x3 128 28x28         im2col+gemm 0.323          tiled/9 0.033  1: 0.075  18: 0.032
+    resnet 3x3 256 14x14         im2col+gemm 0.631          tiled/17 0.033  1: 0.140  8: 0.034
+    resnet 1x1 1024->256 14x14   gemm 0.245                 tiled/8 0.025  1: 0.064  16: 0.026
+    resnet 3x3 512 7x7           im2col+gemm 1.190          tiled/33 0.044  1: 0.273  16: 0.043
+    resnet 1x1 2048->512 7x7     gemm 0.467                 tiled/16 0.028  1: 0.115  32: 0.028
+    resnet 1x1 512->2048 7x7     gemm 0.126                 tiled/4 0.030  1: 0.039  2: 0.036
+    resnet 7x7/2 3->64 224       direct 0.074               tiled 0.027
+    det 3x3/2 3->16 640          direct 0.025               tiled 32x64 0.023  64x64 0.031
+    det 3x3 64->16 160x160       direct 0.239               tiled 32x64 0.072  64x64 0.102
+    squeezenet 3x3 16->64 55x55  direct 0.065               tiled 0.020  2: 0.027
+    squeezenet 1x1 128->16 55x55 gemm 0.056                 tiled 0.016  2: 0.023
+    squeezenet 3x3 32->128 27x27 im2col+gemm 0.095          tiled 0.027  2: 0.029  4: 0.025
+    squeezenet 1x1 256->32 27x27 gemm 0.069                 tiled 0.021  2: 0.025
+    squeezenet 7x7/2 3->96 224   direct 0.063               tiled 0.033
+    resnet fc 2048->1000         gemm 0.287                 tiled 64x32/16 0.029  64x64 0.032
+    vgg fc 25088->4096           gemm 4.561                 tiled 64x32/5 0.422  64x64 0.616
+                                                            10: 0.340  20: 0.342
+    vgg fc 4096->4096            gemm 0.702                 tiled 64x32/5 0.088  64x64 0.117
+                                                            10: 0.073
+
+The tiled kernel is about as fast as the best register-blocked way (det 3x3/2 3->16 640) to
+27 times faster (3x3 512 7x7). Split-K is what the late layers need (0.273 -> 0.044 ms on
+3x3 512 7x7); cutting K in two did not pay for the reduction's launch where the rule would
+have done it (the 2: figures). 32-channel tiles are chosen up to 64 channels a group (det
+64->16: 0.072 against 0.102; 1x1 256->64 56x56: 0.021 against 0.025; ties elsewhere),
+32-pixel tiles up to 32 pixels (the fully connected layers: 0.422 against 0.616 ms). Not
+exploited yet: the fully connected layers gained another 20% from twice the split count
+(VGG-19's 25088->4096: 0.340 ms in 10 parts); an earlier run that gave one-pixel outputs 8
+work groups per compute unit instead of 2 (17 parts at 64x64 tiles: 0.588 ms against 0.547
+in 4) did not show it.
 """
 
 from __future__ import annotations
@@ -41,6 +94,7 @@ import numpy as np
 import pyopencl as cl
 
 from macecl.kernels import program_source
+from macecl.ops.conv_tiled import K_STEP, split_count, tile_shape, tiled_fits
 from macecl.ops.traits import DeviceTraits
 from macecl.runtime.device import select_device
 
@@ -51,12 +105,22 @@ SHAPES = {
     "resnet 1x1 1024->256 14x14": (1024, 14, 14, 256, 1, 1, 0, 1),
     "resnet 3x3 64 56x56": (64, 56, 56, 64, 3, 1, 1, 1),
     "resnet 3x3 256 14x14": (256, 14, 14, 256, 3, 1, 1, 1),
+    "resnet 3x3 128 28x28": (128, 28, 28, 128, 3, 1, 1, 1),
     "resnet 3x3 512 7x7": (512, 7, 7, 512, 3, 1, 1, 1),
+    "resnet 1x1 2048->512 7x7": (2048, 7, 7, 512, 1, 1, 0, 1),
+    "resnet 1x1 512->2048 7x7": (512, 7, 7, 2048, 1, 1, 0, 1),
     "resnet 7x7/2 3->64 224": (3, 224, 224, 64, 7, 2, 3, 1),
     "det 3x3/2 3->16 640": (3, 640, 640, 16, 3, 2, 1, 1),
     "det 3x3 16 160x160": (16, 160, 160, 16, 3, 1, 1, 1),
     "det 3x3 64->16 160x160": (64, 160, 160, 16, 3, 1, 1, 1),
     "squeezenet 3x3 16->64 55x55": (16, 55, 55, 64, 3, 1, 1, 1),
+    "squeezenet 1x1 128->16 55x55": (128, 55, 55, 16, 1, 1, 0, 1),
+    "squeezenet 3x3 32->128 27x27": (32, 27, 27, 128, 3, 1, 1, 1),
+    "squeezenet 1x1 256->32 27x27": (256, 27, 27, 32, 1, 1, 0, 1),
+    "squeezenet 7x7/2 3->96 224": (3, 224, 224, 96, 7, 2, 0, 1),
+    "resnet fc 2048->1000": (2048, 1, 1, 1000, 1, 1, 0, 1),
+    "vgg fc 25088->4096": (25088, 1, 1, 4096, 1, 1, 0, 1),
+    "vgg fc 4096->4096": (4096, 1, 1, 4096, 1, 1, 0, 1),
     "dw 3x3 96 80x80": (96, 80, 80, 96, 3, 1, 1, 96),
     "dw 3x3/2 96 80x80": (96, 80, 80, 96, 3, 2, 1, 96),
     "dw 5x5 240 20x20": (240, 20, 20, 240, 5, 1, 2, 240),
@@ -68,10 +132,16 @@ class Runner:
         self.ctx = cl.Context([device])
         self.queue = cl.CommandQueue(
             self.ctx, properties=cl.command_queue_properties.PROFILING_ENABLE)
-        options = f"-DVW={traits.vector_width} -DHAS_BIAS"
-        self.program = cl._cl._Program(self.ctx, program_source("conv2d"))
-        self.program.build(options.encode())
+        self.programs = {}
         self.vw = traits.vector_width
+        self.traits = traits
+
+    def program(self, name: str, options: str):
+        if (name, options) not in self.programs:
+            program = cl._cl._Program(self.ctx, program_source(name))
+            program.build(options.encode())
+            self.programs[name, options] = program
+        return self.programs[name, options]
 
     def buffer(self, array=None, size=0):
         flags = cl.mem_flags
@@ -81,7 +151,8 @@ class Runner:
                          hostbuf=np.ascontiguousarray(array, np.float32))
 
     def ways(self, shape):
-        """{name: (launches, output buffer)}; a launch is (kernel, global size, args)."""
+        """{name: (launches, output buffer)}; a launch is (program, options, kernel, global
+        size, args, local size)."""
         c, h, w, co, k, s, p, g = shape
         rng = np.random.default_rng(0)
         oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
@@ -91,39 +162,90 @@ class Runner:
         i = np.int32
         window = [i(v) for v in (k, k, s, s, 1, 1, p, p)]
         vw, m = self.vw, co // g
+        conv = ("conv2d", f"-DVW={vw} -DHAS_BIAS")
+        zero = np.float32(0)
         found = {}
         if g > 1 and c // g == 1:
             out = self.buffer(size=co * oh * ow)
             args = [x, weights, bias, None, out, *map(i, (c, h, w, co, oh, ow)), *window, i(co),
-                    np.float32(0), np.float32(0)]
-            found["depthwise"] = ([("depthwise_conv2d", (-(-ow // vw), oh, co), args)], out)
+                    zero, zero]
+            found["depthwise"] = ([(*conv, "depthwise_conv2d", (-(-ow // vw), oh, co), args,
+                                    None)], out)
             return found
         if (k, s, p) == (1, 1, 0):
             out = self.buffer(size=co * oh * ow)
-            args = [weights, x, bias, None, out, *map(i, (m, c // g, oh * ow, g, g)),
-                    np.float32(0), np.float32(0)]
-            found["gemm"] = ([("conv2d_gemm", (-(-oh * ow // vw), -(-m // 8), g), args)], out)
+            args = [weights, x, bias, None, out, *map(i, (m, c // g, oh * ow, g, g)), zero, zero]
+            found["gemm"] = ([(*conv, "conv2d_gemm", (-(-oh * ow // vw), -(-m // 8), g), args,
+                               None)], out)
         cols = self.buffer(size=c * k * k * oh * ow)
         out = self.buffer(size=co * oh * ow)
         rows = c * k * k
         gemm = [weights, cols, bias, None, out, *map(i, (m, c // g * k * k, oh * ow, g, g)),
-                np.float32(0), np.float32(0)]
+                zero, zero]
         found["im2col+gemm"] = ([
-            ("im2col", (ow, oh, rows), [x, cols, *map(i, (c, h, w, oh, ow)), *window, i(rows)]),
-            ("conv2d_gemm", (-(-oh * ow // vw), -(-m // 8), g), gemm)], out)
+            (*conv, "im2col", (ow, oh, rows), [x, cols, *map(i, (c, h, w, oh, ow)), *window,
+                                               i(rows)], None),
+            (*conv, "conv2d_gemm", (-(-oh * ow // vw), -(-m // 8), g), gemm, None)], out)
         out = self.buffer(size=co * oh * ow)
         blocks = g * -(-m // 8)
         args = [x, weights, bias, None, out, *map(i, (c, h, w, co, oh, ow)), *window, i(g),
-                i(blocks), np.float32(0), np.float32(0)]
-        found["direct"] = ([("conv2d_direct", (-(-ow // vw), oh, blocks), args)], out)
+                i(blocks), zero, zero]
+        found["direct"] = ([(*conv, "conv2d_direct", (-(-ow // vw), oh, blocks), args, None)],
+                           out)
+        found.update(self.tiled_ways(x, weights, bias, shape, oh, ow))
+        return found
+
+    def tiled_ways(self, x, weights, bias, shape, oh, ow):
+        """`tiled`: conv2d_tiled as ops/conv_tiled.py launches it (its tile, its split-K);
+        beside it the alternatives it rejected for this shape: the other tile height (32 or 64
+        channels), the other width (32 or 64 pixels), and,
+        where the output tiles are fewer than the compute units, K cut in 1, a quarter, half,
+        twice and four times as many parts (`tiled N splits`)."""
+        c, h, w, co, k, s, p, g = shape
+        m, pixels = co // g, oh * ow
+        k_steps = -(-(c // g * k * k) // K_STEP)
+        chosen = tile_shape(m, pixels)
+        tm, tn = chosen
+        tiles = -(-pixels // tn) * -(-m // tm) * g
+        splits = split_count(tiles, k_steps, self.traits.compute_units)
+        candidates = {"tiled": (chosen, splits)}
+        for other in ((96 - tm, tn), (tm, 96 - tn)):  # the other height, the other width
+            candidates[f"tiled {other[0]}x{other[1]}"] = (other, splits)
+        if tiles < self.traits.compute_units:  # where split_count decides: its neighbours
+            for parts in sorted({1, max(1, splits // 4), max(1, splits // 2), splits * 2,
+                                 splits * 4} - {splits}):
+                candidates[f"tiled {parts} split{'s' if parts > 1 else ''}"] = (chosen, parts)
+        i = np.int32
+        found = {}
+        for name, ((tm, tn), parts) in candidates.items():
+            out = self.buffer(size=co * pixels)
+            grid = (-(-pixels // tn) * tn // 4, -(-m // tm) * tm // 4, g * parts)
+            local = (tn // 4, tm // 4, 1)
+            sizes = [i(v) for v in (c, h, w, co, oh, ow, k, k, s, s, 1, 1, p, p, g, g, parts)]
+            tile = f"-DTM={tm} -DTN={tn}"
+            zero = np.float32(0)
+            if parts == 1:
+                launches = [("conv2d_tiled", f"{tile} -DHAS_BIAS", "conv2d_tiled", grid,
+                             [x, weights, bias, None, out, *sizes, zero, zero], local)]
+            else:
+                partial = self.buffer(size=parts * co * pixels)
+                total = co * pixels
+                launches = [
+                    ("conv2d_tiled", f"{tile} -DPARTIAL", "conv2d_tiled", grid,
+                     [x, weights, None, None, partial, *sizes, zero, zero], local),
+                    ("conv2d_tiled", "-DHAS_BIAS", "conv2d_tiled_reduce", (total,),
+                     [partial, bias, None, out, i(co), i(pixels), i(total), i(parts), zero,
+                      zero], None)]
+            plain = parts == 1 or "split" in name
+            found[name if plain else f"{name} ({parts} splits)"] = (launches, out)
         return found
 
     def time(self, launches) -> float:
         total = 0.0
-        for kernel, size, args in launches:
-            knl = cl._cl.Kernel(self.program, kernel)
+        for program, options, kernel, size, args, local in launches:
+            knl = cl._cl.Kernel(self.program(program, options), kernel)
             knl.set_args(*args)
-            event = cl.enqueue_nd_range_kernel(self.queue, knl, size, None)
+            event = cl.enqueue_nd_range_kernel(self.queue, knl, size, local)
             event.wait()
             total += (event.profile.end - event.profile.start) * 1e-6
         return total
@@ -143,7 +265,7 @@ def main() -> None:
     device = select_device(options.device).cl_device
     traits = DeviceTraits.of(device)
     runner = Runner(device, traits)
-    print(f"{device.name}: {traits}")
+    print(f"{device.name}: {traits}; the lowering tiles: {tiled_fits(traits)}")
     wanted = [s for s in options.shapes.split(",") if s]
     for name, shape in SHAPES.items():
         if wanted and not any(w in name for w in wanted):
@@ -158,7 +280,7 @@ def main() -> None:
         results = [runner.read(out, co * oh * ow) for _, out in ways.values()]
         agree = all(np.allclose(r, results[0], rtol=1e-3, atol=1e-3) for r in results)
         flops = 2 * co * oh * ow * (c // g) * k * k
-        cells = ", ".join(f"{way} {statistics.median(t):.2f} ms "
+        cells = ", ".join(f"{way} {statistics.median(t):.3f} ms "
                           f"({flops / statistics.median(t) * 1e-6:.1f} GF/s)"
                           for way, t in times.items())
         print(f"{name}: {cells}{'' if agree else '  DISAGREE'}", flush=True)

@@ -1,4 +1,5 @@
-"""Device traits: the vector width kernels are built for follows the device's preference."""
+"""Device traits: the vector width kernels are built for follows the device's preference, and
+only dedicated (CL_LOCAL) local memory counts for the tiled convolution."""
 
 from __future__ import annotations
 
@@ -6,19 +7,44 @@ import types
 
 import pytest
 
+from macecl.ops.conv_tiled import tiled_fits
 from macecl.ops.traits import DeviceTraits
 from macecl.runtime.device import select_device
+
+
+def fake_device(preferred=4, local_type=1, local_size=48 * 1024, group=1024, units=132):
+    return types.SimpleNamespace(preferred_vector_width_float=preferred,
+                                 local_mem_type=local_type, local_mem_size=local_size,
+                                 max_work_group_size=group, max_compute_units=units)
 
 
 @pytest.mark.parametrize("preferred,width", [(0, 4), (1, 4), (4, 4), (8, 8), (12, 8), (16, 16),
                                              (32, 16)])
 def test_vector_width_is_a_vector_size_between_4_and_16(preferred, width):
-    device = types.SimpleNamespace(preferred_vector_width_float=preferred)
-    assert DeviceTraits.of(device).vector_width == width
+    assert DeviceTraits.of(fake_device(preferred)).vector_width == width
 
 
-def test_the_pocl_device_gives_a_width_its_kernels_build_with():
+def test_a_gpu_with_dedicated_local_memory_tiles():
+    traits = DeviceTraits.of(fake_device())  # NVIDIA's H100 driver reports these
+    assert (traits.local_memory_bytes, traits.work_group_size, traits.compute_units) == (
+        48 * 1024, 1024, 132)
+    assert tiled_fits(traits)
+
+
+@pytest.mark.parametrize("device", [
+    fake_device(local_type=2, local_size=2 * 1024 * 1024, group=4096),  # CL_GLOBAL: emulated
+    fake_device(local_size=4 * 1024),  # too little for the tiles
+    fake_device(group=128),            # a 64 x 64 tile's group would not launch
+])
+def test_devices_that_cannot_hold_the_tiles_do_not(device):
+    assert not tiled_fits(DeviceTraits.of(device))
+
+
+def test_the_pocl_device_gives_a_width_its_kernels_build_with_and_no_tiles():
     device = select_device("portable").cl_device
-    width = DeviceTraits.of(device).vector_width
-    assert width in (4, 8, 16)
-    assert width <= max(4, device.preferred_vector_width_float)
+    traits = DeviceTraits.of(device)
+    assert traits.vector_width in (4, 8, 16)
+    assert traits.vector_width <= max(4, device.preferred_vector_width_float)
+    assert traits.local_memory_bytes == 0  # PoCL's CPU device: CL_GLOBAL local memory
+    assert traits.compute_units == device.max_compute_units
+    assert not tiled_fits(traits)

@@ -16,6 +16,7 @@ import numpy as np
 
 from macecl.graph.ir import Node
 from macecl.ops.activations import fused
+from macecl.ops.conv_tiled import convolve_tiled, tiled_fits
 from macecl.ops.elementwise import OPS, lower_binary
 from macecl.ops.registry import checker, ints, lowering
 
@@ -177,6 +178,8 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
     The kernel is chosen by what each convolution is; bench/conv_kernels.py measures the
     candidates on the bench models' layer shapes (figures in its docstring):
     - depthwise (one input channel per group): ``depthwise_conv2d``;
+    - any other on a device with dedicated local memory (a GPU): ``conv2d_tiled``, see
+      ops/conv_tiled.py;
     - 1x1, stride 1, no padding: ``conv2d_gemm`` straight on the input, which already is the
       (C_in, pixels) matrix;
     - rows narrower than a vector (7x7, 14x14 maps at 16 lanes): ``im2col`` into a scratch
@@ -206,6 +209,10 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
         builder.launch("conv2d", "depthwise_conv2d",
                        [x2, w2, *epilogue, *shape, *window, np.int32(n * c_out), act_a, act_b],
                        (-(-ow // width), oh, n * c_out), options=options)
+        return out
+    if tiled_fits(builder.traits):
+        convolve_tiled(node, builder, x2, w2, bias, residual, out2,
+                       [kh, kw, sh, sw, dh, dw, pt, pl], group)
         return out
     pointwise = (kh, kw, sh, sw, pt, pl, oh, ow) == (1, 1, 1, 1, 0, 0, h, wd)
     if not pointwise and ow >= width:

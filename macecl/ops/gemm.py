@@ -7,6 +7,9 @@ gemm.cl. MatMul follows
 NumPy's rules (1-D operands gain and then lose a unit dim, batch dims broadcast); when B has
 no batch (2-D, or batch dims of size 1) the batch folds into A's rows and one ``gemm`` launch
 does it, otherwise the ``matmul`` kernel walks the broadcast batch through a meta table.
+On a device with dedicated local memory, a fully connected Gemm (transB, alpha 1; C absent,
+or with beta 1 a bias row or a whole (M, N) matrix) runs as a 1x1 convolution on
+``conv2d_tiled`` instead: see ops/conv_tiled.py.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 
 from macecl.graph.ir import Node
 from macecl.ops.activations import apply, fused
+from macecl.ops.conv_tiled import gemm_fits, multiply_tiled
 from macecl.ops.elementwise import broadcast_strides
 from macecl.ops.registry import evaluation, lowering
 
@@ -101,6 +105,9 @@ def _lower_gemm(node: Node, inputs: list, builder) -> list:
         if beta == 0.0 or c.size == 0:
             c = None
     out = builder.new((m, n))
+    if gemm_fits(builder.traits, trans_a, trans_b, alpha, beta, strides if c is not None else None):
+        multiply_tiled(node, builder, a, b, c, out, m, n, k)
+        return [out]
     launch_gemm(builder, a, b, out, m, n, k, trans_a, trans_b, c, strides, alpha, beta, node)
     return [out]
 

@@ -1,31 +1,48 @@
 """What the kernels' variants depend on in a device, read once from its OpenCL properties.
 
-Lowerings turn these into ``-D`` build options, so each device builds (and the cache keeps)
-the variant that suits it; the options are part of every program's key.
+Lowerings turn these into ``-D`` build options and kernel choices, so each device builds
+(and the cache keeps) the variants that suit it; the options are part of every program's key.
 
-Only the vector width is used so far. No kernel stages tiles through local memory: on PoCL's
-CPU device CL_DEVICE_LOCAL_MEM_TYPE is CL_GLOBAL (local memory is ordinary memory), and
-register blocking alone is what bench/conv_kernels.py measured there; a tiled variant for
-devices with dedicated local memory would be chosen here.
+- ``vector_width``: the float vector of the register-blocked kernels (conv2d.cl, gemm.cl).
+- ``local_memory_bytes``, ``work_group_size``, ``compute_units``: whether and how the
+  convolution stages its tiles in local memory (conv2d_tiled.cl; the choice is
+  ops/conv_tiled.py's ``tiled_fits``). Only dedicated local memory counts: on PoCL's CPU
+  device CL_DEVICE_LOCAL_MEM_TYPE is CL_GLOBAL (local memory is ordinary memory, and staging
+  through it is a copy for nothing), so ``local_memory_bytes`` is 0 there and the CPU keeps
+  the register-blocked kernels that bench/conv_kernels.py measured; a GPU (CL_LOCAL, e.g.
+  48 KiB on NVIDIA's H100 driver) gets the tiled convolution, and its compute-unit count
+  says when a convolution has too few output tiles to fill the device (split-K).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+CL_LOCAL = 1  # CL_DEVICE_LOCAL_MEM_TYPE of dedicated local memory (CL_GLOBAL is 2)
+
 
 @dataclasses.dataclass(frozen=True)
 class DeviceTraits:
     """vector_width: floats per vector register, the output pixels (or columns) a
-    convolution or GEMM work item computes as one float vector (4, 8 or 16)."""
+    convolution or GEMM work item computes as one float vector (4, 8 or 16).
+    local_memory_bytes: dedicated local memory per work group, 0 where it is emulated in
+    global memory. work_group_size: the most work items of a work group. compute_units:
+    the device's compute units (an NVIDIA GPU's SMs)."""
 
     vector_width: int = 4
+    local_memory_bytes: int = 0
+    work_group_size: int = 1
+    compute_units: int = 1
 
     @classmethod
     def of(cls, cl_device) -> DeviceTraits:
         """The traits of a ``pyopencl.Device`` (any object with its property names)."""
         preferred = int(cl_device.preferred_vector_width_float)
-        return cls(vector_width=min(16, max(4, _power_of_two(preferred))))
+        dedicated = int(cl_device.local_mem_type) == CL_LOCAL
+        return cls(vector_width=min(16, max(4, _power_of_two(preferred))),
+                   local_memory_bytes=int(cl_device.local_mem_size) if dedicated else 0,
+                   work_group_size=int(cl_device.max_work_group_size),
+                   compute_units=int(cl_device.max_compute_units))
 
 
 def _power_of_two(value: int) -> int:

@@ -11,6 +11,8 @@ from macecl.kernels import program_names, program_source
 PROGRAMS = {
     "conv2d": ("-DVW=16 -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=3",
                {"im2col", "conv2d_gemm", "conv2d_direct", "depthwise_conv2d"}),
+    "conv2d_tiled": ("-DTM=32 -DTN=64 -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=3",
+                     {"conv2d_tiled", "conv2d_tiled_reduce"}),
     "conv_transpose2d": ("-DHAS_BIAS -DACTIVATION=1", {"conv_transpose2d"}),
     "copy": ("-DMODE=1", {"copy_box", "pad"}),
     "elementwise": ("-DOP=4", {"binary", "binary_flat", "binary_rows"}),
@@ -46,3 +48,10 @@ def test_programs_without_op_refuse_to_build(cl_env, name):
     prg = cl._cl._Program(cl_env.ctx, program_source(name))
     with pytest.raises(cl.RuntimeError):
         prg.build(b"-cl-std=CL1.2")
+
+
+def test_the_tiled_convolution_builds_strict_cl12_for_split_k(cl_env):
+    """The -DPARTIAL variant (split-K partial sums) of conv2d_tiled, at its largest tile."""
+    prg = cl._cl._Program(cl_env.ctx, program_source("conv2d_tiled"))
+    prg.build(b"-cl-std=CL1.2 -Werror -DTM=64 -DTN=64 -DPARTIAL")
+    assert "conv2d_tiled" in prg.get_info(cl.program_info.KERNEL_NAMES).split(";")
