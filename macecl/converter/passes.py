@@ -2,7 +2,8 @@
 
 Order matters and is fixed in :func:`optimize`: folding first (it turns the exporters'
 Constant / Shape / Gather / Cast / Unsqueeze chains into constants, which the later patterns
-need to see), then BatchNormalization into the convolution before it, then HardSwish
+need to see), then BatchNormalization into the convolution before it, then constant scales
+and shifts into the convolution before or after them (affine.py), then HardSwish
 patterns, then residual Adds into the convolution before them, then activations into their
 producers (after the Add, as ResNet's Add -> Relu has it), then whatever no longer feeds an
 output.
@@ -14,6 +15,7 @@ import logging
 
 import numpy as np
 
+from macecl.converter.affine import fold_affine_into_consumer, fold_affine_into_producer
 from macecl.errors import UnsupportedModelError
 from macecl.graph.ir import Dim, Graph, Node
 from macecl.ops import REGISTRY
@@ -31,6 +33,8 @@ def optimize(graph: Graph, value_shapes: dict[str, list[Dim]] | None = None) -> 
     remove_pass_through(graph)
     fold_constants(graph, value_shapes or {})
     fold_batch_norm(graph)
+    fold_affine_into_producer(graph)
+    fold_affine_into_consumer(graph)
     rewrite_hard_swish(graph)
     fuse_residual_add(graph, value_shapes or {})
     fuse_activations(graph)
