@@ -74,7 +74,8 @@ def _run(cl_env, kernel, coord, nearest, x, out_hw):
     oh, ow = out_hw
     options = f"-DCOORD_MODE={COORD_MODES[coord]} -DNEAREST_MODE={NEAREST_MODES[nearest]}"
     args = [n, c, h, w, oh, ow, F(oh / h), F(ow / w)]
-    return cl_env.run("resize", options, kernel, (n, c, oh, ow), [x], args)
+    return cl_env.run("resize", options, kernel, (n, c, oh, ow), [x], args,
+                      work_items=(ow, oh, n * c))
 
 
 @pytest.mark.parametrize("nearest", list(NEAREST_MODES))

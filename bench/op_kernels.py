@@ -1,0 +1,177 @@
+"""Kernel variants of the non-convolution ops, timed interleaved: the figures behind the
+choices in resize.cl, elementwise.cl, transpose.cl and pooling.cl.
+
+For each case (a tensor shape of the bench models that the profile, bench/profile.py,
+showed to matter), every way runs --rounds times, the ways interleaved round by round so
+that machine noise hits them alike; prints the median kernel time (OpenCL profiling events)
+of each, its ratio to the first way, and checks that all ways wrote the same output. The
+first way of each case is the kernel the library had before (its source kept here, built
+with the library's helpers); the others are the library's kernel and variants tried.
+
+    python bench/op_kernels.py [--rounds 9] [--device SELECTOR] [--cases resize,rows]
+
+What it showed is recorded in the docstring of each op family's lowering.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+
+os.environ.setdefault("PYOPENCL_NO_CACHE", "1")
+
+import numpy as np
+import pyopencl as cl
+
+from macecl.kernels import program_source
+from macecl.ops.traits import DeviceTraits
+from macecl.runtime.device import select_device
+
+i32, f32 = np.int32, np.float32
+
+# resize.cl's nearest kernel before: a 1-D NDRange, each item peeling (plane, row, column)
+# off its id with divisions.
+RESIZE_1D = """
+__kernel void resize_nearest_1d(__global const float* input, __global float* output,
+                                const int N, const int C, const int H, const int W,
+                                const int OH, const int OW,
+                                const float scale_h, const float scale_w)
+{
+    const int gid = get_global_id(0);
+    if (gid >= N * C * OH * OW) return;
+    const int ow = gid % OW;
+    const int oh = (gid / OW) % OH;
+    const int nc = gid / (OW * OH);
+    const int ih = nearest_index(source_coord(oh, H, OH, scale_h), H);
+    const int iw = nearest_index(source_coord(ow, W, OW, scale_w), W);
+    output[gid] = input[(nc * H + ih) * W + iw];
+}
+"""
+
+RESIZE_ROWS = """
+__kernel void resize_nearest_rows(__global const float* input, __global float* output,
+                                const int N, const int C, const int H, const int W,
+                                const int OH, const int OW,
+                                const float scale_h, const float scale_w)
+{
+    const int ow0 = get_global_id(0) * VW;
+    const int oh = get_global_id(1);
+    const int nc = get_global_id(2);
+    if (ow0 >= OW || oh >= OH || nc >= N * C) return;
+    const int ih = nearest_index(source_coord(oh, H, OH, scale_h), H);
+    __global const float* row = input + (nc * H + ih) * W;
+    __global float* out = output + (nc * OH + oh) * OW;
+    if (ow0 + VW <= OW) {
+        float v[VW];
+        for (int k = 0; k < VW; ++k)
+            v[k] = row[nearest_index(source_coord(ow0 + k, W, OW, scale_w), W)];
+        for (int k = 0; k < VW; ++k) out[ow0 + k] = v[k];
+    } else {
+        for (int ow = ow0; ow < OW; ++ow)
+            out[ow] = row[nearest_index(source_coord(ow, W, OW, scale_w), W)];
+    }
+}
+"""
+
+
+class Runner:
+    def __init__(self, device):
+        self.ctx = cl.Context([device])
+        self.queue = cl.CommandQueue(
+            self.ctx, properties=cl.command_queue_properties.PROFILING_ENABLE)
+        self.programs: dict[tuple[str, str], object] = {}
+
+    def program(self, source: str, options: str):
+        key = (source, options)
+        if key not in self.programs:
+            program = cl._cl._Program(self.ctx, source)
+            program.build(options.encode())
+            self.programs[key] = program
+        return self.programs[key]
+
+    def buffer(self, array=None, size=0):
+        flags = cl.mem_flags
+        if array is None:
+            return cl.Buffer(self.ctx, flags.READ_WRITE, max(4, size * 4))
+        return cl.Buffer(self.ctx, flags.READ_WRITE | flags.COPY_HOST_PTR,
+                         hostbuf=np.ascontiguousarray(array, np.float32))
+
+    def time(self, way) -> float:
+        source, options, kernel, global_size, local_size, args, _ = way
+        knl = cl._cl.Kernel(self.program(source, options), kernel)
+        knl.set_args(*args)
+        event = cl.enqueue_nd_range_kernel(self.queue, knl, global_size, local_size)
+        event.wait()
+        return (event.profile.end - event.profile.start) * 1e-6
+
+    def read(self, way, size):
+        host = np.empty(size, np.float32)
+        cl.enqueue_copy(self.queue, host, way[-1])
+        return host
+
+
+def round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def resize_cases(runner: Runner, traits: DeviceTraits):
+    """PP-OCR det's FPN upsampling: nearest, asymmetric, floor, x2 and x8."""
+    rng = np.random.default_rng(0)
+    source = program_source("resize")
+    options = "-DCOORD_MODE=2 -DNEAREST_MODE=2"
+    for planes, h, w, factor in ((96, 80, 80, 2), (24, 20, 20, 8)):
+        oh, ow = h * factor, w * factor
+        x = runner.buffer(rng.standard_normal(planes * h * w))
+        scalars = [*map(i32, (planes, 1, h, w, oh, ow)), f32(factor), f32(factor)]
+        ways = {}
+        out = runner.buffer(size=planes * oh * ow)
+        ways["1-D (before)"] = (source + RESIZE_1D, options, "resize_nearest_1d",
+                                (round_up(planes * oh * ow, 64),), None, [x, out, *scalars], out)
+        out = runner.buffer(size=planes * oh * ow)
+        ways["3-D (library)"] = (source, options, "resize_nearest", (ow, oh, planes), None,
+                                 [x, out, *scalars], out)
+        for local in ((16, 1, 1), (64, 1, 1), (160, 1, 1), (16, 4, 1)):
+            out = runner.buffer(size=planes * oh * ow)
+            ways[f"3-D local {local}"] = (
+                source, options, "resize_nearest",
+                tuple(round_up(g, l) for g, l in zip((ow, oh, planes), local)), local,
+                [x, out, *scalars], out)
+        out = runner.buffer(size=planes * oh * ow)
+        ways["rows of 16"] = (source + RESIZE_ROWS, options + " -DVW=16", "resize_nearest_rows",
+                              (round_up(ow, 16) // 16, oh, planes), None, [x, out, *scalars], out)
+        yield f"resize nearest x{factor} {planes}x{h}x{w}", ways, planes * oh * ow
+
+
+CASES = {"resize": resize_cases}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--cases", default="", help="comma-separated names: " + ", ".join(CASES))
+    options = parser.parse_args()
+    device = select_device(options.device).cl_device
+    traits = DeviceTraits.of(device)
+    runner = Runner(device)
+    print(f"{device.name}: {traits}")
+    wanted = [c for c in options.cases.split(",") if c] or list(CASES)
+    for family in wanted:
+        for name, ways, size in CASES[family](runner, traits):
+            times = {way: [] for way in ways}
+            for _ in range(options.rounds):
+                for way, launch in ways.items():
+                    times[way].append(runner.time(launch))
+            results = [runner.read(launch, size) for launch in ways.values()]
+            agree = all(np.array_equal(r, results[0]) or np.allclose(r, results[0], rtol=1e-5,
+                                                                      atol=1e-6)
+                        for r in results)
+            first = statistics.median(next(iter(times.values())))
+            cells = ", ".join(f"{way} {statistics.median(t):.3f} ms "
+                              f"({statistics.median(t) / first:.2f}x)" for way, t in times.items())
+            print(f"{name}: {cells}{'' if agree else '  DISAGREE'}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
