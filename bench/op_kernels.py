@@ -75,6 +75,38 @@ __kernel void resize_nearest_rows(__global const float* input, __global float* o
 """
 
 
+# elementwise.cl's per-row kernel before: a 1-D NDRange, a division per element for its row.
+ROWS_1D = """
+__kernel void binary_rows_1d(__global const float* a, __global const float* b,
+                             __global float* out, const int inner, const int total)
+{
+    const int gid = get_global_id(0);
+    if (gid >= total) return;
+    out[gid] = binary_op(a[gid], b[gid / inner]);
+}
+"""
+
+# A 2-D per-row kernel with 16 elements per item, vectorised by hand (a Mul only).
+ROWS_X16 = """
+float16 binary_op16(const float16 x, const float16 y) { return x * y; }
+
+__kernel void binary_rows_vec(__global const float* a, __global const float* b,
+                              __global float* out, const int inner, const int rows)
+{
+    const int i = get_global_id(0) * 16;
+    const int row = get_global_id(1);
+    if (i >= inner || row >= rows) return;
+    const int at = row * inner + i;
+    const float v = b[row];
+    if (i + 16 <= inner) {
+        vstore16(binary_op16(vload16(0, a + at), (float16)v), 0, out + at);
+    } else {
+        for (int k = 0; k < inner - i; ++k) out[at + k] = binary_op(a[at + k], v);
+    }
+}
+"""
+
+
 class Runner:
     def __init__(self, device):
         self.ctx = cl.Context([device])
@@ -143,7 +175,30 @@ def resize_cases(runner: Runner, traits: DeviceTraits):
         yield f"resize nearest x{factor} {planes}x{h}x{w}", ways, planes * oh * ow
 
 
-CASES = {"resize": resize_cases}
+def rows_cases(runner: Runner, traits: DeviceTraits):
+    """A Mul by one value per row: a scalar over PP-OCR det's 16x320x320 (rows 1), a
+    per-channel scale over 24x320x320 (batch norm), SE's 192x20x20."""
+    rng = np.random.default_rng(0)
+    source = program_source("elementwise")
+    options = "-DOP=2"
+    for rows, inner in ((1, 16 * 320 * 320), (24, 320 * 320), (192, 400)):
+        a = runner.buffer(rng.standard_normal(rows * inner))
+        b = runner.buffer(rng.standard_normal(rows))
+        ways = {}
+        out = runner.buffer(size=rows * inner)
+        ways["1-D (before)"] = (source + ROWS_1D, options, "binary_rows_1d",
+                                (round_up(rows * inner, 64),), None,
+                                [a, b, out, i32(inner), i32(rows * inner)], out)
+        out = runner.buffer(size=rows * inner)
+        ways["2-D (library)"] = (source, options, "binary_rows", (inner, rows), None,
+                                 [a, b, out, i32(inner), i32(rows)], out)
+        out = runner.buffer(size=rows * inner)
+        ways["2-D x16"] = (source + ROWS_X16, options, "binary_rows_vec",
+                           (-(-inner // 16), rows), None, [a, b, out, i32(inner), i32(rows)], out)
+        yield f"mul per row {rows}x{inner}", ways, rows * inner
+
+
+CASES = {"resize": resize_cases, "rows": rows_cases}
 
 
 def main() -> None:

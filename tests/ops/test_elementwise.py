@@ -1,13 +1,13 @@
 """Broadcasting arithmetic through the engine, against NumPy: each of the three kernels
-(same shapes, one operand per row of the other, the rank-generic walk) on both sides of
-the non-commutative ops, since the per-row kernel swaps which operand is per row."""
+(same shapes, one operand per row or column of the other, the rank-generic walk) on both
+sides of the non-commutative ops, since the per-row kernel swaps which operand is small."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from macecl.ops.elementwise import _row_length
+from macecl.ops.elementwise import split_2d
 
 RNG = np.random.default_rng(11)
 SHAPES = [
@@ -16,6 +16,8 @@ SHAPES = [
     ((2, 3, 1, 1), (2, 3, 4, 5)),  # per channel on the left: rows, swapped
     ((2, 3, 4, 5), ()),  # a scalar: one row
     ((), (3, 7)),
+    ((2, 3, 4, 5), (4, 5)),  # per column: a bias over the last axes
+    ((5,), (3, 7, 5)),  # per column on the left, swapped
     ((2, 3, 4, 5), (3, 1, 1)),  # per channel without the batch: the generic walk
     ((4, 1), (1, 5)),  # both broadcast: the generic walk
 ]
@@ -34,9 +36,11 @@ def test_broadcasting_matches_numpy(run_node, op, function, a_shape, b_shape):
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
-def test_row_length_recognises_prefix_operands_only():
-    assert _row_length((2, 3, 1, 1), (2, 3, 4, 5)) == 20
-    assert _row_length((), (2, 3)) == 6
-    assert _row_length((2, 3, 4, 5), (2, 3, 4, 5)) == 1
-    assert _row_length((3, 1, 1), (2, 3, 4, 5)) is None
-    assert _row_length((1, 5), (4, 5)) is None
+def test_split_2d_recognises_rows_and_columns_only():
+    assert split_2d((2, 3, 1, 1), (2, 3, 4, 5)) == (6, 20, False)
+    assert split_2d((), (2, 3)) == (1, 6, False)
+    assert split_2d((4, 5), (2, 3, 4, 5)) == (6, 20, True)
+    assert split_2d((1, 3, 4, 5), (2, 3, 4, 5)) == (2, 60, True)
+    assert split_2d((3, 1, 1), (2, 3, 4, 5)) is None
+    assert split_2d((4, 1), (4, 5)) == (4, 5, False)
+    assert split_2d((1, 5, 1), (3, 5, 7)) is None
