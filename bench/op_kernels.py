@@ -198,7 +198,23 @@ def rows_cases(runner: Runner, traits: DeviceTraits):
         yield f"mul per row {rows}x{inner}", ways, rows * inner
 
 
-CASES = {"resize": resize_cases, "rows": rows_cases}
+def softmax_cases(runner: Runner, traits: DeviceTraits):
+    """Softmax along the last axis: PP-OCR rec's classes (40 x 6625) and attention (320 x 40)."""
+    rng = np.random.default_rng(0)
+    source = program_source("softmax")
+    for outer, size in ((40, 6625), (320, 40)):
+        x = runner.buffer(rng.standard_normal(outer * size))
+        ways = {}
+        out = runner.buffer(size=outer * size)
+        ways["softmax (before)"] = (source, "", "softmax", (round_up(outer, 64),), None,
+                                    [x, out, i32(outer), i32(size), i32(1)], out)
+        out = runner.buffer(size=outer * size)
+        ways["softmax_rows"] = (source, f"-DVW={traits.vector_width}", "softmax_rows",
+                                (round_up(outer, 64),), None, [x, out, i32(outer), i32(size)], out)
+        yield f"softmax {outer}x{size}", ways, outer * size
+
+
+CASES = {"resize": resize_cases, "rows": rows_cases, "softmax": softmax_cases}
 
 
 def main() -> None:
