@@ -129,6 +129,11 @@ class Runner:
         return cl.Buffer(self.ctx, flags.READ_WRITE | flags.COPY_HOST_PTR,
                          hostbuf=np.ascontiguousarray(array, np.float32))
 
+    def int_buffer(self, array):
+        flags = cl.mem_flags
+        return cl.Buffer(self.ctx, flags.READ_ONLY | flags.COPY_HOST_PTR,
+                         hostbuf=np.ascontiguousarray(array, np.int32))
+
     def time(self, way) -> float:
         source, options, kernel, global_size, local_size, args, _ = way
         knl = cl._cl.Kernel(self.program(source, options), kernel)
@@ -196,6 +201,17 @@ def rows_cases(runner: Runner, traits: DeviceTraits):
         ways["2-D x16"] = (source + ROWS_X16, options, "binary_rows_vec",
                            (-(-inner // 16), rows), None, [a, b, out, i32(inner), i32(rows)], out)
         yield f"mul per row {rows}x{inner}", ways, rows * inner
+    # a bias over the last axis: PoCL picks work-groups of (1, 40) for (6625, 40)
+    rows, inner = 40, 6625
+    a = runner.buffer(rng.standard_normal(rows * inner))
+    b = runner.buffer(rng.standard_normal(inner))
+    ways = {}
+    for local in (None, (16, 1), (64, 1)):
+        out = runner.buffer(size=rows * inner)
+        size = (inner, rows) if local is None else (round_up(inner, local[0]), rows)
+        ways[f"per column local {local}"] = (source, "-DOP=0 -DPER_COLUMN", "binary_rows", size,
+                                             local, [a, b, out, i32(inner), i32(rows)], out)
+    yield f"add per column {rows}x{inner}", ways, rows * inner
 
 
 def softmax_cases(runner: Runner, traits: DeviceTraits):
@@ -214,7 +230,51 @@ def softmax_cases(runner: Runner, traits: DeviceTraits):
         yield f"softmax {outer}x{size}", ways, outer * size
 
 
-CASES = {"resize": resize_cases, "rows": rows_cases, "softmax": softmax_cases}
+def gemm_cases(runner: Runner, traits: DeviceTraits):
+    """PP-OCR rec's MatMuls by a weight: (40 x 120) @ (120 x 6625) and (120 x 360)."""
+    rng = np.random.default_rng(0)
+    source = program_source("gemm")
+    vw = traits.vector_width
+    for m, n, k in ((40, 6625, 120), (40, 360, 120)):
+        a = runner.buffer(rng.standard_normal(m * k))
+        b = runner.buffer(rng.standard_normal(k * n))
+        scalars = [*map(i32, (m, n, k, 0, 0)), *map(f32, (1, 1, 0, 0))]
+        grid = (-(-n // vw), -(-m // 8))
+        ways = {}
+        for local in (None, (1, 1), (4, 1), (16, 1), (1, 5)):
+            out = runner.buffer(size=m * n)
+            size = grid if local is None else tuple(round_up(g, l) for g, l in zip(grid, local))
+            ways[f"gemm local {local}"] = (source, f"-DVW={vw}", "gemm", size, local,
+                                           [a, b, None, out, *scalars], out)
+        yield f"gemm {m}x{n}x{k}", ways, m * n
+
+
+def transpose_cases(runner: Runner, traits: DeviceTraits):
+    """ShuffleNet's channel shuffle, (1, 4, 28, 56, 56) -> (1, 28, 4, 56, 56)."""
+    rng = np.random.default_rng(0)
+    source = program_source("transpose")
+    groups, channels, plane = 4, 28, 56 * 56
+    x = runner.buffer(rng.standard_normal(groups * channels * plane))
+    size = groups * channels * plane
+    ways = {}
+    out = runner.buffer(size=size)
+    table = np.array([28, 4, 56, 56, plane, channels * plane, 56, 1], np.int32)
+    ways["4-D walk (before)"] = (source, "", "transpose", (round_up(size, 64),), None,
+                                 [x, out, runner.int_buffer(table), i32(4), i32(size)], out)
+    out = runner.buffer(size=size)
+    table = np.array([channels, groups, plane, plane, channels * plane, 1], np.int32)
+    ways["merged 3-D walk"] = (source, "", "transpose", (round_up(size, 64),), None,
+                               [x, out, runner.int_buffer(table), i32(3), i32(size)], out)
+    out = runner.buffer(size=size)
+    table = np.array([channels, groups, plane, channels * plane], np.int32)
+    ways["rows (library)"] = (source, "", "transpose_rows", (plane, channels * groups), None,
+                              [x, out, runner.int_buffer(table), i32(2), i32(plane),
+                               i32(channels * groups)], out)
+    yield "channel shuffle 4x28x56x56", ways, size
+
+
+CASES = {"resize": resize_cases, "rows": rows_cases, "softmax": softmax_cases,
+         "gemm": gemm_cases, "transpose": transpose_cases}
 
 
 def main() -> None:
