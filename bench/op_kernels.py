@@ -106,6 +106,38 @@ __kernel void binary_rows_vec(__global const float* a, __global const float* b,
 }
 """
 
+# pooling.cl's max pool before: a 1-D NDRange, divisions of the id per output pixel.
+MAXPOOL_1D = """
+__kernel void max_pool2d_1d(__global const float* input, __global float* output,
+                            const int N, const int C, const int H, const int W,
+                            const int OH, const int OW, const int KH, const int KW,
+                            const int stride_h, const int stride_w,
+                            const int dil_h, const int dil_w,
+                            const int pad_top, const int pad_left)
+{
+    const int gid = get_global_id(0);
+    if (gid >= N * C * OH * OW) return;
+    const int ow = gid % OW;
+    const int oh = (gid / OW) % OH;
+    const int nc = gid / (OW * OH);
+    __global const float* plane = input + nc * H * W;
+    const int ih0 = oh * stride_h - pad_top;
+    const int iw0 = ow * stride_w - pad_left;
+    float best = -INFINITY;
+    for (int kh = 0; kh < KH; ++kh) {
+        const int ih = ih0 + kh * dil_h;
+        if (ih < 0 || ih >= H) continue;
+        for (int kw = 0; kw < KW; ++kw) {
+            const int iw = iw0 + kw * dil_w;
+            if (iw < 0 || iw >= W) continue;
+            const float v = plane[ih * W + iw];
+            best = isnan(v) || v > best ? v : best;
+        }
+    }
+    output[gid] = best;
+}
+"""
+
 
 class Runner:
     def __init__(self, device):
@@ -273,8 +305,25 @@ def transpose_cases(runner: Runner, traits: DeviceTraits):
     yield "channel shuffle 4x28x56x56", ways, size
 
 
+def pool_cases(runner: Runner, traits: DeviceTraits):
+    """SqueezeNet's first max pool: 3x3, stride 2, 64 x 111 x 111 -> 55 x 55."""
+    rng = np.random.default_rng(0)
+    source = program_source("pooling")
+    planes, h, w, oh, ow = 64, 111, 111, 55, 55
+    x = runner.buffer(rng.standard_normal(planes * h * w))
+    scalars = [*map(i32, (1, planes, h, w, oh, ow, 3, 3, 2, 2, 1, 1, 0, 0))]
+    ways = {}
+    out = runner.buffer(size=planes * oh * ow)
+    ways["1-D (before)"] = (source + MAXPOOL_1D, "", "max_pool2d_1d",
+                            (round_up(planes * oh * ow, 64),), None, [x, out, *scalars], out)
+    out = runner.buffer(size=planes * oh * ow)
+    ways["3-D (library)"] = (source, "", "max_pool2d", (ow, oh, planes), None,
+                             [x, out, *scalars], out)
+    yield f"max pool 3x3/2 {planes}x{h}x{w}", ways, planes * oh * ow
+
+
 CASES = {"resize": resize_cases, "rows": rows_cases, "softmax": softmax_cases,
-         "gemm": gemm_cases, "transpose": transpose_cases}
+         "gemm": gemm_cases, "transpose": transpose_cases, "pool": pool_cases}
 
 
 def main() -> None:
