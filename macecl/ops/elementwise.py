@@ -112,8 +112,19 @@ def lower_binary(builder, code: int, a, b):
     return out
 
 
+def _is_square(node: Node, inputs: list) -> bool:
+    """Pow by a constant 2 (LayerNorm's variance as exported): x * x, one multiply where
+    pow() costs a log and an exp (PP-OCR rec's five were 0.53 ms each over 4800 values)."""
+    if node.op != "Pow" or len(inputs) != 2 or inputs[1].host is None:
+        return False
+    exponent = np.asarray(inputs[1].host)
+    return exponent.size == 1 and exponent.ndim <= inputs[0].rank and float(exponent.flat[0]) == 2.0
+
+
 @lowering("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean")
 def _lower(node: Node, inputs: list, builder) -> list:
+    if _is_square(node, inputs):
+        return [lower_binary(builder, OPS["Mul"], inputs[0], inputs[0])]
     code = OPS[VARIADIC.get(node.op, node.op)]
     result = inputs[0]
     for other in inputs[1:]:

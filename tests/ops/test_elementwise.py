@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from macecl.engine.plan import make_plan
+from macecl.graph import Graph, Node, TensorSpec
 from macecl.ops.elementwise import split_2d
 
 RNG = np.random.default_rng(11)
@@ -44,3 +46,20 @@ def test_split_2d_recognises_rows_and_columns_only():
     assert split_2d((3, 1, 1), (2, 3, 4, 5)) is None
     assert split_2d((4, 1), (4, 5)) == (4, 5, False)
     assert split_2d((1, 5, 1), (3, 5, 7)) is None
+
+
+def test_pow_by_a_constant_two_is_a_square(run_node):
+    """Lowered as x * x: negative bases square, and the output keeps x's shape."""
+    x = RNG.standard_normal((2, 3, 5)).astype(np.float32)
+    x[0, 0, 0] = -3.0
+    (got,) = run_node("Pow", {"x": x}, constants={"two": np.array([2.0], np.float32)})
+    np.testing.assert_allclose(got, x * x, rtol=1e-6)
+    assert got[0, 0, 0] == 9.0
+    (got,) = run_node("Pow", {"x": x}, constants={"e": np.array(3.0, np.float32)})
+    np.testing.assert_allclose(got, x ** 3, rtol=1e-5)
+    graph = Graph(nodes=[Node("Pow", "p", ["x", "two"], ["y"])],
+                  inputs=[TensorSpec("x", "float32", [2, 3, 5])],
+                  outputs=[TensorSpec("y", "float32", [])],
+                  constants={"two": np.array([2.0], np.float32)})
+    (step,) = make_plan(graph, [(2, 3, 5)]).steps
+    assert (step.kernel, step.options) == ("binary_flat", ("-DOP=2",))
