@@ -60,6 +60,6 @@ def test_pow_by_a_constant_two_is_a_square(run_node):
     graph = Graph(nodes=[Node("Pow", "p", ["x", "two"], ["y"])],
                   inputs=[TensorSpec("x", "float32", [2, 3, 5])],
                   outputs=[TensorSpec("y", "float32", [])],
-                  constants={"two": np.array([2.0], np.float32)})
+                  constants={"two": np.array([2.0], np.float32)}, opset=18)
     (step,) = make_plan(graph, [(2, 3, 5)]).steps
     assert (step.kernel, step.options) == ("binary_flat", ("-DOP=2",))
