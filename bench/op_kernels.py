@@ -263,22 +263,38 @@ def softmax_cases(runner: Runner, traits: DeviceTraits):
 
 
 def gemm_cases(runner: Runner, traits: DeviceTraits):
-    """PP-OCR rec's MatMuls by a weight: (40 x 120) @ (120 x 6625) and (120 x 360)."""
+    """PP-OCR rec's MatMuls by a weight, (40 x 120) @ (120 x 6625) and @ (120 x 360), and
+    ResNet-50's classifier, (1 x 2048) @ (1000 x 2048)^T. The kernel before is gemm.cl as it
+    was at commit 73cf944 (a 2-D NDRange, 8 rows per item always), read with git."""
+    import subprocess
+
+    before = subprocess.run(["git", "show", "73cf944:macecl/kernels/cl/gemm.cl"], check=True,
+                            capture_output=True, text=True).stdout
+    before = before.replace('#include "common.h"', program_source("unary").split(
+        "__kernel")[0])  # the library's helpers (common.h inlined)
     rng = np.random.default_rng(0)
     source = program_source("gemm")
     vw = traits.vector_width
-    for m, n, k in ((40, 6625, 120), (40, 360, 120)):
+    for m, n, k, trans_b in ((40, 6625, 120, False), (40, 360, 120, False), (1, 1000, 2048, True)):
         a = runner.buffer(rng.standard_normal(m * k))
         b = runner.buffer(rng.standard_normal(k * n))
         scalars = [*map(i32, (m, n, k, 0, 0)), *map(f32, (1, 1, 0, 0))]
-        grid = (-(-n // vw), -(-m // 8))
+        blocks = n if trans_b else -(-n // vw)
+        options = f"-DVW={vw}" + (" -DTRANS_B" if trans_b else "")
         ways = {}
-        for local in (None, (1, 1), (4, 1), (16, 1), (1, 5)):
-            out = runner.buffer(size=m * n)
-            size = grid if local is None else tuple(round_up(g, l) for g, l in zip(grid, local))
-            ways[f"gemm local {local}"] = (source, f"-DVW={vw}", "gemm", size, local,
-                                           [a, b, None, out, *scalars], out)
-        yield f"gemm {m}x{n}x{k}", ways, m * n
+        out = runner.buffer(size=m * n)
+        ways["2-D (before)"] = (before, options, "gemm", (blocks, -(-m // 8)), None,
+                                [a, b, None, out, *scalars], out)
+        out = runner.buffer(size=m * n)
+        ways["2-D (before), local (4, 1)"] = (before, options, "gemm",
+                                              (round_up(blocks, 4), -(-m // 8)), (4, 1),
+                                              [a, b, None, out, *scalars], out)
+        rows = min(8, m)
+        out = runner.buffer(size=m * n)
+        ways["1-D (library)"] = (source, f"{options} -DROWS={rows}", "gemm",
+                                 (round_up(blocks * -(-m // rows), 64),), None,
+                                 [a, b, None, out, *scalars], out)
+        yield f"gemm {m}x{n}x{k}{' transB' if trans_b else ''}", ways, m * n
 
 
 def transpose_cases(runner: Runner, traits: DeviceTraits):
