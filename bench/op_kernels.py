@@ -294,6 +294,12 @@ def gemm_cases(runner: Runner, traits: DeviceTraits):
         ways["1-D (library)"] = (source, f"{options} -DROWS={rows}", "gemm",
                                  (round_up(blocks * -(-m // rows), 64),), None,
                                  [a, b, None, out, *scalars], out)
+        for width, rows in ((8, 8), (16, 4)):  # other register blocks, tried
+            out = runner.buffer(size=m * n)
+            count = (n if trans_b else -(-n // width)) * -(-m // min(rows, m))
+            ways[f"1-D VW {width} ROWS {rows}"] = (
+                source, f"-DVW={width} -DROWS={min(rows, m)}" + (" -DTRANS_B" if trans_b else ""),
+                "gemm", (round_up(count, 64),), None, [a, b, None, out, *scalars], out)
         yield f"gemm {m}x{n}x{k}{' transB' if trans_b else ''}", ways, m * n
 
 

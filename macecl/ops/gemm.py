@@ -18,9 +18,10 @@ against the library's:
                                                       2-D NDRange one work-group: one core)
     PP-OCR rec 40 x 6625 x 120:                       7.05 -> 7.03
 
-For the last, 16 columns by 8 rows per item stayed the best of VW 4/8/16 by 2/4/8 rows
-(7.7 ms against 10.0-19.5, /tmp script, interleaved): it runs at about 9 GFLOP/s, far below
-the cores' peak; what holds it back is not found yet.
+For the last, 16 columns by 8 rows per item stayed the best register block (the bench's
+"VW 8 ROWS 8" and "VW 16 ROWS 4" ways; an ad-hoc sweep of VW 4/8/16 by 2/4/8 rows gave 7.7 ms
+against 10.0-19.5): it runs at about 9 GFLOP/s, far below the cores' peak; what holds it
+back is not found yet.
 """
 
 from __future__ import annotations
