@@ -366,9 +366,9 @@ def main() -> None:
                 for way, launch in ways.items():
                     times[way].append(runner.time(launch))
             results = [runner.read(launch, size) for launch in ways.values()]
-            agree = all(np.array_equal(r, results[0]) or np.allclose(r, results[0], rtol=1e-5,
-                                                                      atol=1e-6)
-                        for r in results)
+            scale = float(np.max(np.abs(results[0]))) if size else 1.0
+            agree = all(np.allclose(r, results[0], rtol=1e-4, atol=1e-5 * scale)
+                        for r in results)  # summation orders differ between ways
             first = statistics.median(next(iter(times.values())))
             cells = ", ".join(f"{way} {statistics.median(t):.3f} ms "
                               f"({statistics.median(t) / first:.2f}x)" for way, t in times.items())

@@ -9,19 +9,20 @@ no batch (2-D, or batch dims of size 1) the batch folds into A's rows and one ``
 does it, otherwise the ``matmul`` kernel walks the broadcast batch through a meta table.
 
 ``gemm`` runs over a 1-D NDRange and takes min(8, M) rows per work item.
-`python bench/op_kernels.py --rounds 7 --cases gemm` (PoCL 3.0, 2-core Xeon shared with
-other jobs, one core busy), median ms, the kernel before (2-D NDRange, 8 rows always)
-against the library's:
+`python bench/op_kernels.py --rounds 5 --cases gemm` (PoCL 3.0, 2-core Xeon shared with
+other jobs), median ms, the kernel before (2-D NDRange, 8 rows always) against the
+library's, with both cores free:
 
-    ResNet-50's classifier 1 x 1000 x 2048, transB:  3.81 -> 0.52 (8 rows computed 1)
-    PP-OCR rec 40 x 360 x 120:                        0.40 -> 0.26 (PoCL made the small
-                                                      2-D NDRange one work-group: one core)
-    PP-OCR rec 40 x 6625 x 120:                       7.05 -> 7.03
+    PP-OCR rec 40 x 6625 x 120:                       7.04 -> 3.69
+    PP-OCR rec 40 x 360 x 120:                        0.37 -> 0.17
+    ResNet-50's classifier 1 x 1000 x 2048, transB:   3.70 -> 0.26 (8 rows computed for 1)
 
-For the last, 16 columns by 8 rows per item stayed the best register block (the bench's
-"VW 8 ROWS 8" and "VW 16 ROWS 4" ways; an ad-hoc sweep of VW 4/8/16 by 2/4/8 rows gave 7.7 ms
-against 10.0-19.5): it runs at about 9 GFLOP/s, far below the cores' peak; what holds it
-back is not found yet.
+PoCL's CPU device makes a 2-D NDRange that fits in one work-group (up to 4096 items) a
+single work-group, run by one core; the kernel before, given work-groups of (4, 1), took
+3.47, 0.19 and 1.77. With one core busy elsewhere the first case showed no difference
+(7.05 against 7.03). Other register blocks lost: VW 8 x 8 rows 7.95, VW 16 x 4 rows 4.81 on
+the first case (an ad-hoc sweep of VW 4/8/16 by 2/4/8 rows agreed); at about 17 GFLOP/s
+it is still far below the cores' peak, for a reason not found yet.
 """
 
 from __future__ import annotations
