@@ -243,6 +243,10 @@ def rows_cases(runner: Runner, traits: DeviceTraits):
         size = (inner, rows) if local is None else (round_up(inner, local[0]), rows)
         ways[f"per column local {local}"] = (source, "-DOP=0 -DPER_COLUMN", "binary_rows", size,
                                              local, [a, b, out, i32(inner), i32(rows)], out)
+    out = runner.buffer(size=rows * inner)
+    ways["per column, width rounded to 64"] = (
+        source, "-DOP=0 -DPER_COLUMN", "binary_rows", (round_up(inner, 64), rows), None,
+        [a, b, out, i32(inner), i32(rows)], out)
     yield f"add per column {rows}x{inner}", ways, rows * inner
 
 
