@@ -18,6 +18,7 @@ SHAPES = [
     ((2, 3, 1, 1), (2, 3, 4, 5)),  # per channel on the left: rows, swapped
     ((2, 3, 4, 5), ()),  # a scalar: one row
     ((), (3, 7)),
+    ((2, 3, 9, 11), (2, 3, 1, 1)),  # rows of 99: the width is rounded up to 128
     ((2, 3, 4, 5), (4, 5)),  # per column: a bias over the last axes
     ((5,), (3, 7, 5)),  # per column on the left, swapped
     ((2, 3, 4, 5), (3, 1, 1)),  # per channel without the batch: the generic walk
