@@ -8,7 +8,7 @@ import numpy as np
 from onnx import helper
 
 from macecl.converter import convert
-from tests.test_residual_fusion import same_as_onnxruntime, save, weights
+from tests.test_residual_fusion import bn, same_as_onnxruntime, save, weights
 
 RNG = np.random.default_rng(11)
 
@@ -81,3 +81,31 @@ def test_cases_that_must_stay(tmp_path):
     assert ops == ["Conv", "Sub", "Conv", "Add", "Conv", "Mul", "Add", "Add", "Conv", "Mul",
                    "Conv"], ops
     same_as_onnxruntime(path, {"x": RNG.standard_normal((1, 4, 6, 5)).astype(np.float32)})
+
+
+def test_conv_transpose_bias_add_batch_norm_and_relu_become_one_node(tmp_path):
+    """PP-OCR det's head: ConvTranspose -> Add(bias) -> BatchNormalization -> Relu; the BN
+    folds after the Add has (the fold takes either, in any order), then Relu fuses."""
+    c = 4
+    path = save(tmp_path, [
+        helper.make_node("ConvTranspose", ["x", "w"], ["t"], strides=[2, 2]),
+        helper.make_node("Add", ["t", "b"], ["a"]),
+        helper.make_node("BatchNormalization", ["a", "scale", "shift", "mean", "var"], ["n"]),
+        helper.make_node("Relu", ["n"], ["y"]),
+    ], {"w": weights(3, c, 2, 2), "b": RNG.standard_normal((1, c, 1, 1)).astype(np.float32),
+        **bn(c)}, [("x", [1, 3, 5, 6])])
+    graph = convert(path)
+    assert [n.op for n in graph.nodes] == ["ConvTranspose"]
+    assert graph.nodes[0].attrs["activation"][0] == 1
+    same_as_onnxruntime(path, {"x": RNG.standard_normal((1, 3, 5, 6)).astype(np.float32)})
+
+
+def test_grouped_conv_transpose_keeps_its_add(tmp_path):
+    path = save(tmp_path, [
+        helper.make_node("ConvTranspose", ["x", "w"], ["t"], group=2),
+        helper.make_node("Add", ["t", "b"], ["y"]),
+    ], {"w": weights(4, 3, 3, 3), "b": RNG.standard_normal((1, 6, 1, 1)).astype(np.float32)},
+        [("x", [1, 4, 5, 5])])
+    graph = convert(path)
+    assert [n.op for n in graph.nodes] == ["ConvTranspose", "Add"]
+    same_as_onnxruntime(path, {"x": RNG.standard_normal((1, 4, 5, 5)).astype(np.float32)})

@@ -6,17 +6,19 @@ activation: Conv -> Mul(s) -> Add(b) -> HardSwish -> Mul(s') -> Add(b') -> Conv.
 written, that is four full passes over the tensor beside each convolution (the Mul and Add
 were 20% of PP-OCR det's kernel time on PoCL, and they keep the HardSwish from fusing).
 
-- :func:`fold_affine_into_producer`: a Mul / Add / Sub by a constant, per output channel or
-  a scalar, after a Conv that reads nothing else and has no activation yet, becomes part of
-  the Conv: W' = s W, B' = s B (+ b). The activation after it then fuses as usual.
+- :func:`fold_affine_into_producer`: an inference BatchNormalization, or a Mul / Add / Sub by
+  a constant per output channel or a scalar, after a Conv or ConvTranspose (of one group)
+  that nothing else reads and that has no activation yet, becomes part of the convolution:
+  W' = s W, B' = s B + b. The activation after it then fuses as usual. In any order and
+  number: PP-OCR det's head has ConvTranspose -> Add(bias) -> BatchNormalization -> Relu.
 - :func:`fold_affine_into_consumer`: a Mul / Add by a scalar constant whose only reader is
   a Conv without padding becomes part of that Conv: Conv(s x + b) = (s W) x + (B + b sum W).
   Padding would make this wrong at the borders (the padded zeros are not shifted by b), so
   a padded Conv is left alone; so is a per-channel constant (a scalar is what the models
   have, and it needs no care for groups).
 
-Both work in float64 and store float32, as the batch-norm fold does; the result differs from
-the unfolded graph by rounding only.
+Both work in float64 and store float32; the result differs from the unfolded graph by
+rounding only.
 """
 
 from __future__ import annotations
@@ -25,8 +27,13 @@ import numpy as np
 
 from macecl.graph.ir import Graph, Node
 
-FOLDABLE_INTO_PRODUCER = {"Mul", "Add", "Sub"}
+FOLDABLE_INTO_PRODUCER = {"Mul", "Add", "Sub", "BatchNormalization"}
 FOLDABLE_INTO_CONSUMER = {"Mul", "Add"}
+
+
+def _output_axis(conv: Node) -> int:
+    """The weight's axis of output channels: 0 for Conv, 1 for a one-group ConvTranspose."""
+    return 1 if conv.op == "ConvTranspose" else 0
 
 
 def _weights(graph: Graph, conv: Node) -> tuple[np.ndarray, np.ndarray] | None:
@@ -36,7 +43,7 @@ def _weights(graph: Graph, conv: Node) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     bias_name = conv.inputs[2] if len(conv.inputs) > 2 else ""
     if not bias_name:
-        return weight, np.zeros(weight.shape[0], np.float32)
+        return weight, np.zeros(weight.shape[_output_axis(conv)], np.float32)
     bias = graph.constants.get(bias_name)
     return None if bias is None else (weight, bias)
 
@@ -98,31 +105,51 @@ def _only_reader(name: str, consumers, outputs) -> Node | None:
 
 
 def _fold_into_producer(graph: Graph, node: Node, producers, consumers, outputs):
-    if node.op not in FOLDABLE_INTO_PRODUCER or len(node.outputs) != 1:
+    if node.op not in FOLDABLE_INTO_PRODUCER or len([o for o in node.outputs if o]) != 1:
         return None
-    conv = next((producers[name] for name in node.inputs
-                 if name in producers and producers[name].op == "Conv"), None)
+    conv = next((producers[name] for name in node.inputs[:2]
+                 if name in producers and producers[name].op in ("Conv", "ConvTranspose")), None)
     if conv is None or "activation" in conv.attrs or len(conv.inputs) > 3 \
+            or (conv.op == "ConvTranspose" and int(conv.attrs.get("group", 1)) != 1) \
             or _only_reader(conv.outputs[0], consumers, outputs) is not node:
         return None
     found = _weights(graph, conv)
-    constant = _constant_input(graph, node, conv.outputs[0])
-    if found is None or constant is None:
+    if found is None:
         return None
     weight, bias = found
-    values = _per_channel(constant, weight.ndim, weight.shape[0])
-    if values is None:
+    affine = _affine(graph, node, conv.outputs[0], weight.ndim, weight.shape[_output_axis(conv)])
+    if affine is None:
         return None
-    weight, bias = weight.astype(np.float64), bias.astype(np.float64)
-    if node.op == "Mul":
-        weight = weight * values.reshape((-1,) + (1,) * (weight.ndim - 1))
-        bias = bias * values
-    else:
-        bias = bias + (values if node.op == "Add" else -values)
+    scale, shift = affine
+    shape = [1] * weight.ndim
+    shape[_output_axis(conv)] = -1
+    weight = weight.astype(np.float64) * scale.reshape(shape)
+    bias = bias.astype(np.float64) * scale + shift
     _set_weights(graph, conv, weight, bias, "affine")
-    conv.outputs = list(node.outputs)
+    conv.outputs = [node.outputs[0]]
     graph.nodes.remove(node)
     return [node, conv]
+
+
+def _affine(graph: Graph, node: Node, data: str, rank: int, channels: int
+            ) -> tuple[np.ndarray, np.ndarray] | None:
+    """``node`` applied to ``data`` as (scale, shift) per channel, float64, if it is one."""
+    ones, zeros = np.ones(channels), np.zeros(channels)
+    if node.op == "BatchNormalization":
+        params = [graph.constants.get(name) for name in node.inputs[1:5]]
+        if node.inputs[0] != data or len(params) != 4 or any(
+                p is None or p.shape != (channels,) for p in params):
+            return None
+        gamma, beta, mean, var = (p.astype(np.float64) for p in params)
+        factor = gamma / np.sqrt(var + float(node.attrs.get("epsilon", 1e-5)))
+        return factor, beta - mean * factor
+    constant = _constant_input(graph, node, data)
+    values = None if constant is None else _per_channel(constant, rank, channels)
+    if values is None:
+        return None
+    if node.op == "Mul":
+        return values, zeros
+    return ones, values if node.op == "Add" else -values
 
 
 def _unpadded(conv: Node) -> bool:
