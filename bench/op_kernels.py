@@ -74,7 +74,6 @@ __kernel void resize_nearest_rows(__global const float* input, __global float* o
 }
 """
 
-
 # elementwise.cl's per-row kernel before: a 1-D NDRange, a division per element for its row.
 ROWS_1D = """
 __kernel void binary_rows_1d(__global const float* a, __global const float* b,
@@ -198,7 +197,7 @@ def resize_cases(runner: Runner, traits: DeviceTraits):
         ways["1-D (before)"] = (source + RESIZE_1D, options, "resize_nearest_1d",
                                 (round_up(planes * oh * ow, 64),), None, [x, out, *scalars], out)
         out = runner.buffer(size=planes * oh * ow)
-        ways["3-D (library)"] = (source, options, "resize_nearest", (ow, oh, planes), None,
+        ways["3-D"] = (source, options, "resize_nearest", (ow, oh, planes), None,
                                  [x, out, *scalars], out)
         for local in ((16, 1, 1), (64, 1, 1), (160, 1, 1), (16, 4, 1)):
             out = runner.buffer(size=planes * oh * ow)
@@ -206,6 +205,10 @@ def resize_cases(runner: Runner, traits: DeviceTraits):
                 source, options, "resize_nearest",
                 tuple(round_up(g, l) for g, l in zip((ow, oh, planes), local)), local,
                 [x, out, *scalars], out)
+        out = runner.buffer(size=planes * oh * ow)
+        ways["blocks (library)"] = (
+            source, "", "resize_nearest_blocks", (w, h, planes), None,
+            [x, out, *map(i32, (planes, h, w, factor, factor))], out)
         out = runner.buffer(size=planes * oh * ow)
         ways["rows of 16"] = (source + RESIZE_ROWS, options + " -DVW=16", "resize_nearest_rows",
                               (round_up(ow, 16) // 16, oh, planes), None, [x, out, *scalars], out)

@@ -12,6 +12,10 @@
  *   resize_nearest(input, output, N, C, H, W, OH, OW, scale_h, scale_w)
  *   resize_bilinear(input, output, N, C, H, W, OH, OW, scale_h, scale_w)
  *     input (N, C, H, W), output (N, C, OH, OW).
+ *   resize_nearest_blocks(input, output, planes, H, W, FH, FW)
+ *     whole factors where output pixel (oh, ow) takes input pixel (oh / FH, ow / FW) (the
+ *     host checks the modes give that): a 3-D NDRange (W, H, planes) over the input, each
+ *     work item writing its FH x FW block of copies; no coordinate arithmetic at all.
  *     scale_*: the ONNX scale of the axis (OH / H when the model gives sizes); align_corners
  *     uses the sizes instead. Source coordinates past the border clamp to it, which is what
  *     ONNX's edge-padded reference computes. Bilinear does not antialias when downscaling.
@@ -99,4 +103,20 @@ __kernel void resize_bilinear(__global const float* input,
     const float top = mix(plane[y0 * W + x0], plane[y0 * W + x1], lx);
     const float bottom = mix(plane[y1 * W + x0], plane[y1 * W + x1], lx);
     output[(nc * OH + oh) * OW + ow] = mix(top, bottom, ly);
+}
+
+__kernel void resize_nearest_blocks(__global const float* input,
+                                    __global float* output,
+                                    const int planes, const int H, const int W,
+                                    const int FH, const int FW)
+{
+    const int iw = get_global_id(0);
+    const int ih = get_global_id(1);
+    const int nc = get_global_id(2);
+    if (iw >= W || ih >= H || nc >= planes) return;
+    const float v = input[(nc * H + ih) * W + iw];
+    const int OW = W * FW;
+    __global float* block = output + ((size_t)(nc * H + ih) * FH) * OW + iw * FW;
+    for (int dy = 0; dy < FH; ++dy)
+        for (int dx = 0; dx < FW; ++dx) block[dy * OW + dx] = v;
 }
