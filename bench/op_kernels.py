@@ -155,8 +155,8 @@ class Runner:
 
     def buffer(self, array=None, size=0):
         flags = cl.mem_flags
-        if array is None:
-            return cl.Buffer(self.ctx, flags.READ_WRITE, max(4, size * 4))
+        if array is None:  # zeros, so that elements no way writes compare equal
+            array = np.zeros(max(1, size), np.float32)
         return cl.Buffer(self.ctx, flags.READ_WRITE | flags.COPY_HOST_PTR,
                          hostbuf=np.ascontiguousarray(array, np.float32))
 
@@ -351,7 +351,39 @@ def pool_cases(runner: Runner, traits: DeviceTraits):
     yield f"max pool 3x3/2 {planes}x{h}x{w}", ways, planes * oh * ow
 
 
-CASES = {"resize": resize_cases, "rows": rows_cases, "softmax": softmax_cases,
+def copy_cases(runner: Runner, traits: DeviceTraits):
+    """Concat's copies: SqueezeNet's 64 x 55 x 55 into the second half of 128 channels (one
+    contiguous run), and a slice of rows: x[:, 0:40] of a 64 x 55 x 55 tensor per plane."""
+    rng = np.random.default_rng(0)
+    source = program_source("copy")
+    size = 64 * 55 * 55
+    x = runner.buffer(rng.standard_normal(size))
+    ways = {}
+    out = runner.buffer(size=2 * size)
+    table = runner.int_buffer(np.array([size, 1, 1], np.int32))
+    ways["copy_box (before)"] = (source, "", "copy_box", (round_up(size, 64),), None,
+                                 [x, out, table, i32(1), i32(0), i32(size), i32(size)], out)
+    out = runner.buffer(size=2 * size)
+    table = runner.int_buffer(np.zeros(1, np.int32))
+    ways["copy_rows (library)"] = (source, "", "copy_rows", (round_up(size, 64), 1), None,
+                                   [x, out, table, i32(0), i32(0), i32(size), i32(size),
+                                    i32(1)], out)
+    yield "concat 64x55x55 into 128 channels", ways, 2 * size
+    ways = {}
+    box = 64 * 40 * 55
+    out = runner.buffer(size=box)
+    table = runner.int_buffer(np.array([64, 40 * 55, 55 * 55, 1, 40 * 55, 1], np.int32))
+    ways["copy_box (before)"] = (source, "", "copy_box", (round_up(box, 64),), None,
+                                 [x, out, table, i32(2), i32(0), i32(0), i32(box)], out)
+    out = runner.buffer(size=box)
+    table = runner.int_buffer(np.array([64, 55 * 55, 40 * 55], np.int32))
+    ways["copy_rows (library)"] = (source, "", "copy_rows", (round_up(40 * 55, 64), 64), None,
+                                   [x, out, table, i32(1), i32(0), i32(0), i32(40 * 55),
+                                    i32(64)], out)
+    yield "slice 64 x (40 of 55) x 55", ways, box
+
+
+CASES = {"resize": resize_cases, "copy": copy_cases, "rows": rows_cases, "softmax": softmax_cases,
          "gemm": gemm_cases, "transpose": transpose_cases, "pool": pool_cases}
 
 
