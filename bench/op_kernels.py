@@ -105,6 +105,20 @@ __kernel void binary_rows_vec(__global const float* a, __global const float* b,
 }
 """
 
+# pooling.cl's global average before: one scalar sum per plane.
+GLOBAL_AVG_SCALAR = """
+__kernel void global_avg_pool_scalar(__global const float* input, __global float* output,
+                                     const int NC, const int HW)
+{
+    const int gid = get_global_id(0);
+    if (gid >= NC) return;
+    __global const float* plane = input + gid * HW;
+    float sum = 0.0f;
+    for (int i = 0; i < HW; ++i) sum += plane[i];
+    output[gid] = sum / (float)HW;
+}
+"""
+
 # pooling.cl's max pool before: a 1-D NDRange, divisions of the id per output pixel.
 MAXPOOL_1D = """
 __kernel void max_pool2d_1d(__global const float* input, __global float* output,
@@ -349,6 +363,18 @@ def pool_cases(runner: Runner, traits: DeviceTraits):
     ways["3-D (library)"] = (source, "", "max_pool2d", (ow, oh, planes), None,
                              [x, out, *scalars], out)
     yield f"max pool 3x3/2 {planes}x{h}x{w}", ways, planes * oh * ow
+    for planes, hw in ((192, 400), (96, 160 * 160)):  # PP-OCR det: SE blocks, FPN
+        x = runner.buffer(rng.standard_normal(planes * hw))
+        ways = {}
+        out = runner.buffer(size=planes)
+        ways["scalar (before)"] = (source + GLOBAL_AVG_SCALAR, "", "global_avg_pool_scalar",
+                                   (round_up(planes, 64),), None,
+                                   [x, out, i32(planes), i32(hw)], out)
+        out = runner.buffer(size=planes)
+        ways["vectors (library)"] = (source, f"-DVW={traits.vector_width}", "global_avg_pool",
+                                     (round_up(planes, 64),), None,
+                                     [x, out, i32(planes), i32(hw)], out)
+        yield f"global average pool {planes}x{hw}", ways, planes
 
 
 def copy_cases(runner: Runner, traits: DeviceTraits):

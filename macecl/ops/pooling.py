@@ -12,6 +12,9 @@ inside the input once per window rather than testing each. `python bench/op_kern
 max pool over 64 x 111 x 111, median ms: the 1-D kernel before 1.99 against the 3-D one
 1.88 (0.94x); with the tap bounds, in two later runs under more load, 4.52 against 3.53
 (0.78x) and 3.64 against 3.27 (0.90x). A modest gain: the stride-2 reads stay gathers.
+Global pools read each plane in float vectors: PP-OCR det's global average of 96 planes of
+160 x 160, 1.33 ms with the scalar loop before against 0.32; of 192 x 20 x 20, 0.021
+against 0.013 (same command, --cases pool).
 """
 
 from __future__ import annotations
@@ -96,5 +99,6 @@ def _lower_global(node: Node, inputs: list, builder) -> list:
     planes = x.shape[0] * x.shape[1]
     inner = x.size // planes if planes else 0
     kernel = "global_avg_pool" if node.op == "GlobalAveragePool" else "global_max_pool"
-    builder.launch("pooling", kernel, [x, out, np.int32(planes), np.int32(inner)], planes)
+    builder.launch("pooling", kernel, [x, out, np.int32(planes), np.int32(inner)], planes,
+                   options=[f"-DVW={builder.traits.vector_width}"])
     return [out]

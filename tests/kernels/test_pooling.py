@@ -100,11 +100,18 @@ def test_avg_pool2d_divisor_by_hand(cl_env):
         assert_close(got[0, 0], np.outer(want_axis, want_axis))
 
 
-@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (1, 1, 1, 1), (3, 2, 16, 16)])
-def test_global_pools(cl_env, rng, shape):
+@pytest.mark.parametrize("vw", [4, 16])
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (1, 1, 1, 1), (3, 2, 16, 16), (1, 5, 20, 21)])
+def test_global_pools(cl_env, rng, shape, vw):
+    """Vector loads then a scalar tail; the max is in the tail of one plane, a NaN in a
+    vector of another (NaN wins, as in ReduceMax)."""
     x = rng.standard_normal(shape).astype(np.float32) - 2.0
     nc, hw = shape[0] * shape[1], shape[2] * shape[3]
-    got = cl_env.run("pooling", "", "global_avg_pool", (nc,), [x], [nc, hw])
+    flat = x.reshape(nc, hw)
+    flat[0, -1] = 50.0
+    if nc > 1 and hw > 1:
+        flat[-1, 1] = np.nan
+    got = cl_env.run("pooling", f"-DVW={vw}", "global_avg_pool", (nc,), [x], [nc, hw])
     assert_close(got, x.astype(np.float64).reshape(nc, hw).mean(axis=1))
-    got = cl_env.run("pooling", "", "global_max_pool", (nc,), [x], [nc, hw])
+    got = cl_env.run("pooling", f"-DVW={vw}", "global_max_pool", (nc,), [x], [nc, hw])
     assert_close(got, x.reshape(nc, hw).max(axis=1))

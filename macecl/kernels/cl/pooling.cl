@@ -1,7 +1,7 @@
 /*
  * pooling.cl: 2-D MaxPool / AveragePool and global pooling (ONNX semantics), NCHW.
  *
- * Build options: none.
+ * Build options: -DVW=<4|8|16> (global pools: floats per vector load; default 4).
  *
  * Kernels:
  *   max_pool2d(input, output, N, C, H, W, OH, OW, KH, KW,
@@ -19,10 +19,12 @@
  *     A max window that holds no input tap at all gives -inf; one that holds a NaN gives NaN.
  *   global_avg_pool(input, output, NC, HW)
  *   global_max_pool(input, output, NC, HW)
- *     input viewed as (NC, HW), output (NC); one work item per channel plane.
+ *     input viewed as (NC, HW), output (NC); one work item per channel plane, read in float
+ *     vectors of VW (-DVW, vector.h).
  */
 
 #include "common.h"
+#include "vector.h"
 
 /* The first tap k (of a window starting at i0, taps dil apart) with i0 + k * dil >= 0. */
 int taps_from(const int i0, const int dil)
@@ -122,9 +124,12 @@ __kernel void global_avg_pool(__global const float* input,
 {
     const int gid = get_global_id(0);
     if (gid >= NC) return;
-    __global const float* plane = input + gid * HW;
-    float sum = 0.0f;
-    for (int i = 0; i < HW; ++i) sum += plane[i];
+    __global const float* plane = input + (size_t)gid * HW;
+    const int whole = HW - HW % VW;
+    floatv sums = (floatv)(0.0f);
+    for (int i = 0; i < whole; i += VW) sums += vloadv(0, plane + i);
+    float sum = lanes_sum(sums);
+    for (int i = whole; i < HW; ++i) sum += plane[i];
     output[gid] = sum / (float)HW;
 }
 
@@ -134,8 +139,17 @@ __kernel void global_max_pool(__global const float* input,
 {
     const int gid = get_global_id(0);
     if (gid >= NC) return;
-    __global const float* plane = input + gid * HW;
+    __global const float* plane = input + (size_t)gid * HW;
+    const int whole = HW - HW % VW;
+    floatv bests = (floatv)(-INFINITY);
+    for (int i = 0; i < whole; i += VW) {
+        const floatv v = vloadv(0, plane + i);
+        bests = select(bests, v, isnan(v) | (v > bests));  /* NaN wins, as in ReduceMax */
+    }
+    float lanes[VW];
+    vstorev(bests, 0, lanes);
     float best = -INFINITY;
-    for (int i = 0; i < HW; ++i) best = isnan(plane[i]) || plane[i] > best ? plane[i] : best;
+    for (int i = 0; i < VW; ++i) best = isnan(lanes[i]) || lanes[i] > best ? lanes[i] : best;
+    for (int i = whole; i < HW; ++i) best = isnan(plane[i]) || plane[i] > best ? plane[i] : best;
     output[gid] = best;
 }

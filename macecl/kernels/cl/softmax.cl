@@ -18,6 +18,7 @@
  */
 
 #include "common.h"
+#include "vector.h"
 
 __kernel void softmax(__global const float* input,
                       __global float* output,
@@ -44,49 +45,6 @@ __kernel void softmax(__global const float* input,
     for (int a = 0; a < axis_size; ++a)
         output[base + a * inner] = exp(input[base + a * inner] - mx) * inv_sum;
 #endif
-}
-
-#ifndef VW
-#define VW 4
-#endif
-
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
-#define floatv CAT(float, VW)
-#define vloadv CAT(vload, VW)
-#define vstorev CAT(vstore, VW)
-
-/* The largest lane of a vector, and the sum of its lanes (halving, as wide as VW is). */
-float lanes_max(floatv v)
-{
-#if VW == 16
-    float8 h8 = fmax(v.lo, v.hi);
-#elif VW == 8
-    float8 h8 = v;
-#endif
-#if VW >= 8
-    float4 h4 = fmax(h8.lo, h8.hi);
-#else
-    float4 h4 = v;
-#endif
-    float2 h2 = fmax(h4.lo, h4.hi);
-    return fmax(h2.x, h2.y);
-}
-
-float lanes_sum(floatv v)
-{
-#if VW == 16
-    float8 h8 = v.lo + v.hi;
-#elif VW == 8
-    float8 h8 = v;
-#endif
-#if VW >= 8
-    float4 h4 = h8.lo + h8.hi;
-#else
-    float4 h4 = v;
-#endif
-    float2 h2 = h4.lo + h4.hi;
-    return h2.x + h2.y;
 }
 
 __kernel void softmax_rows(__global const float* input,
