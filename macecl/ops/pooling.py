@@ -69,12 +69,18 @@ def _lower_pool(node: Node, inputs: list, builder) -> list:
         if len(node.outputs) > 1 and node.outputs[1]:
             raise builder.fail("MaxPool with an Indices output is not supported")
         args = [x2, out2, *(np.int32(v) for v in geometry)]
-        builder.launch("pooling", "max_pool2d", args, grid)
+        builder.launch("pooling", "max_pool2d", args, grid, options=_options(builder))
     else:
         include = int(node.attrs.get("count_include_pad", 0))
         args = [x2, out2, *(np.int32(v) for v in (*geometry, *e, include))]
-        builder.launch("pooling", "avg_pool2d", args, grid)
+        builder.launch("pooling", "avg_pool2d", args, grid, options=_options(builder))
     return [out]
+
+
+def _options(builder) -> list[str]:
+    """Every pooling launch is built alike, so that a model's pools share one program (only
+    the global pools use the vector width)."""
+    return [f"-DVW={builder.traits.vector_width}"]
 
 
 def _global_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -100,5 +106,5 @@ def _lower_global(node: Node, inputs: list, builder) -> list:
     inner = x.size // planes if planes else 0
     kernel = "global_avg_pool" if node.op == "GlobalAveragePool" else "global_max_pool"
     builder.launch("pooling", kernel, [x, out, np.int32(planes), np.int32(inner)], planes,
-                   options=[f"-DVW={builder.traits.vector_width}"])
+                   options=_options(builder))
     return [out]
