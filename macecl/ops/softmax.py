@@ -58,10 +58,12 @@ def _lower(node: Node, inputs: list, builder) -> list:
     except ValueError as error:
         raise builder.fail(str(error)) from None
     out = builder.new(x.shape)
-    options = ["-DLOG"] if node.op == "LogSoftmax" else []
+    # Both kernels built alike, so that a model's softmaxes share one program.
+    options = [*(["-DLOG"] if node.op == "LogSoftmax" else []),
+               f"-DVW={builder.traits.vector_width}"]
     if inner == 1:
         builder.launch("softmax", "softmax_rows", [x, out, np.int32(outer), np.int32(size)],
-                       outer, options=[*options, f"-DVW={builder.traits.vector_width}"])
+                       outer, options=options)
     else:
         builder.launch("softmax", "softmax",
                        [x, out, np.int32(outer), np.int32(size), np.int32(inner)],
