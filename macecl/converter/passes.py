@@ -2,7 +2,8 @@
 
 Order matters and is fixed in :func:`optimize`: folding first (it turns the exporters'
 Constant / Shape / Gather / Cast / Unsqueeze chains into constants, which the later patterns
-need to see), then BatchNormalization into the convolution before it, then HardSwish
+need to see), then BatchNormalization and constant scales and shifts into the convolution
+before or after them (affine.py), then HardSwish
 patterns, then residual Adds into the convolution before them, then activations into their
 producers (after the Add, as ResNet's Add -> Relu has it), then whatever no longer feeds an
 output.
@@ -14,6 +15,7 @@ import logging
 
 import numpy as np
 
+from macecl.converter.affine import fold_affine_into_consumer, fold_affine_into_producer
 from macecl.errors import UnsupportedModelError
 from macecl.graph.ir import Dim, Graph, Node
 from macecl.ops import REGISTRY
@@ -30,7 +32,8 @@ PASS_THROUGH = {"Identity", "Dropout"}
 def optimize(graph: Graph, value_shapes: dict[str, list[Dim]] | None = None) -> Graph:
     remove_pass_through(graph)
     fold_constants(graph, value_shapes or {})
-    fold_batch_norm(graph)
+    fold_affine_into_producer(graph)
+    fold_affine_into_consumer(graph)
     rewrite_hard_swish(graph)
     fuse_residual_add(graph, value_shapes or {})
     fuse_activations(graph)
@@ -98,42 +101,6 @@ def fold_constants(graph: Graph, value_shapes: dict[str, list[Dim]]) -> None:
             if name:
                 graph.constants[name] = np.asarray(array)
     graph.nodes = kept
-
-
-def fold_batch_norm(graph: Graph) -> None:
-    """Conv / ConvTranspose followed by inference BatchNormalization: one convolution."""
-    producers = graph.producers()
-    removed = set()
-    for bn in graph.nodes:
-        if bn.op != "BatchNormalization" or len([o for o in bn.outputs if o]) != 1:
-            continue
-        conv = producers.get(bn.inputs[0])
-        params = [graph.constants.get(name) for name in bn.inputs[1:5]]
-        if conv is None or conv.op not in ("Conv", "ConvTranspose") or any(p is None for p in params):
-            continue
-        if _single_consumer(graph, conv.outputs[0]) is not bn or "activation" in conv.attrs:
-            continue
-        weight = graph.constants.get(conv.inputs[1])
-        bias = graph.constants.get(conv.inputs[2]) if len(conv.inputs) > 2 and conv.inputs[2] else None
-        if weight is None or (len(conv.inputs) > 2 and conv.inputs[2] and bias is None):
-            continue
-        groups = int(conv.attrs.get("group", 1))
-        if conv.op == "ConvTranspose" and groups != 1:
-            continue
-        scale, shift, mean, var = (p.astype(np.float64) for p in params)
-        factor = scale / np.sqrt(var + float(bn.attrs.get("epsilon", 1e-5)))
-        axis = 0 if conv.op == "Conv" else 1
-        shape = [1] * weight.ndim
-        shape[axis] = -1
-        new_weight = (weight.astype(np.float64) * factor.reshape(shape)).astype(np.float32)
-        old_bias = bias.astype(np.float64) if bias is not None else 0.0
-        new_bias = ((old_bias - mean) * factor + shift).astype(np.float32)
-        weight_name, bias_name = f"{conv.name}/folded_weight", f"{conv.name}/folded_bias"
-        graph.constants[weight_name], graph.constants[bias_name] = new_weight, new_bias
-        conv.inputs = [conv.inputs[0], weight_name, bias_name]
-        conv.outputs = [bn.outputs[0]]
-        removed.add(id(bn))
-    graph.nodes = [n for n in graph.nodes if id(n) not in removed]
 
 
 def _scalar(graph: Graph, name: str) -> float | None:

@@ -10,6 +10,22 @@ does it, otherwise the ``matmul`` kernel walks the broadcast batch through a met
 On a device with dedicated local memory, a fully connected Gemm (transB, alpha 1; C absent,
 or with beta 1 a bias row or a whole (M, N) matrix) runs as a 1x1 convolution on
 ``conv2d_tiled`` instead: see ops/conv_tiled.py.
+
+``gemm`` runs over a 1-D NDRange and takes min(8, M) rows per work item.
+`python bench/op_kernels.py --rounds 5 --cases gemm` (PoCL 3.0, 2-core Xeon shared with
+other jobs), median ms, the kernel before (2-D NDRange, 8 rows always) against the
+library's, with both cores free:
+
+    PP-OCR rec 40 x 6625 x 120:                       7.04 -> 3.69
+    PP-OCR rec 40 x 360 x 120:                        0.37 -> 0.17
+    ResNet-50's classifier 1 x 1000 x 2048, transB:   3.70 -> 0.26 (8 rows computed for 1)
+
+PoCL's CPU device makes a 2-D NDRange that fits in one work-group (up to 4096 items) a
+single work-group, run by one core; the kernel before, given work-groups of (4, 1), took
+3.47, 0.19 and 1.77. With one core busy elsewhere the first case showed no difference
+(7.05 against 7.03). Other register blocks lost: VW 8 x 8 rows 7.95, VW 16 x 4 rows 4.81 on
+the first case (an ad-hoc sweep of VW 4/8/16 by 2/4/8 rows agreed); at about 17 GFLOP/s
+it is still far below the cores' peak, for a reason not found yet.
 """
 
 from __future__ import annotations
@@ -24,7 +40,7 @@ from macecl.ops.conv_tiled import gemm_fits, multiply_tiled
 from macecl.ops.elementwise import broadcast_strides
 from macecl.ops.registry import evaluation, lowering
 
-GEMM_ROWS = 8  # rows of Y per work item: ROWS in gemm.cl
+GEMM_ROWS = 8  # rows of Y per work item: ROWS in gemm.cl (fewer for a matrix of fewer rows)
 
 
 def _gemm_attrs(node: Node) -> tuple[bool, bool, float, float]:
@@ -74,14 +90,15 @@ def launch_gemm(builder, a, b, out, m: int, n: int, k: int, trans_a: bool = Fals
     """One ``gemm`` launch: out (M, N) = act(alpha * op(A) @ op(B) + beta * C)."""
     options, act_a, act_b = fused(node) if node is not None else ([], np.float32(0), np.float32(0))
     width = builder.traits.vector_width
-    options = ([f"-DVW={width}", *(["-DTRANS_A"] if trans_a else []),
+    rows = min(GEMM_ROWS, m)
+    options = ([f"-DVW={width}", *([f"-DROWS={rows}"] if rows != GEMM_ROWS else []),
+                *(["-DTRANS_A"] if trans_a else []),
                 *(["-DTRANS_B"] if trans_b else []), *(["-DHAS_C"] if c is not None else []),
                 *options])
     args = [a, b, c, out, np.int32(m), np.int32(n), np.int32(k), np.int32(strides[0]),
             np.int32(strides[1]), np.float32(alpha), np.float32(beta), act_a, act_b]
-    rows = -(-m // GEMM_ROWS)
-    grid = (n, rows) if trans_b else (-(-n // width), rows)
-    builder.launch("gemm", "gemm", args, grid, options=options)
+    blocks = n if trans_b else -(-n // width)
+    builder.launch("gemm", "gemm", args, blocks * -(-m // rows), options=options)
 
 
 @lowering("Gemm")

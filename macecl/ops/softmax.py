@@ -4,6 +4,12 @@ From opset 13 they normalize along ``axis`` (default -1). Before 13 the input is
 2-D at ``axis`` (default 1): (prod(dims before axis), prod(dims from axis on)), normalized
 along the second. The node does not say its opset; the converter gives these nodes an
 ``opset`` attribute (13 if missing).
+
+Along the last axis (inner 1, the usual case) ``softmax_rows`` reads each row in float
+vectors of the device's preferred width; other axes take ``softmax``, one scalar work item
+per (outer, inner) pair. `python bench/op_kernels.py --rounds 7 --cases softmax` (PoCL 3.0,
+2-core Xeon shared with other jobs), median ms: PP-OCR rec's 40 x 6625 classes: softmax
+(before) 3.23, softmax_rows 0.29 (11x faster); its attention's 320 x 40: 0.153, 0.059.
 """
 
 from __future__ import annotations
@@ -52,7 +58,14 @@ def _lower(node: Node, inputs: list, builder) -> list:
     except ValueError as error:
         raise builder.fail(str(error)) from None
     out = builder.new(x.shape)
-    options = ["-DLOG"] if node.op == "LogSoftmax" else []
-    builder.launch("softmax", "softmax", [x, out, np.int32(outer), np.int32(size), np.int32(inner)],
-                   outer * inner, options=options)
+    # Both kernels built alike, so that a model's softmaxes share one program.
+    options = [*(["-DLOG"] if node.op == "LogSoftmax" else []),
+               f"-DVW={builder.traits.vector_width}"]
+    if inner == 1:
+        builder.launch("softmax", "softmax_rows", [x, out, np.int32(outer), np.int32(size)],
+                       outer, options=options)
+    else:
+        builder.launch("softmax", "softmax",
+                       [x, out, np.int32(outer), np.int32(size), np.int32(inner)],
+                       outer * inner, options=options)
     return [out]

@@ -1,4 +1,5 @@
-"""copy.cl: copy_box as Slice, Concat and Split use it, and Pad in its four modes."""
+"""copy.cl: copy_box and copy_rows as Slice, Concat and Split use them, and Pad in its four
+modes."""
 
 from __future__ import annotations
 
@@ -13,6 +14,20 @@ def _copy_box(cl_env, src_buf, dst_buf, box, src_offset, src_strides, dst_offset
     total = int(np.prod(box))
     cl_env.launch("copy", "", "copy_box", total,
                   src_buf, dst_buf, meta, len(box), src_offset, dst_offset, total)
+
+
+def _copy_rows(cl_env, src_buf, dst_buf, box, src_offset, src_strides, dst_offset, dst_strides):
+    """copy_rows: the innermost dim contiguous on both sides, the others walked per row."""
+    assert src_strides[-1] == 1 and dst_strides[-1] == 1
+    outer = len(box) - 1
+    meta = cl_env.buffer(np.array([*box[:-1], *src_strides[:-1], *dst_strides[:-1], 0],
+                                  np.int32))
+    inner, rows = box[-1], int(np.prod(box[:-1]))
+    cl_env.launch("copy", "", "copy_rows", (inner, rows), src_buf, dst_buf, meta, outer,
+                  src_offset, dst_offset, inner, rows)
+
+
+COPIES = {"copy_box": _copy_box, "copy_rows": _copy_rows}
 
 
 @pytest.mark.parametrize(
@@ -36,8 +51,17 @@ def test_slice(cl_env, rng, shape, starts, steps, box):
     assert_close(cl_env.read(out, box), want)
 
 
+def test_slice_as_rows(cl_env, rng):
+    """x[1:3, 0::2, 1:4]: rows of 3 from a strided walk of the outer dims."""
+    x = rng.standard_normal((4, 7, 5)).astype(np.float32)
+    out = cl_env.output((2, 4, 3))
+    _copy_rows(cl_env, cl_env.buffer(x), out, (2, 4, 3), 35 + 1, (35, 10, 1), 0, (12, 3, 1))
+    assert_close(cl_env.read(out, (2, 4, 3)), x[1:3, 0::2, 1:4])
+
+
+@pytest.mark.parametrize("copy", list(COPIES))
 @pytest.mark.parametrize("axis", [0, 1, 3])
-def test_concat_then_split(cl_env, rng, axis):
+def test_concat_then_split(cl_env, rng, axis, copy):
     sizes = [2, 1, 3]
     shapes = [tuple(s if d == axis else n for d, n in enumerate((3, 4, 2, 5))) for s in sizes]
     parts = [rng.standard_normal(s).astype(np.float32) for s in shapes]
@@ -47,16 +71,16 @@ def test_concat_then_split(cl_env, rng, axis):
     out = cl_env.output(want.shape)
     position = 0
     for part in parts:  # Concat: every input lands at its offset along the axis
-        _copy_box(cl_env, cl_env.buffer(part), out, part.shape, 0,
-                  contiguous_strides(part.shape), position * out_strides[axis], out_strides)
+        COPIES[copy](cl_env, cl_env.buffer(part), out, part.shape, 0,
+                     contiguous_strides(part.shape), position * out_strides[axis], out_strides)
         position += part.shape[axis]
     assert_close(cl_env.read(out, want.shape), want)
 
     position = 0
     for part in parts:  # Split: the mirror image, reading the concatenated tensor back
         piece = cl_env.output(part.shape)
-        _copy_box(cl_env, out, piece, part.shape, position * out_strides[axis], out_strides,
-                  0, contiguous_strides(part.shape))
+        COPIES[copy](cl_env, out, piece, part.shape, position * out_strides[axis],
+                     out_strides, 0, contiguous_strides(part.shape))
         assert_close(cl_env.read(piece, part.shape), part)
         position += part.shape[axis]
 

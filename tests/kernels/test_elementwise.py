@@ -70,6 +70,29 @@ def test_binary_flat(cl_env, rng, op):
     assert_close(got, ref(a.astype(np.float64), b.astype(np.float64)))
 
 
+# (rows, inner, per column, full shape, small shape): the small operand is one value per
+# row or per column of the full one; odd sizes leave tails in both dimensions
+ROWS = [
+    (3, 37, False, (3, 37), (3, 1)),
+    (1, 111, False, (3, 37), (1, 1)),  # a scalar: one row
+    (6, 35, True, (6, 5, 7), (5, 7)),  # per column
+    (70, 1, False, (70, 1), (70, 1)),
+]
+
+
+@pytest.mark.parametrize("op", list(OPS))
+@pytest.mark.parametrize("small_first", [False, True])
+@pytest.mark.parametrize("rows, inner, per_column, full, small", ROWS)
+def test_binary_rows(cl_env, rng, op, small_first, rows, inner, per_column, full, small):
+    code, ref = OPS[op]
+    a, b = _operands(op, small if small_first else full, full if small_first else small, rng)
+    options = f"-DOP={code}" + (" -DA_SMALL" if small_first else "") + (
+        " -DPER_COLUMN" if per_column else "")
+    got = cl_env.run("elementwise", options, "binary_rows", full, [a, b], [inner, rows],
+                     work_items=(inner, rows))
+    assert_close(got, ref(a.astype(np.float64), b.astype(np.float64)))
+
+
 def test_pow_negative_base_integral_exponent(cl_env):
     a = np.array([-2.0, -1.5, -3.0, 2.0, -0.5, 0.0], np.float32)
     b = np.array([2.0, 3.0, -1.0, 0.5, 4.0, 2.0], np.float32)

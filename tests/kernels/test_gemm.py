@@ -9,26 +9,27 @@ from .helpers import assert_close, contiguous_strides
 
 
 def _gemm(cl_env, options, a, b, c, m, n, k, c_strides, alpha, beta, act=(0.0, 0.0), vw=4,
-          local_size=None):
+          local_size=None, rows=8):
     args = [m, n, k, *c_strides, alpha, beta, *act]
-    grid = (n if "TRANS_B" in options else -(-n // vw), -(-m // 8))
-    return cl_env.run("gemm", f"{options} -DVW={vw}", "gemm", (m, n), [a, b, c], args,
-                      work_items=grid, local_size=local_size)
+    blocks = n if "TRANS_B" in options else -(-n // vw)
+    return cl_env.run("gemm", f"{options} -DVW={vw} -DROWS={rows}", "gemm", (m, n), [a, b, c],
+                      args, work_items=blocks * -(-m // rows), local_size=local_size)
 
 
-@pytest.mark.parametrize("local_size", [None, (3, 2)])
+@pytest.mark.parametrize("rows", [8, 1, 3])
+@pytest.mark.parametrize("local_size", [None, (16,)])
 @pytest.mark.parametrize("vw", [4, 16])
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
 @pytest.mark.parametrize("m,n,k", [(5, 7, 13), (1, 9, 4), (6, 1, 3), (3, 4, 1), (17, 19, 33),
                                    (9, 40, 70), (1, 37, 130)])
-def test_gemm_transposes(cl_env, rng, trans_a, trans_b, m, n, k, vw, local_size):
+def test_gemm_transposes(cl_env, rng, trans_a, trans_b, m, n, k, vw, local_size, rows):
     a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
     b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
     c = rng.standard_normal((m, n)).astype(np.float32)
     options = "-DHAS_C" + " -DTRANS_A" * trans_a + " -DTRANS_B" * trans_b
     got = _gemm(cl_env, options, a, b, c, m, n, k, (n, 1), 0.75, -1.5, vw=vw,
-                local_size=local_size)
+                local_size=local_size, rows=rows)
     op_a = a.T if trans_a else a
     op_b = b.T if trans_b else b
     want = 0.75 * (op_a.astype(np.float64) @ op_b) - 1.5 * c

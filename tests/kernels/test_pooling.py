@@ -70,7 +70,8 @@ def test_max_pool2d(cl_env, rng, case):
     x = rng.standard_normal(x_shape).astype(np.float32) - 3.0  # all negative: a pad 0 would win
     oh, ow = _dims(x_shape, kernel, stride, dilation, pads, ceil_mode)
     args = [*x_shape, oh, ow, *kernel, *stride, *dilation, *pads[:2]]
-    got = cl_env.run("pooling", "", "max_pool2d", (*x_shape[:2], oh, ow), [x], args)
+    got = cl_env.run("pooling", "", "max_pool2d", (*x_shape[:2], oh, ow), [x], args,
+                     work_items=(ow, oh, x_shape[0] * x_shape[1]))
     assert_close(got, pool_ref(x, "max", kernel, stride, dilation, pads, (oh, ow)))
 
 
@@ -81,7 +82,8 @@ def test_avg_pool2d(cl_env, rng, case, count_include_pad):
     x = rng.standard_normal(x_shape).astype(np.float32) + 1.0
     oh, ow = _dims(x_shape, kernel, stride, dilation, pads, ceil_mode)
     args = [*x_shape, oh, ow, *kernel, *stride, *dilation, *pads, int(count_include_pad)]
-    got = cl_env.run("pooling", "", "avg_pool2d", (*x_shape[:2], oh, ow), [x], args)
+    got = cl_env.run("pooling", "", "avg_pool2d", (*x_shape[:2], oh, ow), [x], args,
+                     work_items=(ow, oh, x_shape[0] * x_shape[1]))
     want = pool_ref(x, "avg", kernel, stride, dilation, pads, (oh, ow), count_include_pad)
     assert_close(got, want)
 
@@ -93,15 +95,23 @@ def test_avg_pool2d_divisor_by_hand(cl_env):
     x = np.ones((1, 1, 6, 6), np.float32)
     for cip, want_axis in [(0, [1.0, 1.0, 1.0, 1.0]), (1, [2 / 3, 1.0, 1.0, 1 / 2])]:
         args = [1, 1, 6, 6, 4, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, cip]
-        got = cl_env.run("pooling", "", "avg_pool2d", (1, 1, 4, 4), [x], args)
+        got = cl_env.run("pooling", "", "avg_pool2d", (1, 1, 4, 4), [x], args,
+                         work_items=(4, 4, 1))
         assert_close(got[0, 0], np.outer(want_axis, want_axis))
 
 
-@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (1, 1, 1, 1), (3, 2, 16, 16)])
-def test_global_pools(cl_env, rng, shape):
+@pytest.mark.parametrize("vw", [4, 16])
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (1, 1, 1, 1), (3, 2, 16, 16), (1, 5, 20, 21)])
+def test_global_pools(cl_env, rng, shape, vw):
+    """Vector loads then a scalar tail; the max is in the tail of one plane, a NaN in a
+    vector of another (NaN wins, as in ReduceMax)."""
     x = rng.standard_normal(shape).astype(np.float32) - 2.0
     nc, hw = shape[0] * shape[1], shape[2] * shape[3]
-    got = cl_env.run("pooling", "", "global_avg_pool", (nc,), [x], [nc, hw])
+    flat = x.reshape(nc, hw)
+    flat[0, -1] = 50.0
+    if nc > 1 and hw > 1:
+        flat[-1, 1] = np.nan
+    got = cl_env.run("pooling", f"-DVW={vw}", "global_avg_pool", (nc,), [x], [nc, hw])
     assert_close(got, x.astype(np.float64).reshape(nc, hw).mean(axis=1))
-    got = cl_env.run("pooling", "", "global_max_pool", (nc,), [x], [nc, hw])
+    got = cl_env.run("pooling", f"-DVW={vw}", "global_max_pool", (nc,), [x], [nc, hw])
     assert_close(got, x.reshape(nc, hw).max(axis=1))

@@ -74,7 +74,8 @@ def _run(cl_env, kernel, coord, nearest, x, out_hw):
     oh, ow = out_hw
     options = f"-DCOORD_MODE={COORD_MODES[coord]} -DNEAREST_MODE={NEAREST_MODES[nearest]}"
     args = [n, c, h, w, oh, ow, F(oh / h), F(ow / w)]
-    return cl_env.run("resize", options, kernel, (n, c, oh, ow), [x], args)
+    return cl_env.run("resize", options, kernel, (n, c, oh, ow), [x], args,
+                      work_items=(ow, oh, n * c))
 
 
 @pytest.mark.parametrize("nearest", list(NEAREST_MODES))
@@ -118,3 +119,14 @@ def test_bilinear_align_corners_by_hand(cl_env):
     x = np.array([[[[0.0, 3.0], [6.0, 9.0]]]], np.float32)
     got = _run(cl_env, "resize_bilinear", "align_corners", "round_prefer_floor", x, (3, 4))
     assert_close(got[0, 0], [[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9]])
+
+
+@pytest.mark.parametrize("shape, fh, fw", [((2, 3, 4, 5), 2, 2), ((1, 2, 3, 7), 8, 3),
+                                           ((1, 1, 5, 1), 1, 4)])
+def test_resize_nearest_blocks(cl_env, rng, shape, fh, fw):
+    """Whole factors: each input pixel copied into its fh x fw block."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    n, c, h, w = shape
+    got = cl_env.run("resize", "", "resize_nearest_blocks", (n, c, h * fh, w * fw), [x],
+                     [n * c, h, w, fh, fw], work_items=(w, h, n * c))
+    assert_close(got, np.repeat(np.repeat(x, fh, axis=2), fw, axis=3))

@@ -38,3 +38,17 @@ def test_softmax_large_and_equal_logits(cl_env):
     assert_close(got, [[0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3]])
     got = cl_env.run("softmax", "-DLOG", "softmax", x.shape, [x], [2, 3, 1], work_items=2)
     assert_close(got, [[np.log(0.5), np.log(0.5), -2000.0 + np.log(0.5)], [-np.log(3)] * 3])
+
+
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("vw", [4, 8, 16])
+@pytest.mark.parametrize("outer, size", [(5, 3), (3, 16), (4, 37), (2, 1000), (3, 6625)])
+def test_softmax_rows(cl_env, rng, log, vw, outer, size):
+    """The last-axis kernel: vector passes over whole vectors, then a scalar tail."""
+    x = (rng.standard_normal((outer, size)) * 3).astype(np.float32)
+    x[0, -1] = 100.0  # the max in the tail: the shift must see it
+    x[-1, 0] = -1000.0
+    options = f"-DVW={vw}" + (" -DLOG" if log else "")
+    got = cl_env.run("softmax", options, "softmax_rows", x.shape, [x], [outer, size],
+                     work_items=outer)
+    assert_close(got, _ref(x, 1, log))

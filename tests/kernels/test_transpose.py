@@ -28,3 +28,25 @@ def test_transpose(cl_env, rng, shape, perm):
     meta = np.array(list(out_shape) + [in_strides[p] for p in perm], np.int32)
     got = cl_env.run("transpose", "", "transpose", out_shape, [x], [meta, len(shape), x.size])
     assert_close(got, np.transpose(x, perm))
+
+
+@pytest.mark.parametrize(
+    "shape,perm",
+    [
+        ((4, 28, 37), (1, 0, 2)),  # a channel shuffle: whole rows move
+        ((2, 3, 5, 7), (2, 0, 1, 3)),
+        ((3, 1), (0, 1)),  # rows of one element
+        ((5, 2, 3, 11), (1, 2, 0, 3)),
+    ],
+)
+def test_transpose_rows(cl_env, rng, shape, perm):
+    """The last axis stays last: meta covers the axes before it, rows are copied whole."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    in_strides = contiguous_strides(shape)
+    lead = perm[:-1]
+    meta = np.array([shape[p] for p in lead] + [in_strides[p] for p in lead], np.int32)
+    inner, rows = shape[-1], x.size // shape[-1]
+    out_shape = tuple(shape[p] for p in perm)
+    got = cl_env.run("transpose", "", "transpose_rows", out_shape, [x],
+                     [meta, len(lead), inner, rows], work_items=(inner, rows))
+    assert_close(got, np.transpose(x, perm))

@@ -1,13 +1,15 @@
 """Broadcasting arithmetic through the engine, against NumPy: each of the three kernels
-(same shapes, one operand per row of the other, the rank-generic walk) on both sides of
-the non-commutative ops, since the per-row kernel swaps which operand is per row."""
+(same shapes, one operand per row or column of the other, the rank-generic walk) on both
+sides of the non-commutative ops, since the per-row kernel swaps which operand is small."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from macecl.ops.elementwise import _row_length
+from macecl.engine.plan import make_plan
+from macecl.graph import Graph, Node, TensorSpec
+from macecl.ops.elementwise import split_2d
 
 RNG = np.random.default_rng(11)
 SHAPES = [
@@ -16,6 +18,9 @@ SHAPES = [
     ((2, 3, 1, 1), (2, 3, 4, 5)),  # per channel on the left: rows, swapped
     ((2, 3, 4, 5), ()),  # a scalar: one row
     ((), (3, 7)),
+    ((2, 3, 9, 11), (2, 3, 1, 1)),  # rows of 99: the width is rounded up to 128
+    ((2, 3, 4, 5), (4, 5)),  # per column: a bias over the last axes
+    ((5,), (3, 7, 5)),  # per column on the left, swapped
     ((2, 3, 4, 5), (3, 1, 1)),  # per channel without the batch: the generic walk
     ((4, 1), (1, 5)),  # both broadcast: the generic walk
 ]
@@ -34,9 +39,28 @@ def test_broadcasting_matches_numpy(run_node, op, function, a_shape, b_shape):
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
-def test_row_length_recognises_prefix_operands_only():
-    assert _row_length((2, 3, 1, 1), (2, 3, 4, 5)) == 20
-    assert _row_length((), (2, 3)) == 6
-    assert _row_length((2, 3, 4, 5), (2, 3, 4, 5)) == 1
-    assert _row_length((3, 1, 1), (2, 3, 4, 5)) is None
-    assert _row_length((1, 5), (4, 5)) is None
+def test_split_2d_recognises_rows_and_columns_only():
+    assert split_2d((2, 3, 1, 1), (2, 3, 4, 5)) == (6, 20, False)
+    assert split_2d((), (2, 3)) == (1, 6, False)
+    assert split_2d((4, 5), (2, 3, 4, 5)) == (6, 20, True)
+    assert split_2d((1, 3, 4, 5), (2, 3, 4, 5)) == (2, 60, True)
+    assert split_2d((3, 1, 1), (2, 3, 4, 5)) is None
+    assert split_2d((4, 1), (4, 5)) == (4, 5, False)
+    assert split_2d((1, 5, 1), (3, 5, 7)) is None
+
+
+def test_pow_by_a_constant_two_is_a_square(run_node):
+    """Lowered as x * x: negative bases square, and the output keeps x's shape."""
+    x = RNG.standard_normal((2, 3, 5)).astype(np.float32)
+    x[0, 0, 0] = -3.0
+    (got,) = run_node("Pow", {"x": x}, constants={"two": np.array([2.0], np.float32)})
+    np.testing.assert_allclose(got, x * x, rtol=1e-6)
+    assert got[0, 0, 0] == 9.0
+    (got,) = run_node("Pow", {"x": x}, constants={"e": np.array(3.0, np.float32)})
+    np.testing.assert_allclose(got, x ** 3, rtol=1e-5)
+    graph = Graph(nodes=[Node("Pow", "p", ["x", "two"], ["y"])],
+                  inputs=[TensorSpec("x", "float32", [2, 3, 5])],
+                  outputs=[TensorSpec("y", "float32", [])],
+                  constants={"two": np.array([2.0], np.float32)}, opset=18)
+    (step,) = make_plan(graph, [(2, 3, 5)]).steps
+    assert (step.kernel, step.options) == ("binary_flat", ("-DOP=2",))

@@ -220,3 +220,22 @@ def test_rejected_when_planned(run_node):
     # antialias only matters when downscaling
     got = run_resize(run_node, X, {"mode": "linear", "antialias": 1}, scales=[1, 1, 2, 2])
     assert_close(got, resize_reference(X, (12, 8), (2, 2), "linear", "half_pixel"))
+
+
+def test_whole_factor_blocks_only_where_every_mode_agrees():
+    """The host's choice of resize_nearest_blocks: index o // f along both axes, checked
+    against the kernel's own formulas, so that a mode that rounds differently keeps the
+    general kernel."""
+    from macecl.ops.resize import COORD_MODES, NEAREST_MODES, _whole_factors
+
+    asym, half = COORD_MODES["asymmetric"], COORD_MODES["half_pixel"]
+    floor, prefer_floor = NEAREST_MODES["floor"], NEAREST_MODES["round_prefer_floor"]
+    ceil = NEAREST_MODES["ceil"]
+    assert _whole_factors(asym, floor, (20, 20, 160, 160), (8.0, 8.0))
+    assert _whole_factors(half, prefer_floor, (5, 7, 15, 14), (3.0, 2.0))
+    assert not _whole_factors(asym, ceil, (4, 4, 8, 8), (2.0, 2.0))  # ceil takes the next one
+    assert _whole_factors(asym, prefer_floor, (4, 4, 8, 8), (2.0, 2.0))  # .5 ties go down
+    prefer_ceil = NEAREST_MODES["round_prefer_ceil"]
+    assert not _whole_factors(asym, prefer_ceil, (4, 4, 8, 8), (2.0, 2.0))  # and here up
+    assert not _whole_factors(asym, floor, (4, 4, 6, 8), (1.5, 2.0))  # not a whole factor
+    assert not _whole_factors(COORD_MODES["align_corners"], floor, (4, 4, 8, 8), (2.0, 2.0))

@@ -15,6 +15,7 @@ from macecl.errors import GraphError
 from macecl.graph import Graph, Node, TensorSpec
 from macecl.ops import REGISTRY
 from macecl.ops.registry import unsupported_reason
+from macecl.ops.shape_ops import merged_permutation
 from tests.ops.conftest import assert_close
 
 RNG = np.random.default_rng(11)
@@ -280,6 +281,26 @@ def test_transpose_with_unit_dims(run_node, perm):
     x = RNG.standard_normal((1, 3, 1, 4)).astype(np.float32)
     check_both(run_node, "Transpose", x, np.ascontiguousarray(np.transpose(x, perm)),
                {"perm": perm})
+
+
+@pytest.mark.parametrize("shape, perm", [
+    ((1, 4, 6, 5, 3), [0, 2, 1, 3, 4]),  # a channel shuffle: rows of 15 move whole
+    ((2, 3, 4, 1, 5), [1, 0, 2, 3, 4]),  # a dim of 1 inside the merged trailing run
+    ((2, 3, 4, 5), [2, 3, 0, 1]),  # two runs swap: the generic kernel over 2 axes
+    ((2, 3, 4, 5, 2), [4, 0, 1, 2, 3]),
+])
+def test_transpose_merges_neighbouring_axes(run_node, shape, perm):
+    x = RNG.standard_normal(shape).astype(np.float32)
+    check_both(run_node, "Transpose", x, np.ascontiguousarray(np.transpose(x, perm)),
+               {"perm": perm})
+
+
+def test_merged_permutation():
+    assert merged_permutation((1, 4, 28, 56, 56), [0, 2, 1, 3, 4]) == ([4, 28, 3136], [1, 0, 2])
+    assert merged_permutation((2, 3, 1, 4), [1, 0, 2, 3]) == ([2, 3, 4], [1, 0, 2])
+    assert merged_permutation((2, 3, 4, 5), [2, 3, 0, 1]) == ([6, 20], [1, 0])
+    assert merged_permutation((2, 3, 4), [2, 1, 0]) == ([2, 3, 4], [2, 1, 0])
+    assert merged_permutation((1, 1), [1, 0]) == ([1], [0])
 
 
 # -- Pad -------------------------------------------------------------------------------------------

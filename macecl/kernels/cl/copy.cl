@@ -13,6 +13,11 @@
  *     A slice with per-dim start/step folds into these: src_offset = sum(start[d] * stride[d]),
  *     src_strides[d] = step[d] * stride[d] (negative steps work). Concat: one call per input,
  *     dst_offset = position along the axis * dst stride of the axis; Split the mirror image.
+ *   copy_rows(src, dst, meta, rank, src_offset, dst_offset, inner, rows)
+ *     The same copy when the box's innermost dim is contiguous on both sides: `rows` rows
+ *     of `inner` elements, a 2-D NDRange (inner, rows); a work item finds its row's two
+ *     offsets from its second id alone, so the items of a row copy consecutive elements.
+ *     meta as for copy_box, over the rank dims before the innermost (rank may be 0).
  *   pad(src, dst, meta, rank, total, value)
  *     meta: int[3 * rank] = out_shape[rank], in_shape[rank], pad_begin[rank]
  *     src and dst contiguous; out_shape[d] = pad_begin[d] + in_shape[d] + pad_end[d].
@@ -47,6 +52,30 @@ __kernel void copy_box(__global const float* src,
         t += coord * meta[2 * rank + d];
     }
     dst[t] = src[s];
+}
+
+__kernel void copy_rows(__global const float* src,
+                        __global float* dst,
+                        __global const int* meta,
+                        const int rank,
+                        const int src_offset,
+                        const int dst_offset,
+                        const int inner,
+                        const int rows)
+{
+    const int column = get_global_id(0);
+    const int row = get_global_id(1);
+    if (column >= inner || row >= rows) return;
+    int rest = row;
+    int s = src_offset;
+    int t = dst_offset;
+    for (int d = rank - 1; d >= 0; --d) {
+        const int coord = rest % meta[d];
+        rest /= meta[d];
+        s += coord * meta[rank + d];
+        t += coord * meta[2 * rank + d];
+    }
+    dst[t + column] = src[s + column];
 }
 
 /* Maps a coordinate outside [0, n) back inside, per MODE; MODE 0 never calls it. */

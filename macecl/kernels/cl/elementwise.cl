@@ -10,6 +10,8 @@
  *     meta: int[3 * rank] = out_shape[rank], a_strides[rank], b_strides[rank]
  *           strides are in elements, 0 on every dim the input broadcasts (size 1 or missing);
  *     total: number of output elements.
+ *   binary_rows(a, b, out, inner, rows)
+ *     one input has the output's shape, the other one value per row or per column (below).
  *   binary_flat(a, b, out, total)
  *     both inputs are contiguous and have the output's shape: no index arithmetic.
  *
@@ -82,22 +84,30 @@ __kernel void binary(__global const float* a,
     out[gid] = binary_op(a[ia], b[ib]);
 }
 
-/* One operand full, the other one value per row of `inner` elements (a per-channel scale or
- * bias over NCHW, a scalar: inner = total): one division per element instead of the rank-
- * generic walk above. A_ROWS: `a` is the per-row operand, else `b` is. */
+/* One operand full, the other small: one value per row of `inner` elements (a per-channel
+ * scale or bias over NCHW; a scalar is one row), or with -DPER_COLUMN one value per column (a
+ * bias over the last axes). A 2-D NDRange (inner, rows), so that no work item divides its
+ * id, and the small operand's index a compile-time choice, so that a row's items read one
+ * value. A_SMALL: `a` is the small operand, else `b` is. */
 __kernel void binary_rows(__global const float* a,
                           __global const float* b,
                           __global float* out,
                           const int inner,
-                          const int total)
+                          const int rows)
 {
-    const int gid = get_global_id(0);
-    if (gid >= total) return;
-    const int row = gid / inner;
-#ifdef A_ROWS
-    out[gid] = binary_op(a[row], b[gid]);
+    const int column = get_global_id(0);
+    const int row = get_global_id(1);
+    if (column >= inner || row >= rows) return;
+    const int at = row * inner + column;
+#ifdef PER_COLUMN
+    const int small = column;
 #else
-    out[gid] = binary_op(a[gid], b[row]);
+    const int small = row;
+#endif
+#ifdef A_SMALL
+    out[at] = binary_op(a[small], b[at]);
+#else
+    out[at] = binary_op(a[at], b[small]);
 #endif
 }
 

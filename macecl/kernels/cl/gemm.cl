@@ -8,14 +8,21 @@
  *   -DTRANS_B           (gemm) B is stored (N, K) and used transposed; otherwise (K, N)
  *   -DHAS_C             (gemm) add beta * C; without it C is unused and may be NULL
  *   -DACTIVATION=<n>    fused activation, a UNARY_* code of common.h (default 0, none)
+ *   -DROWS=<n>          rows of Y per work item (default 8); the host takes fewer for a
+ *                       matrix of fewer rows (a fully connected layer's one), whose rows
+ *                       past M would only repeat row M - 1
  *
  * Two blockings, both without local memory (any work-group shape is correct):
  *   - panel (B not transposed): a work item computes ROWS rows by VW columns of Y, one
- *     vector load of B's row k feeding ROWS multiply-adds. Global size (ceil(N / VW),
+ *     vector load of B's row k feeding ROWS multiply-adds. gemm: a 1-D NDRange of
+ *     ceil(N / VW) * ceil(M / ROWS) items, column blocks fastest; matmul: (ceil(N / VW),
  *     ceil(M / ROWS), batches).
  *   - dot (gemm with TRANS_B, B's rows are Y's columns): a work item computes ROWS rows of
  *     one column, VW terms of k at a time from contiguous rows of B (and of A unless
- *     TRANS_A). Global size (N, ceil(M / ROWS)). Fully connected layers are this case.
+ *     TRANS_A). A 1-D NDRange of N * ceil(M / ROWS) items. Fully connected layers are this
+ *     case.
+ *   gemm is 1-D because PoCL's CPU device makes a small 2-D NDRange one work-group (one
+ *   core), while it splits a 1-D one between the cores; a work item divides its id once.
  *
  * Kernels:
  *   gemm(A, B, C, Y, M, N, K, c_stride_m, c_stride_n, alpha, beta, act_a, act_b)
@@ -37,7 +44,9 @@
 #ifndef VW
 #define VW 4
 #endif
+#ifndef ROWS
 #define ROWS 8
+#endif
 
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
@@ -75,10 +84,16 @@ __kernel void gemm(__global const float* A,
                    const float alpha, const float beta,
                    const float act_a, const float act_b)
 {
-    const int m0 = get_global_id(1) * ROWS;
 #ifdef TRANS_B
-    const int n = get_global_id(0);
-    if (n >= N || m0 >= M) return;
+    const int blocks = N;
+#else
+    const int blocks = (N + VW - 1) / VW;
+#endif
+    const int gid = get_global_id(0);
+    if (gid >= blocks * ((M + ROWS - 1) / ROWS)) return;
+    const int m0 = gid / blocks * ROWS;
+#ifdef TRANS_B
+    const int n = gid % blocks;
     floatv acc[ROWS];
     for (int r = 0; r < ROWS; ++r) acc[r] = (floatv)(0.0f);
     float tail[ROWS];
@@ -113,8 +128,7 @@ __kernel void gemm(__global const float* A,
         Y[(size_t)m * N + n] = ACTIVATE(y, act_a, act_b);
     }
 #else
-    const int block = get_global_id(0);
-    if (block * VW >= N || m0 >= M) return;
+    const int block = gid % blocks;
     const int n0 = N >= VW ? min(block * VW, N - VW) : 0;  /* a tail block steps back */
     const int lanes = min(VW, N - n0);
     floatv acc[ROWS];

@@ -7,10 +7,15 @@
  *   -DNEAREST_MODE=<n>  nearest_mode of resize_nearest: 0 round_prefer_floor (default),
  *                       1 round_prefer_ceil, 2 floor, 3 ceil
  *
- * Kernels (same argument list):
+ * Kernels (same argument list, same 3-D NDRange (OW, OH, N * C): one work item per output
+ * pixel, its row and plane from the second and third ids, so that no item divides its id):
  *   resize_nearest(input, output, N, C, H, W, OH, OW, scale_h, scale_w)
  *   resize_bilinear(input, output, N, C, H, W, OH, OW, scale_h, scale_w)
- *     input (N, C, H, W), output (N, C, OH, OW); global size >= N * C * OH * OW.
+ *     input (N, C, H, W), output (N, C, OH, OW).
+ *   resize_nearest_blocks(input, output, planes, H, W, FH, FW)
+ *     whole factors where output pixel (oh, ow) takes input pixel (oh / FH, ow / FW) (the
+ *     host checks the modes give that): a 3-D NDRange (W, H, planes) over the input, each
+ *     work item writing its FH x FW block of copies; no coordinate arithmetic at all.
  *     scale_*: the ONNX scale of the axis (OH / H when the model gives sizes); align_corners
  *     uses the sizes instead. Source coordinates past the border clamp to it, which is what
  *     ONNX's edge-padded reference computes. Bilinear does not antialias when downscaling.
@@ -64,15 +69,14 @@ __kernel void resize_nearest(__global const float* input,
                              const int OH, const int OW,
                              const float scale_h, const float scale_w)
 {
-    const int gid = get_global_id(0);
-    if (gid >= N * C * OH * OW) return;
-    const int ow = gid % OW;
-    const int oh = (gid / OW) % OH;
-    const int nc = gid / (OW * OH);
+    const int ow = get_global_id(0);
+    const int oh = get_global_id(1);
+    const int nc = get_global_id(2);
+    if (ow >= OW || oh >= OH || nc >= N * C) return;
 
     const int ih = nearest_index(source_coord(oh, H, OH, scale_h), H);
     const int iw = nearest_index(source_coord(ow, W, OW, scale_w), W);
-    output[gid] = input[(nc * H + ih) * W + iw];
+    output[(nc * OH + oh) * OW + ow] = input[(nc * H + ih) * W + iw];
 }
 
 __kernel void resize_bilinear(__global const float* input,
@@ -81,11 +85,10 @@ __kernel void resize_bilinear(__global const float* input,
                               const int OH, const int OW,
                               const float scale_h, const float scale_w)
 {
-    const int gid = get_global_id(0);
-    if (gid >= N * C * OH * OW) return;
-    const int ow = gid % OW;
-    const int oh = (gid / OW) % OH;
-    const int nc = gid / (OW * OH);
+    const int ow = get_global_id(0);
+    const int oh = get_global_id(1);
+    const int nc = get_global_id(2);
+    if (ow >= OW || oh >= OH || nc >= N * C) return;
 
     const float y = clamp(source_coord(oh, H, OH, scale_h), 0.0f, (float)(H - 1));
     const float x = clamp(source_coord(ow, W, OW, scale_w), 0.0f, (float)(W - 1));
@@ -99,5 +102,21 @@ __kernel void resize_bilinear(__global const float* input,
     __global const float* plane = input + nc * H * W;
     const float top = mix(plane[y0 * W + x0], plane[y0 * W + x1], lx);
     const float bottom = mix(plane[y1 * W + x0], plane[y1 * W + x1], lx);
-    output[gid] = mix(top, bottom, ly);
+    output[(nc * OH + oh) * OW + ow] = mix(top, bottom, ly);
+}
+
+__kernel void resize_nearest_blocks(__global const float* input,
+                                    __global float* output,
+                                    const int planes, const int H, const int W,
+                                    const int FH, const int FW)
+{
+    const int iw = get_global_id(0);
+    const int ih = get_global_id(1);
+    const int nc = get_global_id(2);
+    if (iw >= W || ih >= H || nc >= planes) return;
+    const float v = input[(nc * H + ih) * W + iw];
+    const int OW = W * FW;
+    __global float* block = output + ((size_t)(nc * H + ih) * FH) * OW + iw * FW;
+    for (int dy = 0; dy < FH; ++dy)
+        for (int dx = 0; dx < FW; ++dx) block[dy * OW + dx] = v;
 }

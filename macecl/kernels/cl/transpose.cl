@@ -3,7 +3,13 @@
  *
  * Build options: none.
  *
- * Kernel:
+ * Kernels:
+ *   transpose_rows(input, output, meta, rank, inner, rows)
+ *     the input's last axis stays last: the output is `rows` rows of `inner` contiguous
+ *     elements, each a contiguous run of the input (a channel shuffle moves whole planes).
+ *     2-D NDRange (inner, rows): a work item finds its row's source from its second id only,
+ *     so the row's items read consecutive elements. meta as for transpose, over the rank
+ *     axes before the last (out_shape[rank], in_strides_permuted[rank]).
  *   transpose(input, output, meta, rank, total)
  *     meta: int[2 * rank] = out_shape[rank], in_strides_permuted[rank], where
  *           out_shape[d] = in_shape[perm[d]] and in_strides_permuted[d] = in_strides[perm[d]]
@@ -28,4 +34,23 @@ __kernel void transpose(__global const float* input,
         rest /= meta[d];
     }
     output[gid] = input[src];
+}
+
+__kernel void transpose_rows(__global const float* input,
+                             __global float* output,
+                             __global const int* meta,
+                             const int rank,
+                             const int inner,
+                             const int rows)
+{
+    const int column = get_global_id(0);
+    const int row = get_global_id(1);
+    if (column >= inner || row >= rows) return;
+    int rest = row;
+    int src = 0;
+    for (int d = rank - 1; d >= 0; --d) {
+        src += (rest % meta[d]) * meta[rank + d];
+        rest /= meta[d];
+    }
+    output[row * inner + column] = input[src + column];
 }
