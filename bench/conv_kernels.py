@@ -41,6 +41,7 @@ import numpy as np
 import pyopencl as cl
 
 from macecl.kernels import program_source
+from macecl.ops.conv import GEMM_CHANNELS, GEMM_VECTORS
 from macecl.ops.traits import DeviceTraits
 from macecl.runtime.device import select_device
 
@@ -61,6 +62,20 @@ SHAPES = {
     "dw 3x3/2 96 80x80": (96, 80, 80, 96, 3, 2, 1, 96),
     "dw 5x5 240 20x20": (240, 20, 20, 240, 5, 1, 2, 240),
 }
+
+
+def pack(filt: np.ndarray, groups: int) -> np.ndarray:
+    """The filter in conv2d_gemm's and conv2d_direct's layout (ops/conv.py packed_filter)."""
+    co = filt.shape[0]
+    m, taps = co // groups, filt[0].size
+    blocks = -(-m // GEMM_CHANNELS)
+    padded = np.zeros((groups, blocks * GEMM_CHANNELS, taps), np.float32)
+    padded[:, :m] = filt.reshape(groups, m, taps)
+    return padded.reshape(groups, blocks, GEMM_CHANNELS, taps).transpose(0, 1, 3, 2)
+
+
+def gemm_grid(m: int, pixels: int, vw: int, groups: int) -> tuple[int, int, int]:
+    return -(-m // GEMM_CHANNELS), -(-pixels // (vw * GEMM_VECTORS)), groups
 
 
 class Runner:
@@ -86,7 +101,9 @@ class Runner:
         rng = np.random.default_rng(0)
         oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
         x = self.buffer(rng.standard_normal((c, h, w)))
-        weights = self.buffer(rng.standard_normal((co, c // g, k, k)) * 0.1)
+        filt = rng.standard_normal((co, c // g, k, k)).astype(np.float32) * 0.1
+        weights = self.buffer(filt)
+        packed = self.buffer(pack(filt, g))
         bias = self.buffer(rng.standard_normal(co))
         i = np.int32
         window = [i(v) for v in (k, k, s, s, 1, 1, p, p)]
@@ -100,22 +117,22 @@ class Runner:
             return found
         if (k, s, p) == (1, 1, 0):
             out = self.buffer(size=co * oh * ow)
-            args = [weights, x, bias, None, out, *map(i, (m, c // g, oh * ow, g, g)),
+            args = [packed, x, bias, None, out, *map(i, (m, c // g, oh * ow, g, g)),
                     np.float32(0), np.float32(0)]
-            found["gemm"] = ([("conv2d_gemm", (-(-oh * ow // vw), -(-m // 8), g), args)], out)
+            found["gemm"] = ([("conv2d_gemm", gemm_grid(m, oh * ow, vw, g), args)], out)
         cols = self.buffer(size=c * k * k * oh * ow)
         out = self.buffer(size=co * oh * ow)
         rows = c * k * k
-        gemm = [weights, cols, bias, None, out, *map(i, (m, c // g * k * k, oh * ow, g, g)),
+        gemm = [packed, cols, bias, None, out, *map(i, (m, c // g * k * k, oh * ow, g, g)),
                 np.float32(0), np.float32(0)]
         found["im2col+gemm"] = ([
             ("im2col", (ow, oh, rows), [x, cols, *map(i, (c, h, w, oh, ow)), *window, i(rows)]),
-            ("conv2d_gemm", (-(-oh * ow // vw), -(-m // 8), g), gemm)], out)
+            ("conv2d_gemm", gemm_grid(m, oh * ow, vw, g), gemm)], out)
         out = self.buffer(size=co * oh * ow)
         blocks = g * -(-m // 8)
-        args = [x, weights, bias, None, out, *map(i, (c, h, w, co, oh, ow)), *window, i(g),
+        args = [x, packed, bias, None, out, *map(i, (c, h, w, co, oh, ow)), *window, i(g),
                 i(blocks), np.float32(0), np.float32(0)]
-        found["direct"] = ([("conv2d_direct", (-(-ow // vw), oh, blocks), args)], out)
+        found["direct"] = ([("conv2d_direct", (blocks, -(-ow // vw), oh), args)], out)
         return found
 
     def time(self, launches) -> float:

@@ -21,6 +21,7 @@ from macecl.ops.registry import checker, ints, lowering
 
 AUTO_PADS = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
 GEMM_CHANNELS = 8  # output channels per conv2d_gemm work item: CO_BLOCK in conv2d.cl
+GEMM_VECTORS = 2  # pixel vectors per conv2d_gemm work item: PX in conv2d.cl
 
 
 def spatial_rank(node: Node) -> int | None:
@@ -208,11 +209,14 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
                        (-(-ow // width), oh, n * c_out), options=options)
         return out
     pointwise = (kh, kw, sh, sw, pt, pl, oh, ow) == (1, 1, 1, 1, 0, 0, h, wd)
+    taps = c_in // group * kh * kw
+    packed = packed_filter(builder, w2, group, per_group, taps)
     if not pointwise and ow >= width:
         blocks = n * group * -(-per_group // GEMM_CHANNELS)
         builder.launch("conv2d", "conv2d_direct",
-                       [x2, w2, *epilogue, *shape, *window, np.int32(group), np.int32(blocks),
-                        act_a, act_b], (-(-ow // width), oh, blocks), options=options)
+                       [x2, packed, *epilogue, *shape, *window, np.int32(group),
+                        np.int32(blocks), act_a, act_b], (blocks, -(-ow // width), oh),
+                       options=options)
         return out
     pixels = oh * ow
     cols = x2
@@ -221,12 +225,30 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
         rows = n * c_in * kh * kw
         builder.launch("conv2d", "im2col", [x2, cols, *shape[:3], *shape[4:], *window,
                                             np.int32(rows)], (ow, oh, rows))
-    sizes = (per_group, c_in // group * kh * kw, pixels, group, n * group)
-    grid = (-(-pixels // width), -(-per_group // GEMM_CHANNELS), n * group)
+    sizes = (per_group, taps, pixels, group, n * group)
+    grid = (-(-per_group // GEMM_CHANNELS), -(-pixels // (width * GEMM_VECTORS)), n * group)
     builder.launch("conv2d", "conv2d_gemm",
-                   [w2, cols, *epilogue, *(np.int32(v) for v in sizes), act_a, act_b],
+                   [packed, cols, *epilogue, *(np.int32(v) for v in sizes), act_a, act_b],
                    grid, options=options)
     return out
+
+
+def packed_filter(builder, w2, group: int, per_group: int, taps: int):
+    """The filter as conv2d_gemm and conv2d_direct read it: (group, channel blocks, taps,
+    GEMM_CHANNELS), zero past the last channel, so that one tap's weights for a block of
+    channels lie together (one cache line, no gathers). Constant weights are packed here,
+    once per plan; weights computed on the device by a ``pack_filter`` launch."""
+    blocks = -(-per_group // GEMM_CHANNELS)
+    if w2.host is not None:
+        padded = np.zeros((group, blocks * GEMM_CHANNELS, taps), np.float32)
+        padded[:, :per_group] = np.asarray(w2.host, np.float32).reshape(group, per_group, taps)
+        blocked = padded.reshape(group, blocks, GEMM_CHANNELS, taps).transpose(0, 1, 3, 2)
+        return builder.constant(np.ascontiguousarray(blocked))
+    packed = builder.new((group, blocks, taps, GEMM_CHANNELS))
+    builder.launch("conv2d", "pack_filter",
+                   [w2, packed, np.int32(per_group), np.int32(taps), np.int32(packed.size)],
+                   packed.size)
+    return packed
 
 
 @lowering("Conv")

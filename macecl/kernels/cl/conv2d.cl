@@ -1,37 +1,51 @@
 /*
  * conv2d.cl: 2-D convolution (ONNX Conv), NCHW, as register-blocked GEMMs plus a depthwise
- * kernel. ops/conv.py picks the kernels: a 1x1 stride-1 unpadded convolution is one
- * `conv2d_gemm` straight on the input; any other convolution is `im2col` then
- * `conv2d_gemm`; a depthwise one (one input channel per group) is `depthwise_conv2d`.
+ * kernel. ops/conv.py picks the kernels (and says why): a 1x1 stride-1 unpadded convolution
+ * is one `conv2d_gemm` straight on the input; others `im2col` then `conv2d_gemm`, or
+ * `conv2d_direct`; a depthwise one (one input channel per group) is `depthwise_conv2d`.
  *
  * Build options:
- *   -DVW=<4|8|16>       output pixels per work item, one float vector (default 4); the host
- *                       takes the device's preferred float vector width
+ *   -DVW=<4|8|16>       floats per vector (default 4); the host takes the device's preferred
+ *                       float vector width
  *   -DHAS_BIAS          add bias[c_out]; without it the bias argument is unused and may be NULL
  *   -DHAS_RESIDUAL      add residual[same index as the output] (a fused ONNX Add), before
  *                       the activation, as ResNet's Add -> Relu order needs; else may be NULL
  *   -DACTIVATION=<n>    fused activation, a UNARY_* code of common.h (default 0, none)
  *
+ * The GEMM and the direct kernel read the filter packed: (groups, ceil(M / CO_BLOCK), taps,
+ * CO_BLOCK), zero past M, so one tap's weights of a channel block are CO_BLOCK neighbouring
+ * floats (broadcast straight from memory into the FMAs). ops/conv.py packs constant weights
+ * at plan time; `pack_filter` packs weights computed on the device.
+ *
  * Kernels (every dimension guarded by the sizes passed, so any work-group shape is correct):
+ *   pack_filter(filter, packed, M, K, total)
+ *     filter (groups * M, K) -> packed (groups, ceil(M / CO_BLOCK), K, CO_BLOCK). Global size
+ *     total = groups * ceil(M / CO_BLOCK) * K * CO_BLOCK.
  *   im2col(input, cols, C, H, W, OH, OW, KH, KW, stride_h, stride_w, dil_h, dil_w,
  *          pad_top, pad_left, rows)
  *     input (N, C, H, W) -> cols (N, C * KH * KW, OH * OW), zero where the window hangs
  *     over the padding. Global size (OW, OH, rows) with rows = N * C * KH * KW.
- *   conv2d_gemm(filter, cols, bias, residual, output, M, K, P, groups, batch_groups,
+ *   conv2d_gemm(packed, cols, bias, residual, output, M, K, P, groups, batch_groups,
  *               act_a, act_b)
  *     For each of batch_groups = N * groups (image n, group g):
  *       output[n, g*M + m, p] = act(sum_k filter[g*M + m, k] * cols[n, g*K + k, p]
  *                                   + bias[g*M + m] + residual[n, g*M + m, p])
- *     filter (groups * M, K) is the ONNX weight (C_out, C_in / groups, KH, KW) as it lies;
- *     cols (N, groups * K, P); output and residual (N, groups * M, P). Each work item
- *     computes CO_BLOCK output channels by VW pixels. Global size (ceil(P / VW),
- *     ceil(M / CO_BLOCK), batch_groups).
+ *     filter: the ONNX weight (C_out, C_in / groups, KH, KW), packed; cols (N, groups * K,
+ *     P); output and residual (N, groups * M, P). Each work item computes CO_BLOCK output
+ *     channels by SPAN = PX * VW pixels. Global size (ceil(M / CO_BLOCK), ceil(P / SPAN),
+ *     batch_groups).
  *   depthwise_conv2d(input, filter, bias, residual, output, C_in, H, W, C_out, OH, OW,
  *                    KH, KW, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, batch_out,
  *                    act_a, act_b)
- *     groups = C_in; output channel c reads input channel c / (C_out / C_in). Each work item
- *     computes VW pixels of one output row. Global size (ceil(OW / VW), OH, N * C_out) with
- *     batch_out = N * C_out.
+ *     groups = C_in; output channel c reads input channel c / (C_out / C_in); the filter as
+ *     ONNX lays it out. Each work item computes VW pixels of one output row. Global size
+ *     (ceil(OW / VW), OH, N * C_out) with batch_out = N * C_out.
+ *   conv2d_direct(input, packed, bias, residual, output, C_in, H, W, C_out, OH, OW, KH, KW,
+ *                 stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, groups, blocks,
+ *                 act_a, act_b)
+ *     Any convolution, reading the input in place; each work item computes CO_BLOCK output
+ *     channels by VW pixels of one output row. Global size (blocks, ceil(OW / VW), OH) with
+ *     blocks = N * groups * ceil((C_out / groups) / CO_BLOCK).
  *   Bottom/right pads only shape the output, so they come in through OH and OW:
  *     OH = (H + pad_top + pad_bottom - dil_h * (KH - 1) - 1) / stride_h + 1.
  */
@@ -41,24 +55,60 @@
 #ifndef VW
 #define VW 4
 #endif
-#define CO_BLOCK 8
+#define CO_BLOCK 8  /* output channels per conv2d_gemm / conv2d_direct work item */
+#define PX 2        /* pixel vectors per conv2d_gemm work item */
+#define SPAN (VW * PX)
 
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
 #define floatv CAT(float, VW)
-#define vloadv CAT(vload, VW)
-#define vstorev CAT(vstore, VW)
 
-/* bias, residual and activation of VW outputs starting at out[0] (channel co), then stored */
+/* NOTE(PoCL 3.0 pip wheel, LLVM 14, Sapphire Rapids): the builtin library is built for
+   skylake-avx512, kernels for the CPU LLVM names "rocketlake", whose features lack CLWB; LLVM
+   inlines no function whose features are not a subset of its caller's, so every builtin
+   (mad, vload16, min, ...) stays a call that spills every live vector register, about 10x
+   slower in the GEMM loop. Hot loops here therefore use operators only: `acc += w * v`
+   contracts to an FMA (FP_CONTRACT is on in OpenCL C), and vectors load and store through
+   a 4-byte-aligned vector type, which is what vloadn / vstoren mean. */
+typedef float floatv_u __attribute__((ext_vector_type(VW), aligned(4)));
+#define LOADV(p) (*(__global const floatv_u*)(p))
+#define STOREV(p, v) (*(__global floatv_u*)(p) = (v))
+#define LOADV_PRIVATE(p) (*(const floatv_u*)(p))
+#define STOREV_PRIVATE(p, v) (*(floatv_u*)(p) = (v))
+
+/* The fused activation of a whole vector: Relu as a vector select, others lane by lane. */
+inline floatv activate_v(floatv y, const float act_a, const float act_b)
+{
+#if ACTIVATION == UNARY_NONE
+    return y;
+#elif ACTIVATION == UNARY_RELU
+    return y < 0.0f ? (floatv)(0.0f) : y;  /* NaN passes, as in unary_op */
+#else
+    float lane[VW];
+    STOREV_PRIVATE(lane, y);
+    for (int i = 0; i < VW; ++i) lane[i] = ACTIVATE(lane[i], act_a, act_b);
+    return LOADV_PRIVATE(lane);
+#endif
+}
+
+/* bias, residual and activation of the first `lanes` of VW outputs at output[at] (channel
+   co), then stored */
 inline void conv_epilogue(floatv acc, const int lanes, const int co, const size_t at,
                           __global const float* bias, __global const float* residual,
                           __global float* output, const float act_a, const float act_b)
 {
 #ifdef HAS_BIAS
-    acc += (floatv)(bias[co]);
+    acc += bias[co];
 #endif
+    if (lanes == VW) {
+#ifdef HAS_RESIDUAL
+        acc += LOADV(residual + at);
+#endif
+        STOREV(output + at, activate_v(acc, act_a, act_b));
+        return;
+    }
     float lane[VW];
-    vstorev(acc, 0, lane);
+    STOREV_PRIVATE(lane, acc);
     for (int i = 0; i < lanes; ++i) {
         float y = lane[i];
 #ifdef HAS_RESIDUAL
@@ -74,10 +124,10 @@ inline floatv load_row(__global const float* row, const int iw, const int stride
                        const int lanes, const bool inside)
 {
     if (inside && stride == 1)
-        return vloadv(0, row + iw);
+        return LOADV(row + iw);
     if (inside && stride == 2) {
-        const floatv a = vloadv(0, row + iw);
-        const floatv b = vloadv(0, row + iw + VW);  /* inside: the last lane's column < W */
+        const floatv a = LOADV(row + iw);
+        const floatv b = LOADV(row + iw + VW);  /* inside: the last lane's column < W */
         return (floatv)(a.even, b.even);
     }
     float lane[VW];
@@ -85,7 +135,7 @@ inline floatv load_row(__global const float* row, const int iw, const int stride
         const int at = iw + i * stride;
         lane[i] = (i < lanes && at >= 0 && at < W) ? row[at] : 0.0f;
     }
-    return vloadv(0, lane);
+    return LOADV_PRIVATE(lane);
 }
 
 __kernel void im2col(__global const float* input,
@@ -114,7 +164,34 @@ __kernel void im2col(__global const float* input,
     cols[((size_t)z * OH + oh) * OW + ow] = v;
 }
 
-__kernel void conv2d_gemm(__global const float* filter,
+__kernel void pack_filter(__global const float* filter,
+                          __global float* packed,
+                          const int M, const int K, const int total)
+{
+    /* one float of packed (groups, ceil(M / CO_BLOCK), K, CO_BLOCK) */
+    const int i = get_global_id(0);
+    if (i >= total) return;
+    const int j = i % CO_BLOCK;
+    const int k = (i / CO_BLOCK) % K;
+    const int gb = i / (CO_BLOCK * K);  /* g * m_blocks + mb */
+    const int m_blocks = (M + CO_BLOCK - 1) / CO_BLOCK;
+    const int m = gb % m_blocks * CO_BLOCK + j;
+    packed[i] = m < M ? filter[((size_t)(gb / m_blocks) * M + m) * K + k] : 0.0f;
+}
+
+#define EACH_CHANNEL(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define GEMM_ZERO(j) floatv a##j = (floatv)(0.0f), b##j = (floatv)(0.0f);
+#define GEMM_STEP(j) a##j += wk[j] * v0; b##j += wk[j] * v1;
+#define GEMM_STORE(j)                                                                      \
+    if (m0 + j < M) {                                                                      \
+        conv_epilogue(a##j, lanes < VW ? lanes : VW, g * M + m0 + j, at + (size_t)j * P,   \
+                      bias, residual, output, act_a, act_b);                               \
+        if (lanes > VW)                                                                    \
+            conv_epilogue(b##j, lanes - VW, g * M + m0 + j, at + (size_t)j * P + VW,       \
+                          bias, residual, output, act_a, act_b);                           \
+    }
+
+__kernel void conv2d_gemm(__global const float* packed,
                           __global const float* cols,
                           __global const float* bias,
                           __global const float* residual,
@@ -123,43 +200,43 @@ __kernel void conv2d_gemm(__global const float* filter,
                           const int groups, const int batch_groups,
                           const float act_a, const float act_b)
 {
-    const int block = get_global_id(0);
-    const int m0 = get_global_id(1) * CO_BLOCK;
+    /* channel blocks run fastest, so neighbouring work items (one work-item loop of PoCL)
+       share the K x SPAN block of cols while it is in cache */
+    const int mb = get_global_id(0);
+    const int block = get_global_id(1);
     const int ng = get_global_id(2);
-    if (block * VW >= P || m0 >= M || ng >= batch_groups) return;
+    const int m_blocks = (M + CO_BLOCK - 1) / CO_BLOCK;
+    if (mb >= m_blocks || block * SPAN >= P || ng >= batch_groups) return;
     const int g = ng % groups;
     /* A tail block steps back to end at P: it recomputes some pixels of its neighbour,
        writing the same values, which keeps every load a whole vector. */
-    const int p0 = P >= VW ? min(block * VW, P - VW) : 0;
-    const int lanes = min(VW, P - p0);
+    const int p0 = P < SPAN ? 0 : (block * SPAN < P - SPAN ? block * SPAN : P - SPAN);
+    const int lanes = P - p0 < SPAN ? P - p0 : SPAN;
+    const int m0 = mb * CO_BLOCK;
 
     __global const float* x = cols + (size_t)ng * K * P + p0;
-    /* rows past M repeat the last one (computed, never stored) so the loop has no branch */
-    __global const float* w[CO_BLOCK];
-    for (int j = 0; j < CO_BLOCK; ++j)
-        w[j] = filter + ((size_t)g * M + min(m0 + j, M - 1)) * K;
-
-    floatv acc[CO_BLOCK];
-    for (int j = 0; j < CO_BLOCK; ++j) acc[j] = (floatv)(0.0f);
-    if (lanes == VW) {
+    __global const float* w = packed + ((size_t)g * m_blocks + mb) * K * CO_BLOCK;
+    EACH_CHANNEL(GEMM_ZERO)
+    if (lanes == SPAN) {
         for (int k = 0; k < K; ++k) {
-            const floatv v = vloadv(0, x + (size_t)k * P);
-            for (int j = 0; j < CO_BLOCK; ++j) acc[j] = mad((floatv)(w[j][k]), v, acc[j]);
+            const floatv v0 = LOADV(x + (size_t)k * P);
+            const floatv v1 = LOADV(x + (size_t)k * P + VW);
+            __global const float* wk = w + (size_t)k * CO_BLOCK;
+            EACH_CHANNEL(GEMM_STEP)
         }
-    } else {  /* fewer than VW pixels in all: gather them one by one, the rest zero */
+    } else {  /* fewer than SPAN pixels in all: gather them one by one, the rest zero */
         for (int k = 0; k < K; ++k) {
-            float lane[VW];
-            for (int i = 0; i < VW; ++i) lane[i] = i < lanes ? x[(size_t)k * P + i] : 0.0f;
-            const floatv v = vloadv(0, lane);
-            for (int j = 0; j < CO_BLOCK; ++j) acc[j] = mad((floatv)(w[j][k]), v, acc[j]);
+            float lane[SPAN];
+            for (int i = 0; i < SPAN; ++i) lane[i] = i < lanes ? x[(size_t)k * P + i] : 0.0f;
+            const floatv v0 = LOADV_PRIVATE(lane);
+            const floatv v1 = LOADV_PRIVATE(lane + VW);
+            __global const float* wk = w + (size_t)k * CO_BLOCK;
+            EACH_CHANNEL(GEMM_STEP)
         }
     }
     const int n = ng / groups;
-    for (int j = 0; j < CO_BLOCK && m0 + j < M; ++j) {
-        const int co = g * M + m0 + j;
-        const size_t at = ((size_t)n * groups * M + co) * P + p0;
-        conv_epilogue(acc[j], lanes, co, at, bias, residual, output, act_a, act_b);
-    }
+    const size_t at = ((size_t)n * groups * M + g * M + m0) * P + p0;
+    EACH_CHANNEL(GEMM_STORE)
 }
 
 __kernel void depthwise_conv2d(__global const float* input,
@@ -197,15 +274,22 @@ __kernel void depthwise_conv2d(__global const float* input,
         __global const float* row = plane + ih * W;
         for (int kw = 0; kw < KW; ++kw) {
             const floatv v = load_row(row, iw0 + kw * dil_w, stride_w, W, lanes, inside);
-            acc = mad((floatv)(taps[kh * KW + kw]), v, acc);
+            acc += taps[kh * KW + kw] * v;
         }
     }
     const size_t at = ((size_t)nc * OH + oh) * OW + ow0;
     conv_epilogue(acc, lanes, co, at, bias, residual, output, act_a, act_b);
 }
 
+#define DIRECT_ZERO(j) floatv a##j = (floatv)(0.0f);
+#define DIRECT_STEP(j) a##j += wt[j] * v;
+#define DIRECT_STORE(j)                                                                    \
+    if (m0 + j < M)                                                                        \
+        conv_epilogue(a##j, lanes, g * M + m0 + j, at + (size_t)j * OH * OW, bias, residual, \
+                      output, act_a, act_b);
+
 __kernel void conv2d_direct(__global const float* input,
-                            __global const float* filter,
+                            __global const float* packed,
                             __global const float* bias,
                             __global const float* residual,
                             __global float* output,
@@ -218,45 +302,41 @@ __kernel void conv2d_direct(__global const float* input,
                             const int groups, const int blocks,
                             const float act_a, const float act_b)
 {
-    const int block = get_global_id(0);
-    const int oh = get_global_id(1);
-    const int z = get_global_id(2);  /* ((n * groups + g) * channel_blocks + channel block */
-    if (block * VW >= OW || oh >= OH || z >= blocks) return;
+    /* channel blocks run fastest, so neighbouring work items share the input rows */
+    const int z = get_global_id(0);  /* (n * groups + g) * channel_blocks + channel block */
+    const int block = get_global_id(1);
+    const int oh = get_global_id(2);
+    if (z >= blocks || block * VW >= OW || oh >= OH) return;
     const int M = C_out / groups;
     const int channel_blocks = (M + CO_BLOCK - 1) / CO_BLOCK;
-    const int m0 = (z % channel_blocks) * CO_BLOCK;
+    const int mb = z % channel_blocks;
+    const int m0 = mb * CO_BLOCK;
     const int ng = z / channel_blocks;
     const int g = ng % groups;
     const int n = ng / groups;
-    const int ow0 = OW >= VW ? min(block * VW, OW - VW) : 0;  /* as in conv2d_gemm */
-    const int lanes = min(VW, OW - ow0);
+    const int ow0 = OW < VW ? 0 : (block * VW < OW - VW ? block * VW : OW - VW);
+    const int lanes = OW - ow0 < VW ? OW - ow0 : VW;
     const int cin_per_group = C_in / groups;
     const int taps = cin_per_group * KH * KW;
 
-    __global const float* w[CO_BLOCK];  /* rows past M repeat the last (never stored) */
-    for (int j = 0; j < CO_BLOCK; ++j)
-        w[j] = filter + ((size_t)g * M + min(m0 + j, M - 1)) * taps;
+    __global const float* w = packed + ((size_t)g * channel_blocks + mb) * taps * CO_BLOCK;
     const int iw0 = ow0 * stride_w - pad_left;
     const bool inside = iw0 >= 0 && iw0 + VW * stride_w + (KW - 1) * dil_w <= W;
 
-    floatv acc[CO_BLOCK];
-    for (int j = 0; j < CO_BLOCK; ++j) acc[j] = (floatv)(0.0f);
+    EACH_CHANNEL(DIRECT_ZERO)
     for (int ci = 0; ci < cin_per_group; ++ci) {
         __global const float* plane = input + ((size_t)n * C_in + g * cin_per_group + ci) * H * W;
         for (int kh = 0; kh < KH; ++kh) {
             const int ih = oh * stride_h - pad_top + kh * dil_h;
             if (ih < 0 || ih >= H) continue;  /* zero padding contributes nothing */
             __global const float* row = plane + ih * W;
-            const int t0 = (ci * KH + kh) * KW;
-            for (int kw = 0; kw < KW; ++kw) {
+            __global const float* wt = w + (size_t)((ci * KH + kh) * KW) * CO_BLOCK;
+            for (int kw = 0; kw < KW; ++kw, wt += CO_BLOCK) {
                 const floatv v = load_row(row, iw0 + kw * dil_w, stride_w, W, lanes, inside);
-                for (int j = 0; j < CO_BLOCK; ++j) acc[j] = mad((floatv)(w[j][t0 + kw]), v, acc[j]);
+                EACH_CHANNEL(DIRECT_STEP)
             }
         }
     }
-    for (int j = 0; j < CO_BLOCK && m0 + j < M; ++j) {
-        const int co = g * M + m0 + j;
-        const size_t at = (((size_t)n * C_out + co) * OH + oh) * OW + ow0;
-        conv_epilogue(acc[j], lanes, co, at, bias, residual, output, act_a, act_b);
-    }
+    const size_t at = (((size_t)n * C_out + g * M + m0) * OH + oh) * OW + ow0;
+    EACH_CHANNEL(DIRECT_STORE)
 }
