@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import time
 
 os.environ.setdefault("PYOPENCL_NO_CACHE", "1")
 
@@ -62,6 +63,47 @@ SHAPES = {
     "dw 3x3/2 96 80x80": (96, 80, 80, 96, 3, 2, 1, 96),
     "dw 5x5 240 20x20": (240, 20, 20, 240, 5, 1, 2, 240),
 }
+
+
+def layer_data(shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The input (C, H, W), filter and bias of a layer, the same for every way."""
+    c, h, w, co, k, _, _, g = shape
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((c, h, w)).astype(np.float32),
+            (rng.standard_normal((co, c // g, k, k)) * 0.1).astype(np.float32),
+            rng.standard_normal(co).astype(np.float32))
+
+
+def onnxruntime_way(shape, threads: int):
+    """A run of the layer as a one-Conv ONNX model on ONNX Runtime's CPU provider (host
+    wall-clock time, ms) and its output."""
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    c, h, w, co, k, s, p, g = shape
+    image, filt, shift = layer_data(shape)
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[k, k],
+                            strides=[s, s], pads=[p] * 4, group=g)
+    graph = helper.make_graph(
+        [node], "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, h, w])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(filt, "w"), numpy_helper.from_array(shift, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8  # onnxruntime refuses the newer IR that onnx's helper writes
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    session = onnxruntime.InferenceSession(model.SerializeToString(), options,
+                                           providers=["CPUExecutionProvider"])
+    feed = {"x": image[None]}
+    session.run(None, feed)
+
+    def run() -> float:
+        started = time.perf_counter()
+        session.run(None, feed)
+        return (time.perf_counter() - started) * 1e3
+
+    return run, session.run(None, feed)[0].ravel()
 
 
 def pack(filt: np.ndarray, groups: int) -> np.ndarray:
@@ -98,13 +140,12 @@ class Runner:
     def ways(self, shape):
         """{name: (launches, output buffer)}; a launch is (kernel, global size, args)."""
         c, h, w, co, k, s, p, g = shape
-        rng = np.random.default_rng(0)
         oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
-        x = self.buffer(rng.standard_normal((c, h, w)))
-        filt = rng.standard_normal((co, c // g, k, k)).astype(np.float32) * 0.1
+        image, filt, shift = layer_data(shape)
+        x = self.buffer(image)
         weights = self.buffer(filt)
         packed = self.buffer(pack(filt, g))
-        bias = self.buffer(rng.standard_normal(co))
+        bias = self.buffer(shift)
         i = np.int32
         window = [i(v) for v in (k, k, s, s, 1, 1, p, p)]
         vw, m = self.vw, co // g
@@ -126,7 +167,7 @@ class Runner:
         gemm = [packed, cols, bias, None, out, *map(i, (m, c // g * k * k, oh * ow, g, g)),
                 np.float32(0), np.float32(0)]
         found["im2col+gemm"] = ([
-            ("im2col", (ow, oh, rows), [x, cols, *map(i, (c, h, w, oh, ow)), *window, i(rows)]),
+            ("im2col", (-(-ow // vw), oh, rows), [x, cols, *map(i, (c, h, w, oh, ow)), *window, i(rows)]),
             ("conv2d_gemm", gemm_grid(m, oh * ow, vw, g), gemm)], out)
         out = self.buffer(size=co * oh * ow)
         blocks = g * -(-m // 8)
@@ -156,6 +197,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--device", default=None)
     parser.add_argument("--shapes", default="", help="comma-separated substrings of names")
+    parser.add_argument("--ort-threads", type=int, default=2,
+                        help="also time ONNX Runtime with this many threads (0: not)")
     options = parser.parse_args()
     device = select_device(options.device).cl_device
     traits = DeviceTraits.of(device)
@@ -167,12 +210,20 @@ def main() -> None:
             continue
         ways = runner.ways(shape)
         times = {way: [] for way in ways}
+        ort_run, ort_out = (onnxruntime_way(shape, options.ort_threads)
+                            if options.ort_threads else (None, None))
+        if ort_run:
+            times["onnxruntime"] = []
         for _ in range(options.rounds):
             for way, (launches, _) in ways.items():
                 times[way].append(runner.time(launches))
+            if ort_run:
+                times["onnxruntime"].append(ort_run())
         c, h, w, co, k, s, p, g = shape
         oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
         results = [runner.read(out, co * oh * ow) for _, out in ways.values()]
+        if ort_run:
+            results.append(ort_out)
         agree = all(np.allclose(r, results[0], rtol=1e-3, atol=1e-3) for r in results)
         flops = 2 * co * oh * ow * (c // g) * k * k
         cells = ", ".join(f"{way} {statistics.median(t):.2f} ms "

@@ -224,7 +224,8 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
         cols = builder.new((n, c_in * kh * kw, pixels))
         rows = n * c_in * kh * kw
         builder.launch("conv2d", "im2col", [x2, cols, *shape[:3], *shape[4:], *window,
-                                            np.int32(rows)], (ow, oh, rows))
+                                            np.int32(rows)], (-(-ow // width), oh, rows),
+                       options=options)
     sizes = (per_group, taps, pixels, group, n * group)
     grid = (-(-per_group // GEMM_CHANNELS), -(-pixels // (width * GEMM_VECTORS)), n * group)
     builder.launch("conv2d", "conv2d_gemm",

@@ -108,16 +108,18 @@ def test_pack_filter(cl_env, rng, shape, groups):
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("local_size", GROUP_SHAPES)
+@pytest.mark.parametrize("vw", WIDTHS)
 @pytest.mark.parametrize("case", list(CASES))
-def test_im2col(cl_env, rng, case):
+def test_im2col(cl_env, rng, case, vw, local_size):
     x_shape, (_, kh, kw), stride, dilation, pads, _ = CASES[case]
     x = rng.standard_normal(x_shape).astype(np.float32)
     n, c, h, wd = x_shape
     oh, ow = out_size(h, wd, (kh, kw), stride, dilation, pads)
     rows = n * c * kh * kw
     args = [c, h, wd, oh, ow, kh, kw, *stride, *dilation, pads[0], pads[1], rows]
-    got = cl_env.run("conv2d", "", "im2col", (n, c * kh * kw, oh * ow), [x], args,
-                     work_items=(ow, oh, rows))
+    got = cl_env.run("conv2d", f"-DVW={vw}", "im2col", (n, c * kh * kw, oh * ow), [x], args,
+                     work_items=(-(-ow // vw), oh, rows), local_size=local_size)
     assert_close(got, im2col_ref(x, (kh, kw), stride, dilation, pads))
 
 

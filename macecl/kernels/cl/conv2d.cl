@@ -24,7 +24,8 @@
  *   im2col(input, cols, C, H, W, OH, OW, KH, KW, stride_h, stride_w, dil_h, dil_w,
  *          pad_top, pad_left, rows)
  *     input (N, C, H, W) -> cols (N, C * KH * KW, OH * OW), zero where the window hangs
- *     over the padding. Global size (OW, OH, rows) with rows = N * C * KH * KW.
+ *     over the padding. Each work item writes VW pixels of one output row. Global size
+ *     (ceil(OW / VW), OH, rows) with rows = N * C * KH * KW.
  *   conv2d_gemm(packed, cols, bias, residual, output, M, K, P, groups, batch_groups,
  *               act_a, act_b)
  *     For each of batch_groups = N * groups (image n, group g):
@@ -147,21 +148,31 @@ __kernel void im2col(__global const float* input,
                      const int pad_top, const int pad_left,
                      const int rows)
 {
-    /* one output pixel (ow, oh) of one cols row (n, c, kh, kw): dimension 0 runs along a
-       row of the image, so neighbouring work items read and write neighbouring floats */
-    const int ow = get_global_id(0);
+    /* VW output pixels (ow0.., oh) of one cols row (n, c, kh, kw), read as conv2d_direct
+       reads a row (whole vectors where the window lies inside it) */
+    const int block = get_global_id(0);
     const int oh = get_global_id(1);
     const int z = get_global_id(2);  /* n * C * KH * KW + (c * KH + kh) * KW + kw */
-    if (ow >= OW || oh >= OH || z >= rows) return;
+    if (block * VW >= OW || oh >= OH || z >= rows) return;
+    const int ow0 = OW < VW ? 0 : (block * VW < OW - VW ? block * VW : OW - VW);
+    const int lanes = OW - ow0 < VW ? OW - ow0 : VW;
     const int kw = z % KW;
     const int kh = (z / KW) % KH;
     const int nc = z / (KW * KH);  /* n * C + c */
     const int ih = oh * stride_h - pad_top + kh * dil_h;
-    const int iw = ow * stride_w - pad_left + kw * dil_w;
-    float v = 0.0f;
-    if (ih >= 0 && ih < H && iw >= 0 && iw < W)
-        v = input[((size_t)nc * H + ih) * W + iw];
-    cols[((size_t)z * OH + oh) * OW + ow] = v;
+    const int iw0 = ow0 * stride_w - pad_left + kw * dil_w;
+    const bool inside = iw0 >= 0 && iw0 + VW * stride_w <= W;
+    floatv v = (floatv)(0.0f);
+    if (ih >= 0 && ih < H)
+        v = load_row(input + ((size_t)nc * H + ih) * W, iw0, stride_w, W, lanes, inside);
+    __global float* out = cols + ((size_t)z * OH + oh) * OW + ow0;
+    if (lanes == VW) {
+        STOREV(out, v);
+    } else {
+        float lane[VW];
+        STOREV_PRIVATE(lane, v);
+        for (int i = 0; i < lanes; ++i) out[i] = lane[i];
+    }
 }
 
 __kernel void pack_filter(__global const float* filter,
