@@ -128,6 +128,8 @@ class Runner:
         options = f"-DVW={traits.vector_width} -DHAS_BIAS"
         self.program = cl._cl._Program(self.ctx, program_source("conv2d"))
         self.program.build(options.encode())
+        self.packed_cols = cl._cl._Program(self.ctx, program_source("conv2d"))
+        self.packed_cols.build(f"{options} -DPACKED_COLS".encode())
         self.vw = traits.vector_width
 
     def buffer(self, array=None, size=0):
@@ -138,7 +140,8 @@ class Runner:
                          hostbuf=np.ascontiguousarray(array, np.float32))
 
     def ways(self, shape):
-        """{name: (launches, output buffer)}; a launch is (kernel, global size, args)."""
+        """{name: (launches, output buffer)}; a launch is (kernel, global size, args[, program
+        built with -DPACKED_COLS])."""
         c, h, w, co, k, s, p, g = shape
         oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
         image, filt, shift = layer_data(shape)
@@ -161,14 +164,17 @@ class Runner:
             args = [packed, x, bias, None, out, *map(i, (m, c // g, oh * ow, g, g)),
                     np.float32(0), np.float32(0)]
             found["gemm"] = ([("conv2d_gemm", gemm_grid(m, oh * ow, vw, g), args)], out)
-        cols = self.buffer(size=c * k * k * oh * ow)
+        span = vw * GEMM_VECTORS
+        p_blocks = -(-oh * ow // span)
+        cols = self.buffer(size=c * k * k * p_blocks * span)
         out = self.buffer(size=co * oh * ow)
         rows = c * k * k
         gemm = [packed, cols, bias, None, out, *map(i, (m, c // g * k * k, oh * ow, g, g)),
                 np.float32(0), np.float32(0)]
         found["im2col+gemm"] = ([
-            ("im2col", (-(-ow // vw), oh, rows), [x, cols, *map(i, (c, h, w, oh, ow)), *window, i(rows)]),
-            ("conv2d_gemm", gemm_grid(m, oh * ow, vw, g), gemm)], out)
+            ("im2col", (rows, p_blocks * GEMM_VECTORS),
+             [x, cols, *map(i, (c, h, w, oh, ow)), *window, i(c // g * k * k), i(rows)]),
+            ("conv2d_gemm", gemm_grid(m, oh * ow, vw, g), gemm, self.packed_cols)], out)
         out = self.buffer(size=co * oh * ow)
         blocks = g * -(-m // 8)
         args = [x, packed, bias, None, out, *map(i, (c, h, w, co, oh, ow)), *window, i(g),
@@ -178,8 +184,8 @@ class Runner:
 
     def time(self, launches) -> float:
         total = 0.0
-        for kernel, size, args in launches:
-            knl = cl._cl.Kernel(self.program, kernel)
+        for kernel, size, args, *program in launches:
+            knl = cl._cl.Kernel(program[0] if program else self.program, kernel)
             knl.set_args(*args)
             event = cl.enqueue_nd_range_kernel(self.queue, knl, size, None)
             event.wait()

@@ -211,7 +211,7 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
     pointwise = (kh, kw, sh, sw, pt, pl, oh, ow) == (1, 1, 1, 1, 0, 0, h, wd)
     taps = c_in // group * kh * kw
     packed = packed_filter(builder, w2, group, per_group, taps)
-    if not pointwise and ow >= width:
+    if not pointwise and ow >= width and per_group <= 2 * GEMM_CHANNELS:
         blocks = n * group * -(-per_group // GEMM_CHANNELS)
         builder.launch("conv2d", "conv2d_direct",
                        [x2, packed, *epilogue, *shape, *window, np.int32(group),
@@ -219,15 +219,17 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
                        options=options)
         return out
     pixels = oh * ow
+    span = width * GEMM_VECTORS
     cols = x2
     if not pointwise:
-        cols = builder.new((n, c_in * kh * kw, pixels))
+        cols = builder.new((n * group, -(-pixels // span), taps, span))
         rows = n * c_in * kh * kw
         builder.launch("conv2d", "im2col", [x2, cols, *shape[:3], *shape[4:], *window,
-                                            np.int32(rows)], (-(-ow // width), oh, rows),
-                       options=options)
+                                            np.int32(taps), np.int32(rows)],
+                       (rows, cols.shape[1] * GEMM_VECTORS), options=options)
+        options = [*options, "-DPACKED_COLS"]
     sizes = (per_group, taps, pixels, group, n * group)
-    grid = (-(-per_group // GEMM_CHANNELS), -(-pixels // (width * GEMM_VECTORS)), n * group)
+    grid = (-(-per_group // GEMM_CHANNELS), -(-pixels // span), n * group)
     builder.launch("conv2d", "conv2d_gemm",
                    [packed, cols, *epilogue, *(np.int32(v) for v in sizes), act_a, act_b],
                    grid, options=options)

@@ -108,26 +108,40 @@ def test_pack_filter(cl_env, rng, shape, groups):
     np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("local_size", GROUP_SHAPES)
+def packed_cols_ref(cols, groups, span):
+    """(N, C * KH * KW, P) -> (N * groups, ceil(P / span), K, span), zero past P: the layout
+    im2col writes and conv2d_gemm reads with -DPACKED_COLS."""
+    n, rows, p = cols.shape
+    k, blocks = rows // groups, -(-p // span)
+    padded = np.zeros((n * groups, k, blocks * span), np.float32)
+    padded[:, :, :p] = cols.reshape(n * groups, k, p)
+    return np.ascontiguousarray(padded.reshape(n * groups, k, blocks, span).transpose(0, 2, 1, 3))
+
+
+@pytest.mark.parametrize("local_size", [None, (1, 1), (3, 2)])
 @pytest.mark.parametrize("vw", WIDTHS)
 @pytest.mark.parametrize("case", list(CASES))
 def test_im2col(cl_env, rng, case, vw, local_size):
-    x_shape, (_, kh, kw), stride, dilation, pads, _ = CASES[case]
+    x_shape, (_, kh, kw), stride, dilation, pads, groups = CASES[case]
     x = rng.standard_normal(x_shape).astype(np.float32)
     n, c, h, wd = x_shape
     oh, ow = out_size(h, wd, (kh, kw), stride, dilation, pads)
+    want = packed_cols_ref(im2col_ref(x, (kh, kw), stride, dilation, pads), groups, 2 * vw)
     rows = n * c * kh * kw
-    args = [c, h, wd, oh, ow, kh, kw, *stride, *dilation, pads[0], pads[1], rows]
-    got = cl_env.run("conv2d", f"-DVW={vw}", "im2col", (n, c * kh * kw, oh * ow), [x], args,
-                     work_items=(-(-ow // vw), oh, rows), local_size=local_size)
-    assert_close(got, im2col_ref(x, (kh, kw), stride, dilation, pads))
+    args = [c, h, wd, oh, ow, kh, kw, *stride, *dilation, pads[0], pads[1], rows // (n * groups),
+            rows]
+    got = cl_env.run("conv2d", f"-DVW={vw}", "im2col", want.shape, [x], args,
+                     work_items=(rows, want.shape[1] * 2), local_size=local_size)
+    assert_close(got, want)
 
 
+@pytest.mark.parametrize("packed", [False, True])
 @pytest.mark.parametrize("local_size", GROUP_SHAPES)
 @pytest.mark.parametrize("vw", WIDTHS)
 @pytest.mark.parametrize("case", list(CASES))
-def test_conv2d_gemm(cl_env, rng, case, vw, local_size):
-    """The GEMM on NumPy's im2col: bias and a residual, groups, every tail."""
+def test_conv2d_gemm(cl_env, rng, case, vw, local_size, packed):
+    """The GEMM on NumPy's im2col, as it lies or packed (-DPACKED_COLS): bias and a residual,
+    groups, every tail."""
     x_shape, (co, kh, kw), stride, dilation, pads, groups = CASES[case]
     x = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal((co, x_shape[1] // groups, kh, kw)).astype(np.float32)
@@ -135,8 +149,10 @@ def test_conv2d_gemm(cl_env, rng, case, vw, local_size):
     oh, ow = out_size(*x_shape[2:], (kh, kw), stride, dilation, pads)
     residual = rng.standard_normal((x_shape[0], co, oh, ow)).astype(np.float32)
     cols = im2col_ref(x, (kh, kw), stride, dilation, pads).astype(np.float32)
-    got = _gemm(cl_env, f"-DVW={vw} -DHAS_BIAS -DHAS_RESIDUAL", w, cols, bias, residual,
-                groups, residual.shape, local_size)
+    options = f"-DVW={vw} -DHAS_BIAS -DHAS_RESIDUAL"
+    if packed:
+        cols, options = packed_cols_ref(cols, groups, 2 * vw), f"{options} -DPACKED_COLS"
+    got = _gemm(cl_env, options, w, cols, bias, residual, groups, residual.shape, local_size)
     want = conv2d_ref(x, w, bias, stride, dilation, pads, groups, residual)
     assert_close(got, want, atol=1e-4)
 

@@ -11,6 +11,8 @@
  *   -DHAS_RESIDUAL      add residual[same index as the output] (a fused ONNX Add), before
  *                       the activation, as ResNet's Add -> Relu order needs; else may be NULL
  *   -DACTIVATION=<n>    fused activation, a UNARY_* code of common.h (default 0, none)
+ *   -DPACKED_COLS       conv2d_gemm reads cols as im2col writes them; without it, (N *
+ *                       groups, K, P) as they lie (a 1x1 convolution's input)
  *
  * The GEMM and the direct kernel read the filter packed: (groups, ceil(M / CO_BLOCK), taps,
  * CO_BLOCK), zero past M, so one tap's weights of a channel block are CO_BLOCK neighbouring
@@ -22,17 +24,18 @@
  *     filter (groups * M, K) -> packed (groups, ceil(M / CO_BLOCK), K, CO_BLOCK). Global size
  *     total = groups * ceil(M / CO_BLOCK) * K * CO_BLOCK.
  *   im2col(input, cols, C, H, W, OH, OW, KH, KW, stride_h, stride_w, dil_h, dil_w,
- *          pad_top, pad_left, rows)
- *     input (N, C, H, W) -> cols (N, C * KH * KW, OH * OW), zero where the window hangs
- *     over the padding. Each work item writes VW pixels of one output row. Global size
- *     (ceil(OW / VW), OH, rows) with rows = N * C * KH * KW.
+ *          pad_top, pad_left, K, rows)
+ *     input (N, C, H, W) -> cols (N * groups, ceil(P / SPAN), K, SPAN) with P = OH * OW and
+ *     K = C / groups * KH * KW: row k of group g's matrix, zero where the window hangs over
+ *     the padding and past P. Each work item writes VW pixels of one row. Global size
+ *     (rows, ceil(P / SPAN) * PX) with rows = N * C * KH * KW.
  *   conv2d_gemm(packed, cols, bias, residual, output, M, K, P, groups, batch_groups,
  *               act_a, act_b)
  *     For each of batch_groups = N * groups (image n, group g):
  *       output[n, g*M + m, p] = act(sum_k filter[g*M + m, k] * cols[n, g*K + k, p]
  *                                   + bias[g*M + m] + residual[n, g*M + m, p])
  *     filter: the ONNX weight (C_out, C_in / groups, KH, KW), packed; cols (N, groups * K,
- *     P); output and residual (N, groups * M, P). Each work item computes CO_BLOCK output
+ *     P), or im2col's layout with PACKED_COLS; output and residual (N, groups * M, P). Each work item computes CO_BLOCK output
  *     channels by SPAN = PX * VW pixels. Global size (ceil(M / CO_BLOCK), ceil(P / SPAN),
  *     batch_groups).
  *   depthwise_conv2d(input, filter, bias, residual, output, C_in, H, W, C_out, OH, OW,
@@ -146,33 +149,44 @@ __kernel void im2col(__global const float* input,
                      const int stride_h, const int stride_w,
                      const int dil_h, const int dil_w,
                      const int pad_top, const int pad_left,
-                     const int rows)
+                     const int K, const int rows)
 {
-    /* VW output pixels (ow0.., oh) of one cols row (n, c, kh, kw), read as conv2d_direct
-       reads a row (whole vectors where the window lies inside it) */
-    const int block = get_global_id(0);
-    const int oh = get_global_id(1);
-    const int z = get_global_id(2);  /* n * C * KH * KW + (c * KH + kh) * KW + kw */
-    if (block * VW >= OW || oh >= OH || z >= rows) return;
-    const int ow0 = OW < VW ? 0 : (block * VW < OW - VW ? block * VW : OW - VW);
-    const int lanes = OW - ow0 < VW ? OW - ow0 : VW;
+    /* pixels p = q * VW + i (i < VW) of cols row z = (n * groups + g) * K + k, that is input
+       channel c = z / (KH * KW) of image n at tap (kh, kw); written where conv2d_gemm built
+       with PACKED_COLS reads them. Rows run fastest: neighbouring work items write
+       neighbouring vectors (pixels first wrote a vector per page and took 1.6x as long). */
+    const int z = get_global_id(0);
+    const int q = get_global_id(1);
+    const int P = OH * OW;
+    const int p_blocks = (P + SPAN - 1) / SPAN;
+    if (q >= p_blocks * PX || z >= rows) return;
     const int kw = z % KW;
     const int kh = (z / KW) % KH;
     const int nc = z / (KW * KH);  /* n * C + c */
-    const int ih = oh * stride_h - pad_top + kh * dil_h;
-    const int iw0 = ow0 * stride_w - pad_left + kw * dil_w;
-    const bool inside = iw0 >= 0 && iw0 + VW * stride_w <= W;
+    __global const float* plane = input + (size_t)nc * H * W;
+    const int p = q * VW;
+    const int oh = p / OW;
+    const int ow = p % OW;
     floatv v = (floatv)(0.0f);
-    if (ih >= 0 && ih < H)
-        v = load_row(input + ((size_t)nc * H + ih) * W, iw0, stride_w, W, lanes, inside);
-    __global float* out = cols + ((size_t)z * OH + oh) * OW + ow0;
-    if (lanes == VW) {
-        STOREV(out, v);
-    } else {
+    if (p + VW <= P && ow + VW <= OW) {  /* one output row: read as conv2d_direct does */
+        const int ih = oh * stride_h - pad_top + kh * dil_h;
+        const int iw0 = ow * stride_w - pad_left + kw * dil_w;
+        const bool inside = iw0 >= 0 && iw0 + VW * stride_w <= W;
+        if (ih >= 0 && ih < H)
+            v = load_row(plane + (size_t)ih * W, iw0, stride_w, W, VW, inside);
+    } else {  /* across rows, or past P (zeros, which the GEMM multiplies but never stores) */
         float lane[VW];
-        STOREV_PRIVATE(lane, v);
-        for (int i = 0; i < lanes; ++i) out[i] = lane[i];
+        for (int i = 0; i < VW; ++i) {
+            const int ih = (p + i) / OW * stride_h - pad_top + kh * dil_h;
+            const int iw = (p + i) % OW * stride_w - pad_left + kw * dil_w;
+            lane[i] = p + i < P && ih >= 0 && ih < H && iw >= 0 && iw < W
+                      ? plane[(size_t)ih * W + iw] : 0.0f;
+        }
+        v = LOADV_PRIVATE(lane);
     }
+    const int ng = z / K;
+    const int k = z % K;
+    STOREV(cols + (((size_t)ng * p_blocks + q / PX) * K + k) * SPAN + q % PX * VW, v);
 }
 
 __kernel void pack_filter(__global const float* filter,
@@ -219,19 +233,32 @@ __kernel void conv2d_gemm(__global const float* packed,
     const int m_blocks = (M + CO_BLOCK - 1) / CO_BLOCK;
     if (mb >= m_blocks || block * SPAN >= P || ng >= batch_groups) return;
     const int g = ng % groups;
-    /* A tail block steps back to end at P: it recomputes some pixels of its neighbour,
-       writing the same values, which keeps every load a whole vector. */
+    const int m0 = mb * CO_BLOCK;
+#ifdef PACKED_COLS
+    /* cols (batch_groups, ceil(P / SPAN), K, SPAN) as im2col writes it, zero past P: the
+       K x SPAN block of a work item is contiguous (no page per k) and every load whole */
+    const int p0 = block * SPAN;
+    const int lanes = P - p0 < SPAN ? P - p0 : SPAN;
+    const size_t step = SPAN;
+    __global const float* x = cols + ((size_t)ng * ((P + SPAN - 1) / SPAN) + block) * K * SPAN;
+    const bool whole = true;
+#else
+    /* cols (batch_groups, K, P). A tail block steps back to end at P: it recomputes some
+       pixels of its neighbour, writing the same values, which keeps every load a whole
+       vector. */
     const int p0 = P < SPAN ? 0 : (block * SPAN < P - SPAN ? block * SPAN : P - SPAN);
     const int lanes = P - p0 < SPAN ? P - p0 : SPAN;
-    const int m0 = mb * CO_BLOCK;
-
+    const size_t step = P;
     __global const float* x = cols + (size_t)ng * K * P + p0;
+    const bool whole = lanes == SPAN;
+#endif
+
     __global const float* w = packed + ((size_t)g * m_blocks + mb) * K * CO_BLOCK;
     EACH_CHANNEL(GEMM_ZERO)
-    if (lanes == SPAN) {
+    if (whole) {
         for (int k = 0; k < K; ++k) {
-            const floatv v0 = LOADV(x + (size_t)k * P);
-            const floatv v1 = LOADV(x + (size_t)k * P + VW);
+            const floatv v0 = LOADV(x + k * step);
+            const floatv v1 = LOADV(x + k * step + VW);
             __global const float* wk = w + (size_t)k * CO_BLOCK;
             EACH_CHANNEL(GEMM_STEP)
         }
