@@ -35,6 +35,7 @@ import argparse
 import os
 import statistics
 import time
+import types
 
 os.environ.setdefault("PYOPENCL_NO_CACHE", "1")
 
@@ -42,7 +43,7 @@ import numpy as np
 import pyopencl as cl
 
 from macecl.kernels import program_source
-from macecl.ops.conv import GEMM_CHANNELS, GEMM_VECTORS
+from macecl.ops.conv import GEMM_CHANNELS, GEMM_VECTORS, heavy_items
 from macecl.ops.traits import DeviceTraits
 from macecl.runtime.device import select_device
 
@@ -77,11 +78,10 @@ def layer_data(shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def onnxruntime_way(shape, threads: int):
     """A run of the layer as a one-Conv ONNX model on ONNX Runtime's CPU provider (host
     wall-clock time, ms) and its output."""
-    import onnx
     import onnxruntime
     from onnx import TensorProto, helper, numpy_helper
 
-    c, h, w, co, k, s, p, g = shape
+    c, h, w, _, k, s, p, g = shape
     image, filt, shift = layer_data(shape)
     node = helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[k, k],
                             strides=[s, s], pads=[p] * 4, group=g)
@@ -131,6 +131,7 @@ class Runner:
         self.packed_cols = cl._cl._Program(self.ctx, program_source("conv2d"))
         self.packed_cols.build(f"{options} -DPACKED_COLS".encode())
         self.vw = traits.vector_width
+        self.gemm_local = heavy_items(types.SimpleNamespace(traits=traits))
 
     def buffer(self, array=None, size=0):
         flags = cl.mem_flags
@@ -140,8 +141,8 @@ class Runner:
                          hostbuf=np.ascontiguousarray(array, np.float32))
 
     def ways(self, shape):
-        """{name: (launches, output buffer)}; a launch is (kernel, global size, args[, program
-        built with -DPACKED_COLS])."""
+        """{name: (launches, output buffer)}; a launch is (kernel, global size, args, program
+        (None: without -DPACKED_COLS), local size) as ops/conv.py launches it."""
         c, h, w, co, k, s, p, g = shape
         oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
         image, filt, shift = layer_data(shape)
@@ -157,37 +158,44 @@ class Runner:
             out = self.buffer(size=co * oh * ow)
             args = [x, weights, bias, None, out, *map(i, (c, h, w, co, oh, ow)), *window, i(co),
                     np.float32(0), np.float32(0)]
-            found["depthwise"] = ([("depthwise_conv2d", (-(-ow // vw), oh, co), args)], out)
+            found["depthwise"] = (
+                [("depthwise_conv2d", (-(-ow // vw), oh, co), args, None, None)], out)
             return found
         if (k, s, p) == (1, 1, 0):
             out = self.buffer(size=co * oh * ow)
             args = [packed, x, bias, None, out, *map(i, (m, c // g, oh * ow, g, g)),
                     np.float32(0), np.float32(0)]
-            found["gemm"] = ([("conv2d_gemm", gemm_grid(m, oh * ow, vw, g), args)], out)
+            grid = gemm_grid(m, oh * ow, vw, g)
+            found["gemm"] = ([("conv2d_gemm", grid, args, None, self.gemm_local)], out)
+            # the driver's work-groups, for the figures behind heavy_items
+            found["gemm, driver's groups"] = ([("conv2d_gemm", grid, args, None, None)], out)
         span = vw * GEMM_VECTORS
         p_blocks = -(-oh * ow // span)
         cols = self.buffer(size=c * k * k * p_blocks * span)
         out = self.buffer(size=co * oh * ow)
-        rows = c * k * k
         gemm = [packed, cols, bias, None, out, *map(i, (m, c // g * k * k, oh * ow, g, g)),
                 np.float32(0), np.float32(0)]
         found["im2col+gemm"] = ([
-            ("im2col", (rows, p_blocks * GEMM_VECTORS),
-             [x, cols, *map(i, (c, h, w, oh, ow)), *window, i(c // g * k * k), i(rows)]),
-            ("conv2d_gemm", gemm_grid(m, oh * ow, vw, g), gemm, self.packed_cols)], out)
+            ("im2col", (c, p_blocks * GEMM_VECTORS),
+             [x, cols, *map(i, (c, h, w, oh, ow)), *window, i(c // g * k * k), i(c)], None, None),
+            ("conv2d_gemm", gemm_grid(m, oh * ow, vw, g), gemm, self.packed_cols,
+             self.gemm_local)], out)
         out = self.buffer(size=co * oh * ow)
         blocks = g * -(-m // 8)
         args = [x, packed, bias, None, out, *map(i, (c, h, w, co, oh, ow)), *window, i(g),
                 i(blocks), np.float32(0), np.float32(0)]
-        found["direct"] = ([("conv2d_direct", (blocks, -(-ow // vw), oh), args)], out)
+        found["direct"] = ([("conv2d_direct", (blocks, -(-ow // vw), oh), args, None, None)],
+                           out)
         return found
 
     def time(self, launches) -> float:
         total = 0.0
-        for kernel, size, args, *program in launches:
-            knl = cl._cl.Kernel(program[0] if program else self.program, kernel)
+        for kernel, size, args, program, local in launches:
+            knl = cl._cl.Kernel(program or self.program, kernel)
             knl.set_args(*args)
-            event = cl.enqueue_nd_range_kernel(self.queue, knl, size, None)
+            if local:
+                size = tuple(-(-n // d) * d for n, d in zip(size, local))
+            event = cl.enqueue_nd_range_kernel(self.queue, knl, size, local)
             event.wait()
             total += (event.profile.end - event.profile.start) * 1e-6
         return total

@@ -223,17 +223,24 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
     cols = x2
     if not pointwise:
         cols = builder.new((n * group, -(-pixels // span), taps, span))
-        rows = n * c_in * kh * kw
         builder.launch("conv2d", "im2col", [x2, cols, *shape[:3], *shape[4:], *window,
-                                            np.int32(taps), np.int32(rows)],
-                       (rows, cols.shape[1] * GEMM_VECTORS), options=options)
+                                            np.int32(taps), np.int32(n * c_in)],
+                       (n * c_in, cols.shape[1] * GEMM_VECTORS), options=options)
         options = [*options, "-DPACKED_COLS"]
     sizes = (per_group, taps, pixels, group, n * group)
     grid = (-(-per_group // GEMM_CHANNELS), -(-pixels // span), n * group)
     builder.launch("conv2d", "conv2d_gemm",
                    [packed, cols, *epilogue, *(np.int32(v) for v in sizes), act_a, act_b],
-                   grid, options=options)
+                   grid, options=options, local_size=heavy_items(builder))
     return out
+
+
+def heavy_items(builder) -> tuple[int, int, int] | None:
+    """The local size of conv2d_gemm: one work item per group on a CPU, whose driver would
+    otherwise run up to 4096 of them as one group on one core (see DeviceTraits.cpu); the
+    driver's or the tuner's choice elsewhere. (conv2d_direct gained 0-10% from it, within
+    the noise, and is left to the tuner.)"""
+    return (1, 1, 1) if builder.traits.cpu else None
 
 
 def packed_filter(builder, w2, group: int, per_group: int, taps: int):

@@ -127,11 +127,10 @@ def test_im2col(cl_env, rng, case, vw, local_size):
     n, c, h, wd = x_shape
     oh, ow = out_size(h, wd, (kh, kw), stride, dilation, pads)
     want = packed_cols_ref(im2col_ref(x, (kh, kw), stride, dilation, pads), groups, 2 * vw)
-    rows = n * c * kh * kw
-    args = [c, h, wd, oh, ow, kh, kw, *stride, *dilation, pads[0], pads[1], rows // (n * groups),
-            rows]
+    args = [c, h, wd, oh, ow, kh, kw, *stride, *dilation, pads[0], pads[1], c // groups * kh * kw,
+            n * c]
     got = cl_env.run("conv2d", f"-DVW={vw}", "im2col", want.shape, [x], args,
-                     work_items=(rows, want.shape[1] * 2), local_size=local_size)
+                     work_items=(n * c, want.shape[1] * 2), local_size=local_size)
     assert_close(got, want)
 
 

@@ -24,19 +24,19 @@
  *     filter (groups * M, K) -> packed (groups, ceil(M / CO_BLOCK), K, CO_BLOCK). Global size
  *     total = groups * ceil(M / CO_BLOCK) * K * CO_BLOCK.
  *   im2col(input, cols, C, H, W, OH, OW, KH, KW, stride_h, stride_w, dil_h, dil_w,
- *          pad_top, pad_left, K, rows)
+ *          pad_top, pad_left, K, channels)
  *     input (N, C, H, W) -> cols (N * groups, ceil(P / SPAN), K, SPAN) with P = OH * OW and
  *     K = C / groups * KH * KW: row k of group g's matrix, zero where the window hangs over
- *     the padding and past P. Each work item writes VW pixels of one row. Global size
- *     (rows, ceil(P / SPAN) * PX) with rows = N * C * KH * KW.
+ *     the padding and past P. Each work item writes VW pixels of the KH * KW rows of one
+ *     input channel. Global size (channels, ceil(P / SPAN) * PX) with channels = N * C.
  *   conv2d_gemm(packed, cols, bias, residual, output, M, K, P, groups, batch_groups,
  *               act_a, act_b)
  *     For each of batch_groups = N * groups (image n, group g):
  *       output[n, g*M + m, p] = act(sum_k filter[g*M + m, k] * cols[n, g*K + k, p]
  *                                   + bias[g*M + m] + residual[n, g*M + m, p])
  *     filter: the ONNX weight (C_out, C_in / groups, KH, KW), packed; cols (N, groups * K,
- *     P), or im2col's layout with PACKED_COLS; output and residual (N, groups * M, P). Each work item computes CO_BLOCK output
- *     channels by SPAN = PX * VW pixels. Global size (ceil(M / CO_BLOCK), ceil(P / SPAN),
+ *     P), or im2col's layout with PACKED_COLS; output and residual (N, groups * M, P).
+ *     Each work item computes CO_BLOCK output channels by SPAN = PX * VW pixels. Global size (ceil(M / CO_BLOCK), ceil(P / SPAN),
  *     batch_groups).
  *   depthwise_conv2d(input, filter, bias, residual, output, C_in, H, W, C_out, OH, OW,
  *                    KH, KW, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, batch_out,
@@ -149,44 +149,59 @@ __kernel void im2col(__global const float* input,
                      const int stride_h, const int stride_w,
                      const int dil_h, const int dil_w,
                      const int pad_top, const int pad_left,
-                     const int K, const int rows)
+                     const int K, const int channels)
 {
-    /* pixels p = q * VW + i (i < VW) of cols row z = (n * groups + g) * K + k, that is input
-       channel c = z / (KH * KW) of image n at tap (kh, kw); written where conv2d_gemm built
-       with PACKED_COLS reads them. Rows run fastest: neighbouring work items write
-       neighbouring vectors (pixels first wrote a vector per page and took 1.6x as long). */
-    const int z = get_global_id(0);
+    /* all KH * KW taps (cols rows) of input channel c of image n, under VW pixels p = q * VW
+       + i: the pixel arithmetic is done once, the taps' input rows are read while in cache,
+       and the rows they write lie next to each other where conv2d_gemm built with
+       PACKED_COLS reads them (one work item per row and pixel vector took 1.2x to 3x as long
+       on bench/conv_kernels.py's shapes) */
+    const int nc = get_global_id(0);  /* n * C + c */
     const int q = get_global_id(1);
     const int P = OH * OW;
     const int p_blocks = (P + SPAN - 1) / SPAN;
-    if (q >= p_blocks * PX || z >= rows) return;
-    const int kw = z % KW;
-    const int kh = (z / KW) % KH;
-    const int nc = z / (KW * KH);  /* n * C + c */
+    if (q >= p_blocks * PX || nc >= channels) return;
+    const int taps = KH * KW;
+    const int ng = nc * taps / K;  /* K = C / groups * taps */
+    const int k0 = nc * taps % K;
     __global const float* plane = input + (size_t)nc * H * W;
+    __global float* out = cols + (((size_t)ng * p_blocks + q / PX) * K + k0) * SPAN + q % PX * VW;
     const int p = q * VW;
     const int oh = p / OW;
     const int ow = p % OW;
-    floatv v = (floatv)(0.0f);
     if (p + VW <= P && ow + VW <= OW) {  /* one output row: read as conv2d_direct does */
-        const int ih = oh * stride_h - pad_top + kh * dil_h;
-        const int iw0 = ow * stride_w - pad_left + kw * dil_w;
-        const bool inside = iw0 >= 0 && iw0 + VW * stride_w <= W;
-        if (ih >= 0 && ih < H)
-            v = load_row(plane + (size_t)ih * W, iw0, stride_w, W, VW, inside);
-    } else {  /* across rows, or past P (zeros, which the GEMM multiplies but never stores) */
-        float lane[VW];
-        for (int i = 0; i < VW; ++i) {
-            const int ih = (p + i) / OW * stride_h - pad_top + kh * dil_h;
-            const int iw = (p + i) % OW * stride_w - pad_left + kw * dil_w;
-            lane[i] = p + i < P && ih >= 0 && ih < H && iw >= 0 && iw < W
-                      ? plane[(size_t)ih * W + iw] : 0.0f;
+        const int iw0 = ow * stride_w - pad_left;
+        const bool inside = iw0 >= 0 && iw0 + VW * stride_w + (KW - 1) * dil_w <= W;
+        for (int kh = 0; kh < KH; ++kh) {
+            const int ih = oh * stride_h - pad_top + kh * dil_h;
+            const bool row_in = ih >= 0 && ih < H;
+            __global const float* row = plane + (size_t)ih * W;
+            for (int kw = 0; kw < KW; ++kw, out += SPAN) {
+                floatv v = (floatv)(0.0f);
+                if (row_in) v = load_row(row, iw0 + kw * dil_w, stride_w, W, VW, inside);
+                STOREV(out, v);
+            }
         }
-        v = LOADV_PRIVATE(lane);
+        return;
     }
-    const int ng = z / K;
-    const int k = z % K;
-    STOREV(cols + (((size_t)ng * p_blocks + q / PX) * K + k) * SPAN + q % PX * VW, v);
+    /* across rows, or past P (zeros, which the GEMM multiplies but never stores) */
+    int top[VW], left[VW];
+    for (int i = 0; i < VW; ++i) {
+        /* a pixel past P gets a top row that no tap brings back into [0, H) */
+        top[i] = p + i < P ? (p + i) / OW * stride_h - pad_top : -H - KH * dil_h;
+        left[i] = (p + i) % OW * stride_w - pad_left;
+    }
+    for (int kh = 0; kh < KH; ++kh) {
+        for (int kw = 0; kw < KW; ++kw, out += SPAN) {
+            float lane[VW];
+            for (int i = 0; i < VW; ++i) {
+                const int ih = top[i] + kh * dil_h;
+                const int iw = left[i] + kw * dil_w;
+                lane[i] = ih >= 0 && ih < H && iw >= 0 && iw < W ? plane[(size_t)ih * W + iw] : 0.0f;
+            }
+            STOREV(out, LOADV_PRIVATE(lane));
+        }
+    }
 }
 
 __kernel void pack_filter(__global const float* filter,
