@@ -43,7 +43,7 @@ import numpy as np
 import pyopencl as cl
 
 from macecl.kernels import program_source
-from macecl.ops.conv import GEMM_CHANNELS, GEMM_VECTORS, heavy_items
+from macecl.ops.conv import DW_ROWS, GEMM_CHANNELS, GEMM_VECTORS, heavy_items
 from macecl.ops.traits import DeviceTraits
 from macecl.runtime.device import select_device
 
@@ -59,6 +59,9 @@ SHAPES = {
     "det 3x3/2 3->16 640": (3, 640, 640, 16, 3, 2, 1, 1),
     "det 3x3 16 160x160": (16, 160, 160, 16, 3, 1, 1, 1),
     "det 3x3 64->16 160x160": (64, 160, 160, 16, 3, 1, 1, 1),
+    "det 3x3 96->24 160x160": (96, 160, 160, 24, 3, 1, 1, 1),
+    "det 3x3 96->32 80x80": (96, 80, 80, 32, 3, 1, 1, 1),
+    "det 3x3 96->64 40x40": (96, 40, 40, 64, 3, 1, 1, 1),
     "squeezenet 3x3 16->64 55x55": (16, 55, 55, 64, 3, 1, 1, 1),
     "dw 3x3 96 80x80": (96, 80, 80, 96, 3, 1, 1, 96),
     "dw 3x3/2 96 80x80": (96, 80, 80, 96, 3, 2, 1, 96),
@@ -158,8 +161,8 @@ class Runner:
             out = self.buffer(size=co * oh * ow)
             args = [x, weights, bias, None, out, *map(i, (c, h, w, co, oh, ow)), *window, i(co),
                     np.float32(0), np.float32(0)]
-            found["depthwise"] = (
-                [("depthwise_conv2d", (-(-ow // vw), oh, co), args, None, None)], out)
+            found["depthwise"] = ([("depthwise_conv2d", (-(-ow // vw), -(-oh // DW_ROWS), co),
+                                     args, None, None)], out)
             return found
         if (k, s, p) == (1, 1, 0):
             out = self.buffer(size=co * oh * ow)

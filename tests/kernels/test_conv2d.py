@@ -199,6 +199,10 @@ DEPTHWISE = {
     "5x5_dilated": ((1, 4, 12, 19), (4, 5, 5), (1, 1), (2, 2), (4, 4, 4, 4)),
     "asym_pads_stride": ((2, 3, 10, 23), (3, 3, 5), (1, 2), (1, 1), (0, 2, 1, 0)),
     "no_pad_35_wide": ((1, 2, 4, 35), (2, 3, 3), (1, 1), (1, 1), (0, 0, 0, 0)),
+    # edge blocks of depthwise_conv2d that load_row serves lane by lane: stride 3, and a
+    # window too wide (7 taps 9 apart) to stage
+    "stride_3": ((1, 3, 11, 50), (3, 3, 3), (3, 3), (1, 1), (1, 1, 1, 1)),
+    "7x7_dilated_wide_span": ((1, 2, 10, 90), (2, 7, 7), (1, 1), (1, 9), (3, 27, 3, 27)),
 }
 
 
@@ -216,7 +220,7 @@ def test_depthwise_conv2d(cl_env, rng, case, vw, local_size):
     args = [c, h, wd, co, oh, ow, kh, kw, *stride, *dilation, pads[0], pads[1], n * co, 0.0, 0.0]
     got = cl_env.run("conv2d", f"-DVW={vw} -DHAS_BIAS -DHAS_RESIDUAL", "depthwise_conv2d",
                      (n, co, oh, ow), [x, w, bias, residual], args,
-                     work_items=(-(-ow // vw), oh, n * co), local_size=local_size)
+                     work_items=(-(-ow // vw), -(-oh // 4), n * co), local_size=local_size)
     assert_close(got, conv2d_ref(x, w, bias, stride, dilation, pads, c, residual), atol=1e-4)
 
 

@@ -42,8 +42,9 @@
  *                    KH, KW, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, batch_out,
  *                    act_a, act_b)
  *     groups = C_in; output channel c reads input channel c / (C_out / C_in); the filter as
- *     ONNX lays it out. Each work item computes VW pixels of one output row. Global size
- *     (ceil(OW / VW), OH, N * C_out) with batch_out = N * C_out.
+ *     ONNX lays it out. Each work item computes VW pixels of DW_ROWS output rows (four
+ *     accumulator chains). Global size (ceil(OW / VW), ceil(OH / DW_ROWS), N * C_out) with
+ *     batch_out = N * C_out.
  *   conv2d_direct(input, packed, bias, residual, output, C_in, H, W, C_out, OH, OW, KH, KW,
  *                 stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, groups, blocks,
  *                 act_a, act_b)
@@ -62,6 +63,7 @@
 #define CO_BLOCK 8  /* output channels per conv2d_gemm / conv2d_direct work item */
 #define PX 2        /* pixel vectors per conv2d_gemm work item */
 #define SPAN (VW * PX)
+#define EDGE_MAX 64  /* longest row segment stage_row keeps (VW 16: a 3x3 window at stride 2) */
 
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
@@ -142,6 +144,32 @@ inline floatv load_row(__global const float* row, const int iw, const int stride
     return LOADV_PRIVATE(lane);
 }
 
+/* A window that crosses an edge of the row: its input segment staged once, zero outside
+   [0, W), in a private array, from which every tap loads whole vectors (load_row's
+   lane-by-lane path, taken once per tap, stalls on store forwarding each time: depthwise 3x3
+   on 80x80 took 2.6x as long). False, with nothing staged, where the segment is longer than
+   EDGE_MAX or the stride above 2. */
+inline bool stage_row(__global const float* row, const int iw0, const int stride,
+                      const int dil, const int W, const int KW, float* staged)
+{
+    const int span = (KW - 1) * dil + VW * stride;
+    if (stride > 2 || span > EDGE_MAX) return false;
+    for (int j = 0; j < span; ++j) {
+        const int at = iw0 + j;
+        staged[j] = at >= 0 && at < W ? row[at] : 0.0f;
+    }
+    return true;
+}
+
+/* the VW inputs of the tap `at` columns into a staged segment */
+inline floatv staged_vector(const float* staged, const int at, const int stride)
+{
+    const floatv lo = LOADV_PRIVATE(staged + at);
+    if (stride == 1) return lo;
+    const floatv hi = LOADV_PRIVATE(staged + at + VW);
+    return (floatv)(lo.even, hi.even);
+}
+
 __kernel void im2col(__global const float* input,
                      __global float* cols,
                      const int C, const int H, const int W, const int OH, const int OW,
@@ -172,14 +200,18 @@ __kernel void im2col(__global const float* input,
     if (p + VW <= P && ow + VW <= OW) {  /* one output row: read as conv2d_direct does */
         const int iw0 = ow * stride_w - pad_left;
         const bool inside = iw0 >= 0 && iw0 + VW * stride_w + (KW - 1) * dil_w <= W;
+        float staged[EDGE_MAX];
         for (int kh = 0; kh < KH; ++kh) {
             const int ih = oh * stride_h - pad_top + kh * dil_h;
-            const bool row_in = ih >= 0 && ih < H;
             __global const float* row = plane + (size_t)ih * W;
-            for (int kw = 0; kw < KW; ++kw, out += SPAN) {
-                floatv v = (floatv)(0.0f);
-                if (row_in) v = load_row(row, iw0 + kw * dil_w, stride_w, W, VW, inside);
-                STOREV(out, v);
+            if (ih < 0 || ih >= H) {
+                for (int kw = 0; kw < KW; ++kw, out += SPAN) STOREV(out, (floatv)(0.0f));
+            } else if (inside || !stage_row(row, iw0, stride_w, dil_w, W, KW, staged)) {
+                for (int kw = 0; kw < KW; ++kw, out += SPAN)
+                    STOREV(out, load_row(row, iw0 + kw * dil_w, stride_w, W, VW, inside));
+            } else {
+                for (int kw = 0; kw < KW; ++kw, out += SPAN)
+                    STOREV(out, staged_vector(staged, kw * dil_w, stride_w));
             }
         }
         return;
@@ -292,6 +324,52 @@ __kernel void conv2d_gemm(__global const float* packed,
     EACH_CHANNEL(GEMM_STORE)
 }
 
+#define DW_ROWS 4    /* output rows per depthwise_conv2d work item */
+#define EACH_DW_ROW(X) X(0) X(1) X(2) X(3)
+#define DW_ZERO(r) floatv a##r = (floatv)(0.0f);
+#define DW_STEP(r)                                                                           \
+    {                                                                                        \
+        const int ih = (oh0 + r) * stride_h - pad_top + kh * dil_h;                          \
+        if (ih >= 0 && ih < H)                                                               \
+            a##r += tap * LOADV(plane + ih * W + iw);                                        \
+    }
+#define DW_STEP2(r)                                                                          \
+    {                                                                                        \
+        const int ih = (oh0 + r) * stride_h - pad_top + kh * dil_h;                          \
+        if (ih >= 0 && ih < H) {                                                             \
+            const floatv lo = LOADV(plane + ih * W + iw), hi = LOADV(plane + ih * W + iw + VW); \
+            a##r += tap * (floatv)(lo.even, hi.even);                                        \
+        }                                                                                    \
+    }
+#define DW_EDGE(r)                                                                           \
+    for (int kh = 0; kh < KH && oh0 + r < OH; ++kh) {                                        \
+        const int ih = (oh0 + r) * stride_h - pad_top + kh * dil_h;                          \
+        if (ih >= 0 && ih < H)                                                               \
+            a##r += edge_taps(plane + ih * W, iw0, stride_w, dil_w, W, lanes, taps + kh * KW, \
+                              KW);                                                           \
+    }
+#define DW_STORE(r)                                                                          \
+    if (oh0 + r < OH)                                                                        \
+        conv_epilogue(a##r, lanes, co, at + (size_t)r * OW, bias, residual, output, act_a,   \
+                      act_b);
+
+/* sum over kw of taps[kw] * the VW inputs under it, for a block whose window crosses an edge
+   of the row */
+inline floatv edge_taps(__global const float* row, const int iw0, const int stride,
+                        const int dil, const int W, const int lanes,
+                        __global const float* taps, const int KW)
+{
+    floatv acc = (floatv)(0.0f);
+    float staged[EDGE_MAX];
+    if (stage_row(row, iw0, stride, dil, W, KW, staged)) {
+        for (int kw = 0; kw < KW; ++kw) acc += taps[kw] * staged_vector(staged, kw * dil, stride);
+    } else {
+        for (int kw = 0; kw < KW; ++kw)
+            acc += taps[kw] * load_row(row, iw0 + kw * dil, stride, W, lanes, false);
+    }
+    return acc;
+}
+
 __kernel void depthwise_conv2d(__global const float* input,
                                __global const float* filter,
                                __global const float* bias,
@@ -307,11 +385,11 @@ __kernel void depthwise_conv2d(__global const float* input,
                                const float act_a, const float act_b)
 {
     const int block = get_global_id(0);
-    const int oh = get_global_id(1);
+    const int oh0 = get_global_id(1) * DW_ROWS;
     const int nc = get_global_id(2);  /* n * C_out + co */
-    if (block * VW >= OW || oh >= OH || nc >= batch_out) return;
-    const int ow0 = OW >= VW ? min(block * VW, OW - VW) : 0;  /* as in conv2d_gemm */
-    const int lanes = min(VW, OW - ow0);
+    if (block * VW >= OW || oh0 >= OH || nc >= batch_out) return;
+    const int ow0 = OW < VW ? 0 : (block * VW < OW - VW ? block * VW : OW - VW);
+    const int lanes = OW - ow0 < VW ? OW - ow0 : VW;
     const int co = nc % C_out;
     const int n = nc / C_out;
     const int ci = co / (C_out / C_in);
@@ -320,18 +398,24 @@ __kernel void depthwise_conv2d(__global const float* input,
     const int iw0 = ow0 * stride_w - pad_left;
     const bool inside = iw0 >= 0 && iw0 + VW * stride_w + (KW - 1) * dil_w <= W;
 
-    floatv acc = (floatv)(0.0f);
-    for (int kh = 0; kh < KH; ++kh) {
-        const int ih = oh * stride_h - pad_top + kh * dil_h;
-        if (ih < 0 || ih >= H) continue;  /* zero padding contributes nothing */
-        __global const float* row = plane + ih * W;
-        for (int kw = 0; kw < KW; ++kw) {
-            const floatv v = load_row(row, iw0 + kw * dil_w, stride_w, W, lanes, inside);
-            acc += taps[kh * KW + kw] * v;
+    EACH_DW_ROW(DW_ZERO)
+    if (inside && stride_w <= 2) {
+        for (int kh = 0; kh < KH; ++kh) {
+            for (int kw = 0; kw < KW; ++kw) {
+                const float tap = taps[kh * KW + kw];
+                const int iw = iw0 + kw * dil_w;
+                if (stride_w == 1) {
+                    EACH_DW_ROW(DW_STEP)
+                } else {
+                    EACH_DW_ROW(DW_STEP2)
+                }
+            }
         }
+    } else {
+        EACH_DW_ROW(DW_EDGE)
     }
-    const size_t at = ((size_t)nc * OH + oh) * OW + ow0;
-    conv_epilogue(acc, lanes, co, at, bias, residual, output, act_a, act_b);
+    const size_t at = ((size_t)nc * OH + oh0) * OW + ow0;
+    EACH_DW_ROW(DW_STORE)
 }
 
 #define DIRECT_ZERO(j) floatv a##j = (floatv)(0.0f);
@@ -377,6 +461,7 @@ __kernel void conv2d_direct(__global const float* input,
     const bool inside = iw0 >= 0 && iw0 + VW * stride_w + (KW - 1) * dil_w <= W;
 
     EACH_CHANNEL(DIRECT_ZERO)
+    float staged[EDGE_MAX];
     for (int ci = 0; ci < cin_per_group; ++ci) {
         __global const float* plane = input + ((size_t)n * C_in + g * cin_per_group + ci) * H * W;
         for (int kh = 0; kh < KH; ++kh) {
@@ -384,9 +469,16 @@ __kernel void conv2d_direct(__global const float* input,
             if (ih < 0 || ih >= H) continue;  /* zero padding contributes nothing */
             __global const float* row = plane + ih * W;
             __global const float* wt = w + (size_t)((ci * KH + kh) * KW) * CO_BLOCK;
-            for (int kw = 0; kw < KW; ++kw, wt += CO_BLOCK) {
-                const floatv v = load_row(row, iw0 + kw * dil_w, stride_w, W, lanes, inside);
-                EACH_CHANNEL(DIRECT_STEP)
+            if (inside || !stage_row(row, iw0, stride_w, dil_w, W, KW, staged)) {
+                for (int kw = 0; kw < KW; ++kw, wt += CO_BLOCK) {
+                    const floatv v = load_row(row, iw0 + kw * dil_w, stride_w, W, lanes, inside);
+                    EACH_CHANNEL(DIRECT_STEP)
+                }
+            } else {
+                for (int kw = 0; kw < KW; ++kw, wt += CO_BLOCK) {
+                    const floatv v = staged_vector(staged, kw * dil_w, stride_w);
+                    EACH_CHANNEL(DIRECT_STEP)
+                }
             }
         }
     }
