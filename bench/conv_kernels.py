@@ -9,24 +9,58 @@ input channel per group).
 
     python bench/conv_kernels.py [--rounds 9] [--device SELECTOR] [--shapes 3x3,dw]
 
-What it showed on PoCL 3.0, a 2-core AVX-512 Xeon shared with other jobs (load about 1.5),
---rounds 7, ms (the vector width the device prefers is 16):
+Also times ONNX Runtime (CPU provider, --ort-threads intra-op threads, host wall clock)
+on a one-Conv ONNX model of each shape, for how far each layer is from it.
 
-    resnet 1x1 256->64 56x56     gemm 7.35   im2col+gemm 12.48   direct 7.67
-    resnet 1x1 1024->256 14x14   gemm 4.60   im2col+gemm 5.96    direct 9.22
-    resnet 3x3 64 56x56                      im2col+gemm 28.33   direct 15.67
-    resnet 3x3 256 14x14                     im2col+gemm 15.30   direct 17.24
-    resnet 3x3 512 7x7                       im2col+gemm 13.64   direct 32.99
-    resnet 7x7/2 3->64 224                   im2col+gemm 32.20   direct 15.38
-    det 3x3/2 3->16 640                      im2col+gemm 20.22   direct 6.40
-    det 3x3 64->16 160x160                   im2col+gemm 153.56  direct 25.76
+Why the kernels were slow (PoCL 3.0-rc2 pip wheel, LLVM 14, on this Sapphire Rapids
+Xeon, read from the .so files PoCL leaves with POCL_LEAVE_KERNEL_COMPILER_TEMP_FILES=1):
+no builtin (mad, vload16, min, ...) was inlined into a kernel, because the builtin
+library is built for skylake-avx512 and kernels for "rocketlake", which lacks CLWB; each
+mad() in the GEMM loop was a call doing vmulps + vaddps with every accumulator spilled. A
+private accumulator array was also kept in memory. And for a launch of at most 4096 work
+items the driver picks the whole grid as one work-group, which PoCL runs on one thread.
+Hence conv2d.cl: operators instead of builtins in the loops, named accumulators (8
+channels x 2 vectors in the GEMM), weights packed per 8-channel block, im2col writing the
+GEMM's packed layout, and local size (1, 1, 1) for conv2d_gemm on a CPU.
 
-Hence ops/conv.py: 1x1 unit-stride convolutions as a GEMM on the input, im2col + GEMM where
-output rows are narrower than a vector (7x7, 14x14 maps at 16 lanes), direct otherwise.
-Under heavy load (load 11) the driver's own work-group choice hurt most: depthwise 3x3
-96x80x80 took 11.9 ms with it against 2.3-3.0 ms with any small explicit shape, interleaved
-in one run (2.4 ms with the driver's choice on the quieter machine). Local sizes are left to
-the tuner.
+What it showed, --rounds 7, ms, interleaved in one run (the machine shared with other
+jobs, load 2.3-2.4; the vector width the device prefers is 16). Before, on the kernels of
+commit 73cf944 (--rounds 5, load about 1):
+
+    resnet 1x1 256->64 56x56     gemm 7.86    im2col+gemm 13.18   direct 9.32
+    resnet 1x1 1024->256 14x14   gemm 4.88    im2col+gemm 6.42    direct 10.00
+    resnet 3x3 64 56x56                       im2col+gemm 31.76   direct 16.90
+    resnet 3x3 256 14x14                      im2col+gemm 17.03   direct 19.16
+    resnet 3x3 512 7x7                        im2col+gemm 15.12   direct 37.69
+    det 3x3 64->16 160x160                    im2col+gemm 163.91  direct 28.54
+    dw 3x3 96 80x80              depthwise 2.93;  dw 5x5 240 20x20  depthwise 2.51
+
+After (the way ops/conv.py takes marked *; GF/s of it; ONNX Runtime, 2 threads):
+
+    resnet 1x1 256->64 56x56     gemm* 1.03 (100)   im2col+gemm 2.33   direct 2.98   ORT 1.46
+    resnet 1x1 64->256 56x56     gemm* 0.94 (109)   im2col+gemm 1.50   direct 3.87   ORT 1.28
+    resnet 1x1 1024->256 14x14   gemm* 0.89 (115)   im2col+gemm 1.94   direct 9.54   ORT 1.08
+    resnet 3x3 64 56x56          im2col+gemm* 3.87 (60)       direct 8.80     ORT 1.67
+    resnet 3x3 256 14x14         im2col+gemm* 2.34 (99)       direct 6.94     ORT 1.61
+    resnet 3x3 512 7x7           im2col+gemm* 2.55 (91)       direct 13.20    ORT 2.24
+    resnet 7x7/2 3->64 224       im2col+gemm* 3.72 (64)       direct 4.39     ORT 1.99
+    det 3x3/2 3->16 640          im2col+gemm 4.12             direct* 2.18 (41)  ORT 6.89
+    det 3x3 16 160x160           im2col+gemm 4.98             direct* 1.78 (66)  ORT 1.73
+    det 3x3 64->16 160x160       im2col+gemm 32.57            direct* 9.12 (52)  ORT 9.51
+    det 3x3 96->24 160x160       im2col+gemm 51.10            direct* 17.85 (60) ORT 14.74
+    det 3x3 96->32 80x80         im2col+gemm 13.95            direct* 8.19 (43)  ORT 4.61
+    det 3x3 96->64 40x40         im2col+gemm* 2.91 (61)       direct 6.82     ORT 1.38
+    squeezenet 3x3 16->64 55x55  im2col+gemm* 0.78 (71)       direct 1.22     ORT 0.54
+    dw 3x3 96 80x80              depthwise* 1.46 (7.6)        ORT 0.95
+    dw 3x3/2 96 80x80            depthwise* 0.76 (3.6)        ORT 0.53
+    dw 5x5 240 20x20             depthwise* 0.87 (5.5)        ORT 0.25
+
+The GEMM's local size (1, 1, 1) against the driver's choice depends on the load: at load
+about 1, interleaved, 0.46 against 0.89 ms (resnet 1x1 256->64), 0.79 against 1.74 ms
+(the GEMM of resnet 3x3 64), 0.21 against 0.41 ms (squeezenet 3x3); at load 2.3 (the
+table above, "gemm, driver's groups") within 10% either way: when the other core is busy
+a second thread has nothing to win. conv2d_direct gained 0-10% from it and keeps the
+driver's (or the tuner's) choice.
 """
 
 from __future__ import annotations
