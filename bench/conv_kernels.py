@@ -5,7 +5,7 @@ library's kernels runs --rounds times, the ways interleaved round by round so th
 noise hits them alike; prints the median kernel time (OpenCL profiling events) of each and
 checks they agree. Ways: `gemm` = conv2d_gemm straight on the input (1x1, stride 1, no
 pad only), `im2col+gemm`, `direct` = conv2d_direct, `depthwise` = depthwise_conv2d (one
-input channel per group).
+input channel per group); for ConvTranspose, conv_transpose2d in channel blocks of 1 or 8.
 
     python bench/conv_kernels.py [--rounds 9] [--device SELECTOR] [--shapes 3x3,dw]
 
@@ -54,6 +54,11 @@ After (the way ops/conv.py takes marked *; GF/s of it; ONNX Runtime, 2 threads):
     dw 3x3 96 80x80              depthwise* 1.46 (7.6)        ORT 0.95
     dw 3x3/2 96 80x80            depthwise* 0.76 (3.6)        ORT 0.53
     dw 5x5 240 20x20             depthwise* 0.87 (5.5)        ORT 0.25
+
+ConvTranspose (conv_transpose2d, PP-OCR det's two layers), --shapes convT, load 3.3:
+
+    det convT 2x2/2 24->24 160x160   blocks of 1 90.69   blocks of 8* 32.46
+    det convT 2x2/2 24->1 320x320    blocks of 1* 13.01  blocks of 8 37.35
 
 The GEMM's local size (1, 1, 1) against the driver's choice depends on the load: at load
 about 1, interleaved, 0.46 against 0.89 ms (resnet 1x1 256->64), 0.79 against 1.74 ms
@@ -157,6 +162,13 @@ def gemm_grid(m: int, pixels: int, vw: int, groups: int) -> tuple[int, int, int]
     return -(-m // GEMM_CHANNELS), -(-pixels // (vw * GEMM_VECTORS)), groups
 
 
+# ConvTranspose, name: (C_in, H, W, C_out, K, stride), no pads: ops/conv.py's channel block
+TRANSPOSED = {
+    "det convT 2x2/2 24->24 160x160": (24, 160, 160, 24, 2, 2),
+    "det convT 2x2/2 24->1 320x320": (24, 320, 320, 1, 2, 2),
+}
+
+
 class Runner:
     def __init__(self, device, traits: DeviceTraits):
         self.ctx = cl.Context([device])
@@ -225,6 +237,26 @@ class Runner:
                            out)
         return found
 
+    def transposed_ways(self, shape):
+        """{"blocks of N": (launches, output buffer)}: conv_transpose2d with CO_BLOCK N."""
+        c, h, w, co, k, s = shape
+        rng = np.random.default_rng(0)
+        x = self.buffer(rng.standard_normal((c, h, w)))
+        weights = self.buffer(rng.standard_normal((c, co, k, k)) * 0.1)
+        bias = self.buffer(rng.standard_normal(co))
+        oh, ow = s * (h - 1) + k, s * (w - 1) + k
+        geometry = (1, c, h, w, co, oh, ow, k, k, s, s, 1, 1, 0, 0, 1)
+        found = {}
+        for block in (1, 8):
+            program = cl._cl._Program(self.ctx, program_source("conv_transpose2d"))
+            program.build(f"-DHAS_BIAS -DCO_BLOCK={block}".encode())
+            out = self.buffer(size=co * oh * ow)
+            args = [x, weights, bias, out, *map(np.int32, geometry), np.float32(0),
+                    np.float32(0)]
+            found[f"blocks of {block}"] = (
+                [("conv_transpose2d", (ow, oh, -(-co // block)), args, program, None)], out)
+        return found, co * oh * ow, 2 * c * co * h * w * k * k
+
     def time(self, launches) -> float:
         total = 0.0
         for kernel, size, args, program, local in launches:
@@ -256,6 +288,20 @@ def main() -> None:
     runner = Runner(device, traits)
     print(f"{device.name}: {traits}")
     wanted = [s for s in options.shapes.split(",") if s]
+    for name, shape in TRANSPOSED.items():
+        if wanted and not any(w in name for w in wanted):
+            continue
+        ways, size, flops = runner.transposed_ways(shape)
+        times = {way: [] for way in ways}
+        for _ in range(options.rounds):
+            for way, (launches, _) in ways.items():
+                times[way].append(runner.time(launches))
+        results = [runner.read(out, size) for _, out in ways.values()]
+        agree = all(np.allclose(r, results[0], rtol=1e-3, atol=1e-3) for r in results)
+        cells = ", ".join(f"{way} {statistics.median(t):.2f} ms "
+                          f"({flops / statistics.median(t) * 1e-6:.1f} GF/s)"
+                          for way, t in times.items())
+        print(f"{name}: {cells}{'' if agree else '  DISAGREE'}", flush=True)
     for name, shape in SHAPES.items():
         if wanted and not any(w in name for w in wanted):
             continue
