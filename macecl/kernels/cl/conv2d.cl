@@ -36,8 +36,8 @@
  *                                   + bias[g*M + m] + residual[n, g*M + m, p])
  *     filter: the ONNX weight (C_out, C_in / groups, KH, KW), packed; cols (N, groups * K,
  *     P), or im2col's layout with PACKED_COLS; output and residual (N, groups * M, P).
- *     Each work item computes CO_BLOCK output channels by SPAN = PX * VW pixels. Global size (ceil(M / CO_BLOCK), ceil(P / SPAN),
- *     batch_groups).
+ *     Each work item computes CO_BLOCK output channels by SPAN = PX * VW pixels. Global
+ *     size (ceil(M / CO_BLOCK), ceil(P / SPAN), batch_groups).
  *   depthwise_conv2d(input, filter, bias, residual, output, C_in, H, W, C_out, OH, OW,
  *                    KH, KW, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, batch_out,
  *                    act_a, act_b)
@@ -203,7 +203,7 @@ __kernel void im2col(__global const float* input,
         float staged[EDGE_MAX];
         for (int kh = 0; kh < KH; ++kh) {
             const int ih = oh * stride_h - pad_top + kh * dil_h;
-            __global const float* row = plane + (size_t)ih * W;
+            __global const float* row = plane + ih * W;  /* used only where ih is in range */
             if (ih < 0 || ih >= H) {
                 for (int kw = 0; kw < KW; ++kw, out += SPAN) STOREV(out, (floatv)(0.0f));
             } else if (inside || !stage_row(row, iw0, stride_w, dil_w, W, KW, staged)) {
@@ -229,7 +229,8 @@ __kernel void im2col(__global const float* input,
             for (int i = 0; i < VW; ++i) {
                 const int ih = top[i] + kh * dil_h;
                 const int iw = left[i] + kw * dil_w;
-                lane[i] = ih >= 0 && ih < H && iw >= 0 && iw < W ? plane[(size_t)ih * W + iw] : 0.0f;
+                const bool in = ih >= 0 && ih < H && iw >= 0 && iw < W;
+                lane[i] = in ? plane[(size_t)ih * W + iw] : 0.0f;
             }
             STOREV(out, LOADV_PRIVATE(lane));
         }
