@@ -65,7 +65,14 @@ about 1, interleaved, 0.46 against 0.89 ms (resnet 1x1 256->64), 0.79 against 1.
 (the GEMM of resnet 3x3 64), 0.21 against 0.41 ms (squeezenet 3x3); at load 2.3 (the
 table above, "gemm, driver's groups") within 10% either way: when the other core is busy
 a second thread has nothing to win. conv2d_direct gained 0-10% from it and keeps the
-driver's (or the tuner's) choice.
+driver's (or the tuner's) choice. depthwise_conv2d takes (1, 1, 1) too (--rounds 9
+--shapes dw, load 1.1, ms):
+
+    dw 3x3 96 80x80              depthwise* 0.57   driver's groups 0.60   ORT 0.44
+    dw 3x3/2 96 80x80            depthwise* 0.36   driver's groups 0.42   ORT 0.24
+    dw 5x5 240 20x20             depthwise* 0.43   driver's groups 0.51   ORT 0.21
+    rec dw 3x3 240 12x80         depthwise* 0.19   driver's groups 0.33   ORT 0.25
+    shufflenet dw 3x3 112 28x28  depthwise* 0.17   driver's groups 0.21   ORT 0.12
 """
 
 from __future__ import annotations
@@ -105,6 +112,8 @@ SHAPES = {
     "dw 3x3 96 80x80": (96, 80, 80, 96, 3, 1, 1, 96),
     "dw 3x3/2 96 80x80": (96, 80, 80, 96, 3, 2, 1, 96),
     "dw 5x5 240 20x20": (240, 20, 20, 240, 5, 1, 2, 240),
+    "rec dw 3x3 240 12x80": (240, 12, 80, 240, 3, 1, 1, 240),
+    "shufflenet dw 3x3 112 28x28": (112, 28, 28, 112, 3, 1, 1, 112),
 }
 
 
@@ -180,7 +189,7 @@ class Runner:
         self.packed_cols = cl._cl._Program(self.ctx, program_source("conv2d"))
         self.packed_cols.build(f"{options} -DPACKED_COLS".encode())
         self.vw = traits.vector_width
-        self.gemm_local = heavy_items(types.SimpleNamespace(traits=traits))
+        self.gemm_local = heavy_items(types.SimpleNamespace(traits=traits))  # and depthwise
 
     def buffer(self, array=None, size=0):
         flags = cl.mem_flags
@@ -207,8 +216,10 @@ class Runner:
             out = self.buffer(size=co * oh * ow)
             args = [x, weights, bias, None, out, *map(i, (c, h, w, co, oh, ow)), *window, i(co),
                     np.float32(0), np.float32(0)]
-            found["depthwise"] = ([("depthwise_conv2d", (-(-ow // vw), -(-oh // DW_ROWS), co),
-                                     args, None, None)], out)
+            grid = (-(-ow // vw), -(-oh // DW_ROWS), co)
+            found["depthwise"] = ([("depthwise_conv2d", grid, args, None, self.gemm_local)], out)
+            found["depthwise, driver's groups"] = (
+                [("depthwise_conv2d", grid, args, None, None)], out)
             return found
         if (k, s, p) == (1, 1, 0):
             out = self.buffer(size=co * oh * ow)

@@ -217,7 +217,8 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
     if group > 1 and w2.shape[1] == 1:
         builder.launch("conv2d", "depthwise_conv2d",
                        [x2, w2, *epilogue, *shape, *window, np.int32(n * c_out), act_a, act_b],
-                       (-(-ow // width), -(-oh // DW_ROWS), n * c_out), options=options)
+                       (-(-ow // width), -(-oh // DW_ROWS), n * c_out), options=options,
+                       local_size=heavy_items(builder))
         return out
     pointwise = (kh, kw, sh, sw, pt, pl, oh, ow) == (1, 1, 1, 1, 0, 0, h, wd)
     taps = c_in // group * kh * kw
@@ -249,10 +250,13 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
 
 
 def heavy_items(builder) -> tuple[int, int, int] | None:
-    """The local size of conv2d_gemm: one work item per group on a CPU, whose driver would
-    otherwise run up to 4096 of them as one group on one core (see DeviceTraits.cpu); the
-    driver's or the tuner's choice elsewhere. (conv2d_direct gained 0-10% from it, within
-    the noise, and is left to the tuner.)"""
+    """The local size of conv2d_gemm and depthwise_conv2d: one work item per group on a CPU,
+    whose driver would otherwise run up to 4096 of them as one group on one core (see
+    DeviceTraits.cpu); the driver's or the tuner's choice elsewhere. Depthwise
+    (bench/conv_kernels.py --rounds 9 --shapes dw, load 1.1): PP-OCR rec's 3x3 on 240x12x80
+    0.19 against 0.33 ms, shufflenet's 3x3 on 112x28x28 0.17 against 0.21 ms, 5x5 on
+    240x20x20 0.43 against 0.51 ms, 3x3 on 96x80x80 0.57 against 0.60 ms. (conv2d_direct
+    gained 0-10% from it, within the noise, and is left to the tuner.)"""
     return (1, 1, 1) if builder.traits.cpu else None
 
 

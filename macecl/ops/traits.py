@@ -24,8 +24,8 @@ class DeviceTraits:
 
     cpu: a CPU device. PoCL runs each work-group whole on one thread, and its own choice of
     work-group packs a launch of up to 4096 work items into one group (one core): launches
-    of few, heavy work items (conv2d_gemm) pass local size (1, 1, 1) there, which
-    bench/conv_kernels.py measured at up to 2x faster."""
+    of few, heavy work items (conv2d_gemm, depthwise_conv2d) pass local size (1, 1, 1)
+    there, which bench/conv_kernels.py measured at up to 2x faster."""
 
     vector_width: int = 4
     cpu: bool = False
