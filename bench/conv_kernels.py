@@ -7,30 +7,78 @@ checks they agree. Ways: `gemm` = conv2d_gemm straight on the input (1x1, stride
 pad only), `im2col+gemm`, `direct` = conv2d_direct, `depthwise` = depthwise_conv2d (one
 input channel per group), `tiled` = conv2d_tiled (+ conv2d_tiled_reduce when it splits K)
 as ops/conv_tiled.py launches it for this device's traits, beside the tile shapes and
-split counts it did not choose.
+split counts it did not choose; for ConvTranspose, conv_transpose2d in channel blocks of 1
+or 8.
 
     python bench/conv_kernels.py [--rounds 9] [--device SELECTOR] [--shapes 3x3,dw]
 
-What it showed on PoCL 3.0, a 2-core AVX-512 Xeon shared with other jobs (load about 1.5),
---rounds 7, ms (the vector width the device prefers is 16):
+Also times ONNX Runtime (CPU provider, --ort-threads intra-op threads, host wall clock)
+on a one-Conv ONNX model of each shape, for how far each layer is from it.
 
-    resnet 1x1 256->64 56x56     gemm 7.35   im2col+gemm 12.48   direct 7.67
-    resnet 1x1 1024->256 14x14   gemm 4.60   im2col+gemm 5.96    direct 9.22
-    resnet 3x3 64 56x56                      im2col+gemm 28.33   direct 15.67
-    resnet 3x3 256 14x14                     im2col+gemm 15.30   direct 17.24
-    resnet 3x3 512 7x7                       im2col+gemm 13.64   direct 32.99
-    resnet 7x7/2 3->64 224                   im2col+gemm 32.20   direct 15.38
-    det 3x3/2 3->16 640                      im2col+gemm 20.22   direct 6.40
-    det 3x3 64->16 160x160                   im2col+gemm 153.56  direct 25.76
+Why the kernels were slow (PoCL 3.0-rc2 pip wheel, LLVM 14, on this Sapphire Rapids
+Xeon, read from the .so files PoCL leaves with POCL_LEAVE_KERNEL_COMPILER_TEMP_FILES=1):
+no builtin (mad, vload16, min, ...) was inlined into a kernel, because the builtin
+library is built for skylake-avx512 and kernels for "rocketlake", which lacks CLWB; each
+mad() in the GEMM loop was a call doing vmulps + vaddps with every accumulator spilled. A
+private accumulator array was also kept in memory. And for a launch of at most 4096 work
+items the driver picks the whole grid as one work-group, which PoCL runs on one thread.
+Hence conv2d.cl: operators instead of builtins in the loops, named accumulators (8
+channels x 2 vectors in the GEMM), weights packed per 8-channel block, im2col writing the
+GEMM's packed layout, and local size (1, 1, 1) for conv2d_gemm on a CPU.
 
-Hence ops/conv.py: 1x1 unit-stride convolutions as a GEMM on the input, im2col + GEMM where
-output rows are narrower than a vector (7x7, 14x14 maps at 16 lanes), direct otherwise.
-Under heavy load (load 11) the driver's own work-group choice hurt most: depthwise 3x3
-96x80x80 took 11.9 ms with it against 2.3-3.0 ms with any small explicit shape, interleaved
-in one run (2.4 ms with the driver's choice on the quieter machine). Local sizes are left to
-the tuner.
+What it showed, --rounds 7, ms, interleaved in one run (the machine shared with other
+jobs, load 2.3-2.4; the vector width the device prefers is 16). Before, on the kernels of
+commit 73cf944 (--rounds 5, load about 1):
 
-The tiled kernel on the same PoCL device (--rounds 5, load about 2, ms): 2 to 3 times slower
+    resnet 1x1 256->64 56x56     gemm 7.86    im2col+gemm 13.18   direct 9.32
+    resnet 1x1 1024->256 14x14   gemm 4.88    im2col+gemm 6.42    direct 10.00
+    resnet 3x3 64 56x56                       im2col+gemm 31.76   direct 16.90
+    resnet 3x3 256 14x14                      im2col+gemm 17.03   direct 19.16
+    resnet 3x3 512 7x7                        im2col+gemm 15.12   direct 37.69
+    det 3x3 64->16 160x160                    im2col+gemm 163.91  direct 28.54
+    dw 3x3 96 80x80              depthwise 2.93;  dw 5x5 240 20x20  depthwise 2.51
+
+After (the way ops/conv.py takes marked *; GF/s of it; ONNX Runtime, 2 threads):
+
+    resnet 1x1 256->64 56x56     gemm* 1.03 (100)   im2col+gemm 2.33   direct 2.98   ORT 1.46
+    resnet 1x1 64->256 56x56     gemm* 0.94 (109)   im2col+gemm 1.50   direct 3.87   ORT 1.28
+    resnet 1x1 1024->256 14x14   gemm* 0.89 (115)   im2col+gemm 1.94   direct 9.54   ORT 1.08
+    resnet 3x3 64 56x56          im2col+gemm* 3.87 (60)       direct 8.80     ORT 1.67
+    resnet 3x3 256 14x14         im2col+gemm* 2.34 (99)       direct 6.94     ORT 1.61
+    resnet 3x3 512 7x7           im2col+gemm* 2.55 (91)       direct 13.20    ORT 2.24
+    resnet 7x7/2 3->64 224       im2col+gemm* 3.72 (64)       direct 4.39     ORT 1.99
+    det 3x3/2 3->16 640          im2col+gemm 4.12             direct* 2.18 (41)  ORT 6.89
+    det 3x3 16 160x160           im2col+gemm 4.98             direct* 1.78 (66)  ORT 1.73
+    det 3x3 64->16 160x160       im2col+gemm 32.57            direct* 9.12 (52)  ORT 9.51
+    det 3x3 96->24 160x160       im2col+gemm 51.10            direct* 17.85 (60) ORT 14.74
+    det 3x3 96->32 80x80         im2col+gemm 13.95            direct* 8.19 (43)  ORT 4.61
+    det 3x3 96->64 40x40         im2col+gemm* 2.91 (61)       direct 6.82     ORT 1.38
+    squeezenet 3x3 16->64 55x55  im2col+gemm* 0.78 (71)       direct 1.22     ORT 0.54
+    dw 3x3 96 80x80              depthwise* 1.46 (7.6)        ORT 0.95
+    dw 3x3/2 96 80x80            depthwise* 0.76 (3.6)        ORT 0.53
+    dw 5x5 240 20x20             depthwise* 0.87 (5.5)        ORT 0.25
+
+ConvTranspose (conv_transpose2d, PP-OCR det's two layers), --shapes convT, load 3.3:
+
+    det convT 2x2/2 24->24 160x160   blocks of 1 90.69   blocks of 8* 32.46
+    det convT 2x2/2 24->1 320x320    blocks of 1* 13.01  blocks of 8 37.35
+
+The GEMM's local size (1, 1, 1) against the driver's choice depends on the load: at load
+about 1, interleaved, 0.46 against 0.89 ms (resnet 1x1 256->64), 0.79 against 1.74 ms
+(the GEMM of resnet 3x3 64), 0.21 against 0.41 ms (squeezenet 3x3); at load 2.3 (the
+table above, "gemm, driver's groups") within 10% either way: when the other core is busy
+a second thread has nothing to win. conv2d_direct gained 0-10% from it and keeps the
+driver's (or the tuner's) choice. depthwise_conv2d takes (1, 1, 1) too (--rounds 9
+--shapes dw, load 1.1, ms):
+
+    dw 3x3 96 80x80              depthwise* 0.57   driver's groups 0.60   ORT 0.44
+    dw 3x3/2 96 80x80            depthwise* 0.36   driver's groups 0.42   ORT 0.24
+    dw 5x5 240 20x20             depthwise* 0.43   driver's groups 0.51   ORT 0.21
+    rec dw 3x3 240 12x80         depthwise* 0.19   driver's groups 0.33   ORT 0.25
+    shufflenet dw 3x3 112 28x28  depthwise* 0.17   driver's groups 0.21   ORT 0.12
+
+The tiled kernel on PoCL, measured against the register-blocked kernels as they were
+before the rewrite above (--rounds 5, load about 2, ms): 2 to 3 times slower
 than the best register-blocked way on every shape, whatever its tile (local memory is
 ordinary memory there, so staging through it only copies):
 
@@ -87,6 +135,8 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import time
+import types
 
 os.environ.setdefault("PYOPENCL_NO_CACHE", "1")
 
@@ -94,6 +144,7 @@ import numpy as np
 import pyopencl as cl
 
 from macecl.kernels import program_source
+from macecl.ops.conv import DW_ROWS, GEMM_CHANNELS, GEMM_VECTORS, heavy_items
 from macecl.ops.conv_tiled import K_STEP, split_count, tile_shape, tiled_fits
 from macecl.ops.traits import DeviceTraits
 from macecl.runtime.device import select_device
@@ -113,6 +164,9 @@ SHAPES = {
     "det 3x3/2 3->16 640": (3, 640, 640, 16, 3, 2, 1, 1),
     "det 3x3 16 160x160": (16, 160, 160, 16, 3, 1, 1, 1),
     "det 3x3 64->16 160x160": (64, 160, 160, 16, 3, 1, 1, 1),
+    "det 3x3 96->24 160x160": (96, 160, 160, 24, 3, 1, 1, 1),
+    "det 3x3 96->32 80x80": (96, 80, 80, 32, 3, 1, 1, 1),
+    "det 3x3 96->64 40x40": (96, 40, 40, 64, 3, 1, 1, 1),
     "squeezenet 3x3 16->64 55x55": (16, 55, 55, 64, 3, 1, 1, 1),
     "squeezenet 1x1 128->16 55x55": (128, 55, 55, 16, 1, 1, 0, 1),
     "squeezenet 3x3 32->128 27x27": (32, 27, 27, 128, 3, 1, 1, 1),
@@ -124,6 +178,69 @@ SHAPES = {
     "dw 3x3 96 80x80": (96, 80, 80, 96, 3, 1, 1, 96),
     "dw 3x3/2 96 80x80": (96, 80, 80, 96, 3, 2, 1, 96),
     "dw 5x5 240 20x20": (240, 20, 20, 240, 5, 1, 2, 240),
+    "rec dw 3x3 240 12x80": (240, 12, 80, 240, 3, 1, 1, 240),
+    "shufflenet dw 3x3 112 28x28": (112, 28, 28, 112, 3, 1, 1, 112),
+}
+
+
+def layer_data(shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The input (C, H, W), filter and bias of a layer, the same for every way."""
+    c, h, w, co, k, _, _, g = shape
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((c, h, w)).astype(np.float32),
+            (rng.standard_normal((co, c // g, k, k)) * 0.1).astype(np.float32),
+            rng.standard_normal(co).astype(np.float32))
+
+
+def onnxruntime_way(shape, threads: int):
+    """A run of the layer as a one-Conv ONNX model on ONNX Runtime's CPU provider (host
+    wall-clock time, ms) and its output."""
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    c, h, w, _, k, s, p, g = shape
+    image, filt, shift = layer_data(shape)
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[k, k],
+                            strides=[s, s], pads=[p] * 4, group=g)
+    graph = helper.make_graph(
+        [node], "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, h, w])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(filt, "w"), numpy_helper.from_array(shift, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8  # onnxruntime refuses the newer IR that onnx's helper writes
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    session = onnxruntime.InferenceSession(model.SerializeToString(), options,
+                                           providers=["CPUExecutionProvider"])
+    feed = {"x": image[None]}
+    session.run(None, feed)
+
+    def run() -> float:
+        started = time.perf_counter()
+        session.run(None, feed)
+        return (time.perf_counter() - started) * 1e3
+
+    return run, session.run(None, feed)[0].ravel()
+
+
+def pack(filt: np.ndarray, groups: int) -> np.ndarray:
+    """The filter in conv2d_gemm's and conv2d_direct's layout (ops/conv.py packed_filter)."""
+    co = filt.shape[0]
+    m, taps = co // groups, filt[0].size
+    blocks = -(-m // GEMM_CHANNELS)
+    padded = np.zeros((groups, blocks * GEMM_CHANNELS, taps), np.float32)
+    padded[:, :m] = filt.reshape(groups, m, taps)
+    return padded.reshape(groups, blocks, GEMM_CHANNELS, taps).transpose(0, 1, 3, 2)
+
+
+def gemm_grid(m: int, pixels: int, vw: int, groups: int) -> tuple[int, int, int]:
+    return -(-m // GEMM_CHANNELS), -(-pixels // (vw * GEMM_VECTORS)), groups
+
+
+# ConvTranspose, name: (C_in, H, W, C_out, K, stride), no pads: ops/conv.py's channel block
+TRANSPOSED = {
+    "det convT 2x2/2 24->24 160x160": (24, 160, 160, 24, 2, 2),
+    "det convT 2x2/2 24->1 320x320": (24, 320, 320, 1, 2, 2),
 }
 
 
@@ -135,6 +252,7 @@ class Runner:
         self.programs = {}
         self.vw = traits.vector_width
         self.traits = traits
+        self.gemm_local = heavy_items(types.SimpleNamespace(traits=traits))  # and depthwise
 
     def program(self, name: str, options: str):
         if (name, options) not in self.programs:
@@ -152,45 +270,53 @@ class Runner:
 
     def ways(self, shape):
         """{name: (launches, output buffer)}; a launch is (program, options, kernel, global
-        size, args, local size)."""
+        size, args, local size) as ops/conv.py launches it."""
         c, h, w, co, k, s, p, g = shape
-        rng = np.random.default_rng(0)
         oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
-        x = self.buffer(rng.standard_normal((c, h, w)))
-        weights = self.buffer(rng.standard_normal((co, c // g, k, k)) * 0.1)
-        bias = self.buffer(rng.standard_normal(co))
+        image, filt, shift = layer_data(shape)
+        x = self.buffer(image)
+        weights = self.buffer(filt)
+        packed = self.buffer(pack(filt, g))
+        bias = self.buffer(shift)
         i = np.int32
         window = [i(v) for v in (k, k, s, s, 1, 1, p, p)]
         vw, m = self.vw, co // g
         conv = ("conv2d", f"-DVW={vw} -DHAS_BIAS")
-        zero = np.float32(0)
+        packed_cols = ("conv2d", f"-DVW={vw} -DHAS_BIAS -DPACKED_COLS")
         found = {}
         if g > 1 and c // g == 1:
             out = self.buffer(size=co * oh * ow)
             args = [x, weights, bias, None, out, *map(i, (c, h, w, co, oh, ow)), *window, i(co),
-                    zero, zero]
-            found["depthwise"] = ([(*conv, "depthwise_conv2d", (-(-ow // vw), oh, co), args,
-                                    None)], out)
+                    np.float32(0), np.float32(0)]
+            grid = (-(-ow // vw), -(-oh // DW_ROWS), co)
+            found["depthwise"] = ([(*conv, "depthwise_conv2d", grid, args, self.gemm_local)], out)
+            found["depthwise, driver's groups"] = (
+                [(*conv, "depthwise_conv2d", grid, args, None)], out)
             return found
         if (k, s, p) == (1, 1, 0):
             out = self.buffer(size=co * oh * ow)
-            args = [weights, x, bias, None, out, *map(i, (m, c // g, oh * ow, g, g)), zero, zero]
-            found["gemm"] = ([(*conv, "conv2d_gemm", (-(-oh * ow // vw), -(-m // 8), g), args,
-                               None)], out)
-        cols = self.buffer(size=c * k * k * oh * ow)
+            args = [packed, x, bias, None, out, *map(i, (m, c // g, oh * ow, g, g)),
+                    np.float32(0), np.float32(0)]
+            grid = gemm_grid(m, oh * ow, vw, g)
+            found["gemm"] = ([(*conv, "conv2d_gemm", grid, args, self.gemm_local)], out)
+            # the driver's work-groups, for the figures behind heavy_items
+            found["gemm, driver's groups"] = ([(*conv, "conv2d_gemm", grid, args, None)], out)
+        span = vw * GEMM_VECTORS
+        p_blocks = -(-oh * ow // span)
+        cols = self.buffer(size=c * k * k * p_blocks * span)
         out = self.buffer(size=co * oh * ow)
-        rows = c * k * k
-        gemm = [weights, cols, bias, None, out, *map(i, (m, c // g * k * k, oh * ow, g, g)),
-                zero, zero]
+        gemm = [packed, cols, bias, None, out, *map(i, (m, c // g * k * k, oh * ow, g, g)),
+                np.float32(0), np.float32(0)]
         found["im2col+gemm"] = ([
-            (*conv, "im2col", (ow, oh, rows), [x, cols, *map(i, (c, h, w, oh, ow)), *window,
-                                               i(rows)], None),
-            (*conv, "conv2d_gemm", (-(-oh * ow // vw), -(-m // 8), g), gemm, None)], out)
+            (*conv, "im2col", (c, p_blocks * GEMM_VECTORS),
+             [x, cols, *map(i, (c, h, w, oh, ow)), *window, i(c // g * k * k), i(c)], None),
+            (*packed_cols, "conv2d_gemm", gemm_grid(m, oh * ow, vw, g), gemm,
+             self.gemm_local)], out)
         out = self.buffer(size=co * oh * ow)
         blocks = g * -(-m // 8)
-        args = [x, weights, bias, None, out, *map(i, (c, h, w, co, oh, ow)), *window, i(g),
-                i(blocks), zero, zero]
-        found["direct"] = ([(*conv, "conv2d_direct", (-(-ow // vw), oh, blocks), args, None)],
+        args = [x, packed, bias, None, out, *map(i, (c, h, w, co, oh, ow)), *window, i(g),
+                i(blocks), np.float32(0), np.float32(0)]
+        found["direct"] = ([(*conv, "conv2d_direct", (blocks, -(-ow // vw), oh), args, None)],
                            out)
         found.update(self.tiled_ways(x, weights, bias, shape, oh, ow))
         return found
@@ -240,11 +366,32 @@ class Runner:
             found[name if plain else f"{name} ({parts} splits)"] = (launches, out)
         return found
 
+    def transposed_ways(self, shape):
+        """{"blocks of N": (launches, output buffer)}: conv_transpose2d with CO_BLOCK N."""
+        c, h, w, co, k, s = shape
+        rng = np.random.default_rng(0)
+        x = self.buffer(rng.standard_normal((c, h, w)))
+        weights = self.buffer(rng.standard_normal((c, co, k, k)) * 0.1)
+        bias = self.buffer(rng.standard_normal(co))
+        oh, ow = s * (h - 1) + k, s * (w - 1) + k
+        geometry = (1, c, h, w, co, oh, ow, k, k, s, s, 1, 1, 0, 0, 1)
+        found = {}
+        for block in (1, 8):
+            out = self.buffer(size=co * oh * ow)
+            args = [x, weights, bias, out, *map(np.int32, geometry), np.float32(0),
+                    np.float32(0)]
+            found[f"blocks of {block}"] = (
+                [("conv_transpose2d", f"-DHAS_BIAS -DCO_BLOCK={block}", "conv_transpose2d",
+                  (ow, oh, -(-co // block)), args, None)], out)
+        return found, co * oh * ow, 2 * c * co * h * w * k * k
+
     def time(self, launches) -> float:
         total = 0.0
         for program, options, kernel, size, args, local in launches:
             knl = cl._cl.Kernel(self.program(program, options), kernel)
             knl.set_args(*args)
+            if local:
+                size = tuple(-(-n // d) * d for n, d in zip(size, local))
             event = cl.enqueue_nd_range_kernel(self.queue, knl, size, local)
             event.wait()
             total += (event.profile.end - event.profile.start) * 1e-6
@@ -261,23 +408,47 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--device", default=None)
     parser.add_argument("--shapes", default="", help="comma-separated substrings of names")
+    parser.add_argument("--ort-threads", type=int, default=2,
+                        help="also time ONNX Runtime with this many threads (0: not)")
     options = parser.parse_args()
     device = select_device(options.device).cl_device
     traits = DeviceTraits.of(device)
     runner = Runner(device, traits)
     print(f"{device.name}: {traits}; the lowering tiles: {tiled_fits(traits)}")
     wanted = [s for s in options.shapes.split(",") if s]
+    for name, shape in TRANSPOSED.items():
+        if wanted and not any(w in name for w in wanted):
+            continue
+        ways, size, flops = runner.transposed_ways(shape)
+        times = {way: [] for way in ways}
+        for _ in range(options.rounds):
+            for way, (launches, _) in ways.items():
+                times[way].append(runner.time(launches))
+        results = [runner.read(out, size) for _, out in ways.values()]
+        agree = all(np.allclose(r, results[0], rtol=1e-3, atol=1e-3) for r in results)
+        cells = ", ".join(f"{way} {statistics.median(t):.3f} ms "
+                          f"({flops / statistics.median(t) * 1e-6:.1f} GF/s)"
+                          for way, t in times.items())
+        print(f"{name}: {cells}{'' if agree else '  DISAGREE'}", flush=True)
     for name, shape in SHAPES.items():
         if wanted and not any(w in name for w in wanted):
             continue
         ways = runner.ways(shape)
         times = {way: [] for way in ways}
+        ort_run, ort_out = (onnxruntime_way(shape, options.ort_threads)
+                            if options.ort_threads else (None, None))
+        if ort_run:
+            times["onnxruntime"] = []
         for _ in range(options.rounds):
             for way, (launches, _) in ways.items():
                 times[way].append(runner.time(launches))
+            if ort_run:
+                times["onnxruntime"].append(ort_run())
         c, h, w, co, k, s, p, g = shape
         oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
         results = [runner.read(out, co * oh * ow) for _, out in ways.values()]
+        if ort_run:
+            results.append(ort_out)
         agree = all(np.allclose(r, results[0], rtol=1e-3, atol=1e-3) for r in results)
         flops = 2 * co * oh * ow * (c // g) * k * k
         cells = ", ".join(f"{way} {statistics.median(t):.3f} ms "

@@ -12,10 +12,12 @@ from macecl.ops.traits import DeviceTraits
 from macecl.runtime.device import select_device
 
 
-def fake_device(preferred=4, local_type=1, local_size=48 * 1024, group=1024, units=132):
+def fake_device(preferred=4, local_type=1, local_size=48 * 1024, group=1024, units=132,
+                device_type=4):
     return types.SimpleNamespace(preferred_vector_width_float=preferred,
                                  local_mem_type=local_type, local_mem_size=local_size,
-                                 max_work_group_size=group, max_compute_units=units)
+                                 max_work_group_size=group, max_compute_units=units,
+                                 type=device_type)
 
 
 @pytest.mark.parametrize("preferred,width", [(0, 4), (1, 4), (4, 4), (8, 8), (12, 8), (16, 16),
@@ -48,3 +50,9 @@ def test_the_pocl_device_gives_a_width_its_kernels_build_with_and_no_tiles():
     assert traits.local_memory_bytes == 0  # PoCL's CPU device: CL_GLOBAL local memory
     assert traits.compute_units == device.max_compute_units
     assert not tiled_fits(traits)
+    assert traits.cpu
+
+
+@pytest.mark.parametrize("device_type,cpu", [(2, True), (4, False), (6, True), (8, False)])
+def test_cpu_follows_the_device_type_bit(device_type, cpu):
+    assert DeviceTraits.of(fake_device(8, device_type=device_type)).cpu is cpu

@@ -22,6 +22,9 @@ from macecl.ops.registry import checker, ints, lowering
 
 AUTO_PADS = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
 GEMM_CHANNELS = 8  # output channels per conv2d_gemm work item: CO_BLOCK in conv2d.cl
+GEMM_VECTORS = 2  # pixel vectors per conv2d_gemm work item: PX in conv2d.cl
+DW_ROWS = 4  # output rows per depthwise_conv2d work item: DW_ROWS in conv2d.cl
+COLS_LIMIT = 16 << 20  # bytes of im2col's matrix past which conv2d_direct wins (_convolve_forward)
 
 
 def spatial_rank(node: Node) -> int | None:
@@ -164,9 +167,13 @@ def _convolve_transposed(node: Node, builder, x, w, bias, group: int, out_channe
     geometry = (n, c_in, h, wd, c_out, oh, ow, *w2.shape[2:], s[0], s[1], d[0], d[1], b[0], b[1],
                 group)
     args = [x2, w2, bias, out2, *(np.int32(v) for v in geometry), act_a, act_b]
-    blocks = n * group * -(-(c_out // group) // GEMM_CHANNELS)
+    # One channel per group (PP-OCR det's last layer, 24 -> 1, 2x2/2 to 640x640) in blocks
+    # of one: 13.0 ms against 37.4 ms in blocks of 8; 24 channels stay in blocks of 8
+    # (32.5 ms, blocks of one 90.7 ms): bench/conv_kernels.py --shapes convT, on PoCL.
+    channels = 1 if c_out // group == 1 else GEMM_CHANNELS
+    blocks = n * group * -(-(c_out // group) // channels)
     builder.launch("conv_transpose2d", "conv_transpose2d", args, (ow, oh, blocks),
-                   options=options)
+                   options=[f"-DCO_BLOCK={channels}", *options])
     return out
 
 
@@ -182,10 +189,15 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
       ops/conv_tiled.py;
     - 1x1, stride 1, no padding: ``conv2d_gemm`` straight on the input, which already is the
       (C_in, pixels) matrix;
-    - rows narrower than a vector (7x7, 14x14 maps at 16 lanes): ``im2col`` into a scratch
-      tensor then ``conv2d_gemm``, whose vectors run over whole maps, not single rows;
-    - anything else: ``conv2d_direct``, which reads the input in place (im2col writes
-      KH * KW copies of it, which costs more than it saves on large maps).
+    - rows at least a vector wide, and fewer than 32 output channels per group or an im2col
+      matrix over COLS_LIMIT: ``conv2d_direct``, which reads the input in place. im2col
+      writes KH * KW copies of the input and the GEMM reads them back, which few channels
+      do not repay, nor a matrix that leaves the cache (PP-OCR det 3x3 96->24 on 160x160:
+      direct 21.2 ms, im2col + GEMM 70.5 ms; 96->32 on 80x80, a 22 MB matrix: 5.7 ms
+      against 9.7 ms);
+    - anything else: ``im2col`` into a scratch tensor in the GEMM's packed layout, then
+      ``conv2d_gemm`` (96->64 on 40x40: 2.9 ms against direct's 6.9 ms; ResNet 7x7/2 3->64
+      on 224x224, a 7.4 MB matrix: 3.6 ms against 4.3 ms).
     """
     out = builder.new((x.shape[0], out_channels, *outs))
     if out.size == 0:
@@ -208,32 +220,69 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
     if group > 1 and w2.shape[1] == 1:
         builder.launch("conv2d", "depthwise_conv2d",
                        [x2, w2, *epilogue, *shape, *window, np.int32(n * c_out), act_a, act_b],
-                       (-(-ow // width), oh, n * c_out), options=options)
+                       (-(-ow // width), -(-oh // DW_ROWS), n * c_out), options=options,
+                       local_size=heavy_items(builder))
         return out
     if tiled_fits(builder.traits):
         convolve_tiled(node, builder, x2, w2, bias, residual, out2,
                        [kh, kw, sh, sw, dh, dw, pt, pl], group)
         return out
     pointwise = (kh, kw, sh, sw, pt, pl, oh, ow) == (1, 1, 1, 1, 0, 0, h, wd)
-    if not pointwise and ow >= width:
+    taps = c_in // group * kh * kw
+    packed = packed_filter(builder, w2, group, per_group, taps)
+    cols_bytes = 4 * n * c_in * kh * kw * oh * ow
+    if not pointwise and ow >= width and (per_group < 4 * GEMM_CHANNELS
+                                          or cols_bytes > COLS_LIMIT):
         blocks = n * group * -(-per_group // GEMM_CHANNELS)
         builder.launch("conv2d", "conv2d_direct",
-                       [x2, w2, *epilogue, *shape, *window, np.int32(group), np.int32(blocks),
-                        act_a, act_b], (-(-ow // width), oh, blocks), options=options)
+                       [x2, packed, *epilogue, *shape, *window, np.int32(group),
+                        np.int32(blocks), act_a, act_b], (blocks, -(-ow // width), oh),
+                       options=options)
         return out
     pixels = oh * ow
+    span = width * GEMM_VECTORS
     cols = x2
     if not pointwise:
-        cols = builder.new((n, c_in * kh * kw, pixels))
-        rows = n * c_in * kh * kw
+        cols = builder.new((n * group, -(-pixels // span), taps, span))
         builder.launch("conv2d", "im2col", [x2, cols, *shape[:3], *shape[4:], *window,
-                                            np.int32(rows)], (ow, oh, rows))
-    sizes = (per_group, c_in // group * kh * kw, pixels, group, n * group)
-    grid = (-(-pixels // width), -(-per_group // GEMM_CHANNELS), n * group)
+                                            np.int32(taps), np.int32(n * c_in)],
+                       (n * c_in, cols.shape[1] * GEMM_VECTORS), options=options)
+        options = [*options, "-DPACKED_COLS"]
+    sizes = (per_group, taps, pixels, group, n * group)
+    grid = (-(-per_group // GEMM_CHANNELS), -(-pixels // span), n * group)
     builder.launch("conv2d", "conv2d_gemm",
-                   [w2, cols, *epilogue, *(np.int32(v) for v in sizes), act_a, act_b],
-                   grid, options=options)
+                   [packed, cols, *epilogue, *(np.int32(v) for v in sizes), act_a, act_b],
+                   grid, options=options, local_size=heavy_items(builder))
     return out
+
+
+def heavy_items(builder) -> tuple[int, int, int] | None:
+    """The local size of conv2d_gemm and depthwise_conv2d: one work item per group on a CPU,
+    whose driver would otherwise run up to 4096 of them as one group on one core (see
+    DeviceTraits.cpu); the driver's or the tuner's choice elsewhere. Depthwise
+    (bench/conv_kernels.py --rounds 9 --shapes dw, load 1.1): PP-OCR rec's 3x3 on 240x12x80
+    0.19 against 0.33 ms, shufflenet's 3x3 on 112x28x28 0.17 against 0.21 ms, 5x5 on
+    240x20x20 0.43 against 0.51 ms, 3x3 on 96x80x80 0.57 against 0.60 ms. (conv2d_direct
+    gained 0-10% from it, within the noise, and is left to the tuner.)"""
+    return (1, 1, 1) if builder.traits.cpu else None
+
+
+def packed_filter(builder, w2, group: int, per_group: int, taps: int):
+    """The filter as conv2d_gemm and conv2d_direct read it: (group, channel blocks, taps,
+    GEMM_CHANNELS), zero past the last channel, so that one tap's weights for a block of
+    channels lie together (one cache line, no gathers). Constant weights are packed here,
+    once per plan; weights computed on the device by a ``pack_filter`` launch."""
+    blocks = -(-per_group // GEMM_CHANNELS)
+    if w2.host is not None:
+        padded = np.zeros((group, blocks * GEMM_CHANNELS, taps), np.float32)
+        padded[:, :per_group] = np.asarray(w2.host, np.float32).reshape(group, per_group, taps)
+        blocked = padded.reshape(group, blocks, GEMM_CHANNELS, taps).transpose(0, 1, 3, 2)
+        return builder.constant(np.ascontiguousarray(blocked))
+    packed = builder.new((group, blocks, taps, GEMM_CHANNELS))
+    builder.launch("conv2d", "pack_filter",
+                   [w2, packed, np.int32(per_group), np.int32(taps), np.int32(packed.size)],
+                   packed.size)
+    return packed
 
 
 @lowering("Conv")

@@ -73,34 +73,74 @@ WIDTHS = [4, 8, 16]
 GROUP_SHAPES = [None, (1, 1, 1), (3, 2, 1)]
 
 
-def _gemm(cl_env, options, w, cols, bias, residual, groups, out_shape, local_size=None):
+def pack_ref(w, groups):
+    """(groups, ceil(M / 8), taps, 8): packed[g, b, t, j] = w[g * M + 8 * b + j] at tap t, or
+    0 past M, written element by element as the layout's definition."""
+    m, taps = w.shape[0] // groups, w[0].size
+    flat = w.reshape(w.shape[0], taps)
+    packed = np.zeros((groups, -(-m // 8), taps, 8), np.float32)
+    for g, b, t, j in np.ndindex(*packed.shape):
+        if 8 * b + j < m:
+            packed[g, b, t, j] = flat[g * m + 8 * b + j, t]
+    return packed
+
+
+def _gemm(cl_env, options, w, cols, bias, residual, groups, out_shape, local_size=None,
+          act=(0.0, 0.0)):
     n, c_out = out_shape[:2]
     m, k, p = c_out // groups, w[0].size, int(np.prod(out_shape[2:]))
     vw = int(options.split("-DVW=")[1].split()[0])
-    grid = (-(-p // vw), -(-m // 8), n * groups)
-    return cl_env.run("conv2d", options, "conv2d_gemm", out_shape, [w, cols, bias, residual],
-                      [m, k, p, groups, n * groups, 0.0, 0.0], work_items=grid,
+    grid = (-(-m // 8), -(-p // (2 * vw)), n * groups)
+    return cl_env.run("conv2d", options, "conv2d_gemm", out_shape,
+                      [pack_ref(w, groups), cols, bias, residual],
+                      [m, k, p, groups, n * groups, *act], work_items=grid,
                       local_size=local_size)
 
 
+@pytest.mark.parametrize("shape,groups", [((21, 4, 3, 3), 1), ((16, 5, 1, 1), 1),
+                                          ((12, 2, 3, 3), 3), ((3, 7, 1, 2), 1)])
+def test_pack_filter(cl_env, rng, shape, groups):
+    """The device packing (for weights computed at run time) against the layout's definition."""
+    w = rng.standard_normal(shape).astype(np.float32)
+    want = pack_ref(w, groups)
+    m, taps = shape[0] // groups, w[0].size
+    got = cl_env.run("conv2d", "", "pack_filter", want.shape, [w], [m, taps, want.size])
+    np.testing.assert_array_equal(got, want)
+
+
+def packed_cols_ref(cols, groups, span):
+    """(N, C * KH * KW, P) -> (N * groups, ceil(P / span), K, span), zero past P: the layout
+    im2col writes and conv2d_gemm reads with -DPACKED_COLS."""
+    n, rows, p = cols.shape
+    k, blocks = rows // groups, -(-p // span)
+    padded = np.zeros((n * groups, k, blocks * span), np.float32)
+    padded[:, :, :p] = cols.reshape(n * groups, k, p)
+    return np.ascontiguousarray(padded.reshape(n * groups, k, blocks, span).transpose(0, 2, 1, 3))
+
+
+@pytest.mark.parametrize("local_size", [None, (1, 1), (3, 2)])
+@pytest.mark.parametrize("vw", WIDTHS)
 @pytest.mark.parametrize("case", list(CASES))
-def test_im2col(cl_env, rng, case):
-    x_shape, (_, kh, kw), stride, dilation, pads, _ = CASES[case]
+def test_im2col(cl_env, rng, case, vw, local_size):
+    x_shape, (_, kh, kw), stride, dilation, pads, groups = CASES[case]
     x = rng.standard_normal(x_shape).astype(np.float32)
     n, c, h, wd = x_shape
     oh, ow = out_size(h, wd, (kh, kw), stride, dilation, pads)
-    rows = n * c * kh * kw
-    args = [c, h, wd, oh, ow, kh, kw, *stride, *dilation, pads[0], pads[1], rows]
-    got = cl_env.run("conv2d", "", "im2col", (n, c * kh * kw, oh * ow), [x], args,
-                     work_items=(ow, oh, rows))
-    assert_close(got, im2col_ref(x, (kh, kw), stride, dilation, pads))
+    want = packed_cols_ref(im2col_ref(x, (kh, kw), stride, dilation, pads), groups, 2 * vw)
+    args = [c, h, wd, oh, ow, kh, kw, *stride, *dilation, pads[0], pads[1], c // groups * kh * kw,
+            n * c]
+    got = cl_env.run("conv2d", f"-DVW={vw}", "im2col", want.shape, [x], args,
+                     work_items=(n * c, want.shape[1] * 2), local_size=local_size)
+    assert_close(got, want)
 
 
+@pytest.mark.parametrize("packed", [False, True])
 @pytest.mark.parametrize("local_size", GROUP_SHAPES)
 @pytest.mark.parametrize("vw", WIDTHS)
 @pytest.mark.parametrize("case", list(CASES))
-def test_conv2d_gemm(cl_env, rng, case, vw, local_size):
-    """The GEMM on NumPy's im2col: bias and a residual, groups, every tail."""
+def test_conv2d_gemm(cl_env, rng, case, vw, local_size, packed):
+    """The GEMM on NumPy's im2col, as it lies or packed (-DPACKED_COLS): bias and a residual,
+    groups, every tail."""
     x_shape, (co, kh, kw), stride, dilation, pads, groups = CASES[case]
     x = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal((co, x_shape[1] // groups, kh, kw)).astype(np.float32)
@@ -108,8 +148,10 @@ def test_conv2d_gemm(cl_env, rng, case, vw, local_size):
     oh, ow = out_size(*x_shape[2:], (kh, kw), stride, dilation, pads)
     residual = rng.standard_normal((x_shape[0], co, oh, ow)).astype(np.float32)
     cols = im2col_ref(x, (kh, kw), stride, dilation, pads).astype(np.float32)
-    got = _gemm(cl_env, f"-DVW={vw} -DHAS_BIAS -DHAS_RESIDUAL", w, cols, bias, residual,
-                groups, residual.shape, local_size)
+    options = f"-DVW={vw} -DHAS_BIAS -DHAS_RESIDUAL"
+    if packed:
+        cols, options = packed_cols_ref(cols, groups, 2 * vw), f"{options} -DPACKED_COLS"
+    got = _gemm(cl_env, options, w, cols, bias, residual, groups, residual.shape, local_size)
     want = conv2d_ref(x, w, bias, stride, dilation, pads, groups, residual)
     assert_close(got, want, atol=1e-4)
 
@@ -130,18 +172,19 @@ def test_conv2d_gemm_without_bias_or_residual(cl_env, rng):
         (7, (0.0, 0.0), lambda y, a, b: y * np.clip(y / 6 + 0.5, 0, 1)),
     ],
 )
-def test_conv2d_gemm_activation_after_residual(cl_env, rng, activation, params, ref):
-    """act(conv + bias + residual): the residual is added before the activation (ResNet)."""
-    x = rng.standard_normal((1, 4, 6, 7)).astype(np.float32)
+@pytest.mark.parametrize("vw", [4, 16])
+@pytest.mark.parametrize("hw", [(6, 7), (1, 5)])
+def test_conv2d_gemm_activation_after_residual(cl_env, rng, activation, params, ref, vw, hw):
+    """act(conv + bias + residual): the residual is added before the activation (ResNet),
+    on whole vectors (42 pixels) and on a tail narrower than one (5 pixels)."""
+    x = rng.standard_normal((1, 4, *hw)).astype(np.float32)
     w = rng.standard_normal((3, 4, 1, 1)).astype(np.float32) * 0.5
     bias = rng.standard_normal(3).astype(np.float32)
-    residual = rng.standard_normal((1, 3, 6, 7)).astype(np.float32)
+    residual = rng.standard_normal((1, 3, *hw)).astype(np.float32)
     conv = (x, w, bias, (1, 1), (1, 1), (0, 0, 0, 0), 1)
-    options = f"-DVW=4 -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION={activation}"
-    m, k, p = 3, 4, 42
-    got = cl_env.run("conv2d", options, "conv2d_gemm", (1, 3, 6, 7),
-                     [w, x.reshape(1, 4, 42), bias, residual],
-                     [m, k, p, 1, 1, *params], work_items=(-(-p // 4), 1, 1))
+    options = f"-DVW={vw} -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION={activation}"
+    got = _gemm(cl_env, options, w, x.reshape(1, 4, -1), bias, residual, 1, residual.shape,
+                act=params)
     want = ref(conv2d_ref(*conv, residual=residual), *params)
     # the activation must actually have changed something, or the test proves nothing
     assert not np.allclose(want, conv2d_ref(*conv, residual=residual))
@@ -156,6 +199,10 @@ DEPTHWISE = {
     "5x5_dilated": ((1, 4, 12, 19), (4, 5, 5), (1, 1), (2, 2), (4, 4, 4, 4)),
     "asym_pads_stride": ((2, 3, 10, 23), (3, 3, 5), (1, 2), (1, 1), (0, 2, 1, 0)),
     "no_pad_35_wide": ((1, 2, 4, 35), (2, 3, 3), (1, 1), (1, 1), (0, 0, 0, 0)),
+    # edge blocks of depthwise_conv2d that load_row serves lane by lane: stride 3, and a
+    # window too wide (7 taps 9 apart) to stage
+    "stride_3": ((1, 3, 11, 50), (3, 3, 3), (3, 3), (1, 1), (1, 1, 1, 1)),
+    "7x7_dilated_wide_span": ((1, 2, 10, 90), (2, 7, 7), (1, 1), (1, 9), (3, 27, 3, 27)),
 }
 
 
@@ -173,7 +220,7 @@ def test_depthwise_conv2d(cl_env, rng, case, vw, local_size):
     args = [c, h, wd, co, oh, ow, kh, kw, *stride, *dilation, pads[0], pads[1], n * co, 0.0, 0.0]
     got = cl_env.run("conv2d", f"-DVW={vw} -DHAS_BIAS -DHAS_RESIDUAL", "depthwise_conv2d",
                      (n, co, oh, ow), [x, w, bias, residual], args,
-                     work_items=(-(-ow // vw), oh, n * co), local_size=local_size)
+                     work_items=(-(-ow // vw), -(-oh // 4), n * co), local_size=local_size)
     assert_close(got, conv2d_ref(x, w, bias, stride, dilation, pads, c, residual), atol=1e-4)
 
 
@@ -193,6 +240,6 @@ def test_conv2d_direct(cl_env, rng, case, vw, local_size):
     args = [c, h, wd, co, oh, ow, kh, kw, *stride, *dilation, pads[0], pads[1], groups, blocks,
             0.0, 0.0]
     got = cl_env.run("conv2d", f"-DVW={vw} -DHAS_BIAS -DHAS_RESIDUAL", "conv2d_direct",
-                     (n, co, oh, ow), [x, w, bias, residual], args,
-                     work_items=(-(-ow // vw), oh, blocks), local_size=local_size)
+                     (n, co, oh, ow), [x, pack_ref(w, groups), bias, residual], args,
+                     work_items=(blocks, -(-ow // vw), oh), local_size=local_size)
     assert_close(got, conv2d_ref(x, w, bias, stride, dilation, pads, groups, residual), atol=1e-4)

@@ -43,11 +43,13 @@ CASES = {
     "k1_s3": ((1, 2, 3, 2), (2, 1, 1), (3, 3), (1, 1), (0, 0, 0, 0), (2, 1), 1),
     # more output channels than a block of 8, in groups: the channel-block tail
     "k2_s2_many_channels": ((2, 6, 3, 5), (22, 2, 2), (2, 2), (1, 1), (0, 0, 0, 0), (0, 0), 2),
+    # one output channel, as PP-OCR det's last layer (ops/conv.py takes blocks of one)
+    "k2_s2_one_channel": ((1, 5, 3, 4), (1, 2, 2), (2, 2), (1, 1), (0, 0, 0, 0), (0, 0), 1),
 }
 
 
 def _run(cl_env, options, x, w, bias, stride, dilation, pads, output_padding, groups,
-         act=(0.0, 0.0)):
+         act=(0.0, 0.0), co_block=8):
     n, c, h, wd = x.shape
     _, copg, kh, kw = w.shape
     (sh, sw), (dh, dw), (pt, pl, pb, pr), (oph, opw) = stride, dilation, pads, output_padding
@@ -55,20 +57,22 @@ def _run(cl_env, options, x, w, bias, stride, dilation, pads, output_padding, gr
     ow = sw * (wd - 1) + opw + dw * (kw - 1) + 1 - pl - pr
     co = copg * groups
     args = [n, c, h, wd, co, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, groups, *act]
-    blocks = n * groups * -(-copg // 8)
+    blocks = n * groups * -(-copg // co_block)
+    options = f"{options} -DCO_BLOCK={co_block}"
     return cl_env.run("conv_transpose2d", options, "conv_transpose2d", (n, co, oh, ow),
                       [x, w, bias], args, work_items=(ow, oh, blocks), local_size=(2, 3, 1))
 
 
+@pytest.mark.parametrize("co_block", [1, 8])
 @pytest.mark.parametrize("with_bias", [False, True])
 @pytest.mark.parametrize("case", list(CASES))
-def test_conv_transpose2d(cl_env, rng, case, with_bias):
+def test_conv_transpose2d(cl_env, rng, case, with_bias, co_block):
     x_shape, (co, kh, kw), stride, dilation, pads, output_padding, groups = CASES[case]
     x = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal((x_shape[1], co // groups, kh, kw)).astype(np.float32)
     bias = rng.standard_normal(co).astype(np.float32) if with_bias else None
     conv = (x, w, bias, stride, dilation, pads, output_padding, groups)
-    got = _run(cl_env, "-DHAS_BIAS" if with_bias else "", *conv)
+    got = _run(cl_env, "-DHAS_BIAS" if with_bias else "", *conv, co_block=co_block)
     assert_close(got, conv_transpose2d_ref(*conv), atol=1e-4)
 
 

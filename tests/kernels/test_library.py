@@ -9,8 +9,8 @@ from macecl.kernels import program_names, program_source
 
 # program -> (the options of its fullest variant, its kernels): the engine's contract
 PROGRAMS = {
-    "conv2d": ("-DVW=16 -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=3",
-               {"im2col", "conv2d_gemm", "conv2d_direct", "depthwise_conv2d"}),
+    "conv2d": ("-DVW=16 -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=3 -DPACKED_COLS",
+               {"im2col", "pack_filter", "conv2d_gemm", "conv2d_direct", "depthwise_conv2d"}),
     "conv2d_tiled": ("-DTM=32 -DTN=64 -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=3",
                      {"conv2d_tiled", "conv2d_tiled_reduce"}),
     "conv_transpose2d": ("-DHAS_BIAS -DACTIVATION=1", {"conv_transpose2d"}),

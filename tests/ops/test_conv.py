@@ -118,6 +118,13 @@ CONV_CASES = {
     "pointwise_strided": ((1, 6, 9, 9), (10, 6, 1, 1), {"strides": [2, 2]}, {"strides": (2, 2)}),
     "3x3_wide_rows": ((1, 5, 6, 37), (17, 5, 3, 3), {"pads": [1, 1, 1, 1]},
                       {"pads": (1, 1, 1, 1)}),
+    # wide rows on both sides of ops/conv.py's choice: 31 output channels (direct), 33 per
+    # group (im2col + GEMM), with batch 2, groups and a stride
+    "3x3_wide_rows_31_channels_batch2": ((2, 5, 6, 37), (31, 5, 3, 3), {"pads": [1, 1, 1, 1]},
+                                         {"pads": (1, 1, 1, 1)}),
+    "3x3_wide_rows_groups_batch2": ((2, 6, 7, 40), (66, 3, 3, 3),
+                                    {"group": 2, "strides": [1, 2], "pads": [1, 1, 1, 1]},
+                                    {"group": 2, "strides": (1, 2), "pads": (1, 1, 1, 1)}),
     "depthwise_5x5_dilated": ((1, 3, 12, 21), (3, 1, 5, 5),
                               {"group": 3, "dilations": [2, 2], "pads": [4, 4, 4, 4]},
                               {"group": 3, "dilations": (2, 2), "pads": (4, 4, 4, 4)}),

@@ -1,37 +1,56 @@
 /*
  * conv2d.cl: 2-D convolution (ONNX Conv), NCHW, as register-blocked GEMMs plus a depthwise
- * kernel. ops/conv.py picks the kernels: a 1x1 stride-1 unpadded convolution is one
- * `conv2d_gemm` straight on the input; any other convolution is `im2col` then
- * `conv2d_gemm`; a depthwise one (one input channel per group) is `depthwise_conv2d`.
+ * kernel. ops/conv.py picks the kernels (and says why): a 1x1 stride-1 unpadded convolution
+ * is one `conv2d_gemm` straight on the input; others `im2col` then `conv2d_gemm`, or
+ * `conv2d_direct`; a depthwise one (one input channel per group) is `depthwise_conv2d`.
  *
  * Build options:
- *   -DVW=<4|8|16>       output pixels per work item, one float vector (default 4); the host
- *                       takes the device's preferred float vector width
+ *   -DVW=<4|8|16>       floats per vector (default 4); the host takes the device's preferred
+ *                       float vector width
  *   -DHAS_BIAS          add bias[c_out]; without it the bias argument is unused and may be NULL
  *   -DHAS_RESIDUAL      add residual[same index as the output] (a fused ONNX Add), before
  *                       the activation, as ResNet's Add -> Relu order needs; else may be NULL
  *   -DACTIVATION=<n>    fused activation, a UNARY_* code of common.h (default 0, none)
+ *   -DPACKED_COLS       conv2d_gemm reads cols as im2col writes them; without it, (N *
+ *                       groups, K, P) as they lie (a 1x1 convolution's input)
+ *
+ * The GEMM and the direct kernel read the filter packed: (groups, ceil(M / CO_BLOCK), taps,
+ * CO_BLOCK), zero past M, so one tap's weights of a channel block are CO_BLOCK neighbouring
+ * floats (broadcast straight from memory into the FMAs). ops/conv.py packs constant weights
+ * at plan time; `pack_filter` packs weights computed on the device.
  *
  * Kernels (every dimension guarded by the sizes passed, so any work-group shape is correct):
+ *   pack_filter(filter, packed, M, K, total)
+ *     filter (groups * M, K) -> packed (groups, ceil(M / CO_BLOCK), K, CO_BLOCK). Global size
+ *     total = groups * ceil(M / CO_BLOCK) * K * CO_BLOCK.
  *   im2col(input, cols, C, H, W, OH, OW, KH, KW, stride_h, stride_w, dil_h, dil_w,
- *          pad_top, pad_left, rows)
- *     input (N, C, H, W) -> cols (N, C * KH * KW, OH * OW), zero where the window hangs
- *     over the padding. Global size (OW, OH, rows) with rows = N * C * KH * KW.
- *   conv2d_gemm(filter, cols, bias, residual, output, M, K, P, groups, batch_groups,
+ *          pad_top, pad_left, K, channels)
+ *     input (N, C, H, W) -> cols (N * groups, ceil(P / SPAN), K, SPAN) with P = OH * OW and
+ *     K = C / groups * KH * KW: row k of group g's matrix, zero where the window hangs over
+ *     the padding and past P. Each work item writes VW pixels of the KH * KW rows of one
+ *     input channel. Global size (channels, ceil(P / SPAN) * PX) with channels = N * C.
+ *   conv2d_gemm(packed, cols, bias, residual, output, M, K, P, groups, batch_groups,
  *               act_a, act_b)
  *     For each of batch_groups = N * groups (image n, group g):
  *       output[n, g*M + m, p] = act(sum_k filter[g*M + m, k] * cols[n, g*K + k, p]
  *                                   + bias[g*M + m] + residual[n, g*M + m, p])
- *     filter (groups * M, K) is the ONNX weight (C_out, C_in / groups, KH, KW) as it lies;
- *     cols (N, groups * K, P); output and residual (N, groups * M, P). Each work item
- *     computes CO_BLOCK output channels by VW pixels. Global size (ceil(P / VW),
- *     ceil(M / CO_BLOCK), batch_groups).
+ *     filter: the ONNX weight (C_out, C_in / groups, KH, KW), packed; cols (N, groups * K,
+ *     P), or im2col's layout with PACKED_COLS; output and residual (N, groups * M, P).
+ *     Each work item computes CO_BLOCK output channels by SPAN = PX * VW pixels. Global
+ *     size (ceil(M / CO_BLOCK), ceil(P / SPAN), batch_groups).
  *   depthwise_conv2d(input, filter, bias, residual, output, C_in, H, W, C_out, OH, OW,
  *                    KH, KW, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, batch_out,
  *                    act_a, act_b)
- *     groups = C_in; output channel c reads input channel c / (C_out / C_in). Each work item
- *     computes VW pixels of one output row. Global size (ceil(OW / VW), OH, N * C_out) with
+ *     groups = C_in; output channel c reads input channel c / (C_out / C_in); the filter as
+ *     ONNX lays it out. Each work item computes VW pixels of DW_ROWS output rows (four
+ *     accumulator chains). Global size (ceil(OW / VW), ceil(OH / DW_ROWS), N * C_out) with
  *     batch_out = N * C_out.
+ *   conv2d_direct(input, packed, bias, residual, output, C_in, H, W, C_out, OH, OW, KH, KW,
+ *                 stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, groups, blocks,
+ *                 act_a, act_b)
+ *     Any convolution, reading the input in place; each work item computes CO_BLOCK output
+ *     channels by VW pixels of one output row. Global size (blocks, ceil(OW / VW), OH) with
+ *     blocks = N * groups * ceil((C_out / groups) / CO_BLOCK).
  *   Bottom/right pads only shape the output, so they come in through OH and OW:
  *     OH = (H + pad_top + pad_bottom - dil_h * (KH - 1) - 1) / stride_h + 1.
  */
@@ -41,24 +60,61 @@
 #ifndef VW
 #define VW 4
 #endif
-#define CO_BLOCK 8
+#define CO_BLOCK 8  /* output channels per conv2d_gemm / conv2d_direct work item */
+#define PX 2        /* pixel vectors per conv2d_gemm work item */
+#define SPAN (VW * PX)
+#define EDGE_MAX 64  /* longest row segment stage_row keeps (VW 16: a 3x3 window at stride 2) */
 
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
 #define floatv CAT(float, VW)
-#define vloadv CAT(vload, VW)
-#define vstorev CAT(vstore, VW)
 
-/* bias, residual and activation of VW outputs starting at out[0] (channel co), then stored */
+/* NOTE(PoCL 3.0 pip wheel, LLVM 14, Sapphire Rapids): the builtin library is built for
+   skylake-avx512, kernels for the CPU LLVM names "rocketlake", whose features lack CLWB; LLVM
+   inlines no function whose features are not a subset of its caller's, so every builtin
+   (mad, vload16, min, ...) stays a call that spills every live vector register (the GEMM
+   ran at 14 GFLOP/s that way). Hot loops here therefore use operators only: `acc += w * v`
+   contracts to an FMA (FP_CONTRACT is on in OpenCL C), and vectors load and store through
+   a 4-byte-aligned vector type, which is what vloadn / vstoren mean. */
+typedef float floatv_u __attribute__((ext_vector_type(VW), aligned(4)));
+#define LOADV(p) (*(__global const floatv_u*)(p))
+#define STOREV(p, v) (*(__global floatv_u*)(p) = (v))
+#define LOADV_PRIVATE(p) (*(const floatv_u*)(p))
+#define STOREV_PRIVATE(p, v) (*(floatv_u*)(p) = (v))
+
+/* The fused activation of a whole vector: Relu as a vector select, others lane by lane. */
+inline floatv activate_v(floatv y, const float act_a, const float act_b)
+{
+#if ACTIVATION == UNARY_NONE
+    return y;
+#elif ACTIVATION == UNARY_RELU
+    return y < 0.0f ? (floatv)(0.0f) : y;  /* NaN passes, as in unary_op */
+#else
+    float lane[VW];
+    STOREV_PRIVATE(lane, y);
+    for (int i = 0; i < VW; ++i) lane[i] = ACTIVATE(lane[i], act_a, act_b);
+    return LOADV_PRIVATE(lane);
+#endif
+}
+
+/* bias, residual and activation of the first `lanes` of VW outputs at output[at] (channel
+   co), then stored */
 inline void conv_epilogue(floatv acc, const int lanes, const int co, const size_t at,
                           __global const float* bias, __global const float* residual,
                           __global float* output, const float act_a, const float act_b)
 {
 #ifdef HAS_BIAS
-    acc += (floatv)(bias[co]);
+    acc += bias[co];
 #endif
+    if (lanes == VW) {
+#ifdef HAS_RESIDUAL
+        acc += LOADV(residual + at);
+#endif
+        STOREV(output + at, activate_v(acc, act_a, act_b));
+        return;
+    }
     float lane[VW];
-    vstorev(acc, 0, lane);
+    STOREV_PRIVATE(lane, acc);
     for (int i = 0; i < lanes; ++i) {
         float y = lane[i];
 #ifdef HAS_RESIDUAL
@@ -74,10 +130,10 @@ inline floatv load_row(__global const float* row, const int iw, const int stride
                        const int lanes, const bool inside)
 {
     if (inside && stride == 1)
-        return vloadv(0, row + iw);
+        return LOADV(row + iw);
     if (inside && stride == 2) {
-        const floatv a = vloadv(0, row + iw);
-        const floatv b = vloadv(0, row + iw + VW);  /* inside: the last lane's column < W */
+        const floatv a = LOADV(row + iw);
+        const floatv b = LOADV(row + iw + VW);  /* inside: the last lane's column < W */
         return (floatv)(a.even, b.even);
     }
     float lane[VW];
@@ -85,7 +141,33 @@ inline floatv load_row(__global const float* row, const int iw, const int stride
         const int at = iw + i * stride;
         lane[i] = (i < lanes && at >= 0 && at < W) ? row[at] : 0.0f;
     }
-    return vloadv(0, lane);
+    return LOADV_PRIVATE(lane);
+}
+
+/* A window that crosses an edge of the row: its input segment staged once, zero outside
+   [0, W), in a private array, from which every tap loads whole vectors (load_row's
+   lane-by-lane path, taken once per tap, stalls on store forwarding each time: depthwise 3x3
+   on 80x80 took 2.6x as long). False, with nothing staged, where the segment is longer than
+   EDGE_MAX or the stride above 2. */
+inline bool stage_row(__global const float* row, const int iw0, const int stride,
+                      const int dil, const int W, const int KW, float* staged)
+{
+    const int span = (KW - 1) * dil + VW * stride;
+    if (stride > 2 || span > EDGE_MAX) return false;
+    for (int j = 0; j < span; ++j) {
+        const int at = iw0 + j;
+        staged[j] = at >= 0 && at < W ? row[at] : 0.0f;
+    }
+    return true;
+}
+
+/* the VW inputs of the tap `at` columns into a staged segment */
+inline floatv staged_vector(const float* staged, const int at, const int stride)
+{
+    const floatv lo = LOADV_PRIVATE(staged + at);
+    if (stride == 1) return lo;
+    const floatv hi = LOADV_PRIVATE(staged + at + VW);
+    return (floatv)(lo.even, hi.even);
 }
 
 __kernel void im2col(__global const float* input,
@@ -95,26 +177,94 @@ __kernel void im2col(__global const float* input,
                      const int stride_h, const int stride_w,
                      const int dil_h, const int dil_w,
                      const int pad_top, const int pad_left,
-                     const int rows)
+                     const int K, const int channels)
 {
-    /* one output pixel (ow, oh) of one cols row (n, c, kh, kw): dimension 0 runs along a
-       row of the image, so neighbouring work items read and write neighbouring floats */
-    const int ow = get_global_id(0);
-    const int oh = get_global_id(1);
-    const int z = get_global_id(2);  /* n * C * KH * KW + (c * KH + kh) * KW + kw */
-    if (ow >= OW || oh >= OH || z >= rows) return;
-    const int kw = z % KW;
-    const int kh = (z / KW) % KH;
-    const int nc = z / (KW * KH);  /* n * C + c */
-    const int ih = oh * stride_h - pad_top + kh * dil_h;
-    const int iw = ow * stride_w - pad_left + kw * dil_w;
-    float v = 0.0f;
-    if (ih >= 0 && ih < H && iw >= 0 && iw < W)
-        v = input[((size_t)nc * H + ih) * W + iw];
-    cols[((size_t)z * OH + oh) * OW + ow] = v;
+    /* all KH * KW taps (cols rows) of input channel c of image n, under VW pixels p = q * VW
+       + i: the pixel arithmetic is done once, the taps' input rows are read while in cache,
+       and the rows they write lie next to each other where conv2d_gemm built with
+       PACKED_COLS reads them (one work item per row and pixel vector took 1.2x to 3x as long
+       on bench/conv_kernels.py's shapes) */
+    const int nc = get_global_id(0);  /* n * C + c */
+    const int q = get_global_id(1);
+    const int P = OH * OW;
+    const int p_blocks = (P + SPAN - 1) / SPAN;
+    if (q >= p_blocks * PX || nc >= channels) return;
+    const int taps = KH * KW;
+    const int ng = nc * taps / K;  /* K = C / groups * taps */
+    const int k0 = nc * taps % K;
+    __global const float* plane = input + (size_t)nc * H * W;
+    __global float* out = cols + (((size_t)ng * p_blocks + q / PX) * K + k0) * SPAN + q % PX * VW;
+    const int p = q * VW;
+    const int oh = p / OW;
+    const int ow = p % OW;
+    if (p + VW <= P && ow + VW <= OW) {  /* one output row: read as conv2d_direct does */
+        const int iw0 = ow * stride_w - pad_left;
+        const bool inside = iw0 >= 0 && iw0 + VW * stride_w + (KW - 1) * dil_w <= W;
+        float staged[EDGE_MAX];
+        for (int kh = 0; kh < KH; ++kh) {
+            const int ih = oh * stride_h - pad_top + kh * dil_h;
+            __global const float* row = plane + ih * W;  /* used only where ih is in range */
+            if (ih < 0 || ih >= H) {
+                for (int kw = 0; kw < KW; ++kw, out += SPAN) STOREV(out, (floatv)(0.0f));
+            } else if (inside || !stage_row(row, iw0, stride_w, dil_w, W, KW, staged)) {
+                for (int kw = 0; kw < KW; ++kw, out += SPAN)
+                    STOREV(out, load_row(row, iw0 + kw * dil_w, stride_w, W, VW, inside));
+            } else {
+                for (int kw = 0; kw < KW; ++kw, out += SPAN)
+                    STOREV(out, staged_vector(staged, kw * dil_w, stride_w));
+            }
+        }
+        return;
+    }
+    /* across rows, or past P (zeros, which the GEMM multiplies but never stores) */
+    int top[VW], left[VW];
+    for (int i = 0; i < VW; ++i) {
+        /* a pixel past P gets a top row that no tap brings back into [0, H) */
+        top[i] = p + i < P ? (p + i) / OW * stride_h - pad_top : -H - KH * dil_h;
+        left[i] = (p + i) % OW * stride_w - pad_left;
+    }
+    for (int kh = 0; kh < KH; ++kh) {
+        for (int kw = 0; kw < KW; ++kw, out += SPAN) {
+            float lane[VW];
+            for (int i = 0; i < VW; ++i) {
+                const int ih = top[i] + kh * dil_h;
+                const int iw = left[i] + kw * dil_w;
+                const bool in = ih >= 0 && ih < H && iw >= 0 && iw < W;
+                lane[i] = in ? plane[(size_t)ih * W + iw] : 0.0f;
+            }
+            STOREV(out, LOADV_PRIVATE(lane));
+        }
+    }
 }
 
-__kernel void conv2d_gemm(__global const float* filter,
+__kernel void pack_filter(__global const float* filter,
+                          __global float* packed,
+                          const int M, const int K, const int total)
+{
+    /* one float of packed (groups, ceil(M / CO_BLOCK), K, CO_BLOCK) */
+    const int i = get_global_id(0);
+    if (i >= total) return;
+    const int j = i % CO_BLOCK;
+    const int k = (i / CO_BLOCK) % K;
+    const int gb = i / (CO_BLOCK * K);  /* g * m_blocks + mb */
+    const int m_blocks = (M + CO_BLOCK - 1) / CO_BLOCK;
+    const int m = gb % m_blocks * CO_BLOCK + j;
+    packed[i] = m < M ? filter[((size_t)(gb / m_blocks) * M + m) * K + k] : 0.0f;
+}
+
+#define EACH_CHANNEL(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define GEMM_ZERO(j) floatv a##j = (floatv)(0.0f), b##j = (floatv)(0.0f);
+#define GEMM_STEP(j) a##j += wk[j] * v0; b##j += wk[j] * v1;
+#define GEMM_STORE(j)                                                                      \
+    if (m0 + j < M) {                                                                      \
+        conv_epilogue(a##j, lanes < VW ? lanes : VW, g * M + m0 + j, at + (size_t)j * P,   \
+                      bias, residual, output, act_a, act_b);                               \
+        if (lanes > VW)                                                                    \
+            conv_epilogue(b##j, lanes - VW, g * M + m0 + j, at + (size_t)j * P + VW,       \
+                          bias, residual, output, act_a, act_b);                           \
+    }
+
+__kernel void conv2d_gemm(__global const float* packed,
                           __global const float* cols,
                           __global const float* bias,
                           __global const float* residual,
@@ -123,43 +273,102 @@ __kernel void conv2d_gemm(__global const float* filter,
                           const int groups, const int batch_groups,
                           const float act_a, const float act_b)
 {
-    const int block = get_global_id(0);
-    const int m0 = get_global_id(1) * CO_BLOCK;
+    /* channel blocks run fastest, so neighbouring work items (one work-item loop of PoCL)
+       share the K x SPAN block of cols while it is in cache */
+    const int mb = get_global_id(0);
+    const int block = get_global_id(1);
     const int ng = get_global_id(2);
-    if (block * VW >= P || m0 >= M || ng >= batch_groups) return;
+    const int m_blocks = (M + CO_BLOCK - 1) / CO_BLOCK;
+    if (mb >= m_blocks || block * SPAN >= P || ng >= batch_groups) return;
     const int g = ng % groups;
-    /* A tail block steps back to end at P: it recomputes some pixels of its neighbour,
-       writing the same values, which keeps every load a whole vector. */
-    const int p0 = P >= VW ? min(block * VW, P - VW) : 0;
-    const int lanes = min(VW, P - p0);
-
+    const int m0 = mb * CO_BLOCK;
+#ifdef PACKED_COLS
+    /* cols (batch_groups, ceil(P / SPAN), K, SPAN) as im2col writes it, zero past P: the
+       K x SPAN block of a work item is contiguous (no page per k) and every load whole */
+    const int p0 = block * SPAN;
+    const int lanes = P - p0 < SPAN ? P - p0 : SPAN;
+    const size_t step = SPAN;
+    __global const float* x = cols + ((size_t)ng * ((P + SPAN - 1) / SPAN) + block) * K * SPAN;
+    const bool whole = true;
+#else
+    /* cols (batch_groups, K, P). A tail block steps back to end at P: it recomputes some
+       pixels of its neighbour, writing the same values, which keeps every load a whole
+       vector. */
+    const int p0 = P < SPAN ? 0 : (block * SPAN < P - SPAN ? block * SPAN : P - SPAN);
+    const int lanes = P - p0 < SPAN ? P - p0 : SPAN;
+    const size_t step = P;
     __global const float* x = cols + (size_t)ng * K * P + p0;
-    /* rows past M repeat the last one (computed, never stored) so the loop has no branch */
-    __global const float* w[CO_BLOCK];
-    for (int j = 0; j < CO_BLOCK; ++j)
-        w[j] = filter + ((size_t)g * M + min(m0 + j, M - 1)) * K;
+    const bool whole = lanes == SPAN;
+#endif
 
-    floatv acc[CO_BLOCK];
-    for (int j = 0; j < CO_BLOCK; ++j) acc[j] = (floatv)(0.0f);
-    if (lanes == VW) {
+    __global const float* w = packed + ((size_t)g * m_blocks + mb) * K * CO_BLOCK;
+    EACH_CHANNEL(GEMM_ZERO)
+    if (whole) {
         for (int k = 0; k < K; ++k) {
-            const floatv v = vloadv(0, x + (size_t)k * P);
-            for (int j = 0; j < CO_BLOCK; ++j) acc[j] = mad((floatv)(w[j][k]), v, acc[j]);
+            const floatv v0 = LOADV(x + k * step);
+            const floatv v1 = LOADV(x + k * step + VW);
+            __global const float* wk = w + (size_t)k * CO_BLOCK;
+            EACH_CHANNEL(GEMM_STEP)
         }
-    } else {  /* fewer than VW pixels in all: gather them one by one, the rest zero */
+    } else {  /* fewer than SPAN pixels in all: gather them one by one, the rest zero */
         for (int k = 0; k < K; ++k) {
-            float lane[VW];
-            for (int i = 0; i < VW; ++i) lane[i] = i < lanes ? x[(size_t)k * P + i] : 0.0f;
-            const floatv v = vloadv(0, lane);
-            for (int j = 0; j < CO_BLOCK; ++j) acc[j] = mad((floatv)(w[j][k]), v, acc[j]);
+            float lane[SPAN];
+            for (int i = 0; i < SPAN; ++i) lane[i] = i < lanes ? x[(size_t)k * P + i] : 0.0f;
+            const floatv v0 = LOADV_PRIVATE(lane);
+            const floatv v1 = LOADV_PRIVATE(lane + VW);
+            __global const float* wk = w + (size_t)k * CO_BLOCK;
+            EACH_CHANNEL(GEMM_STEP)
         }
     }
     const int n = ng / groups;
-    for (int j = 0; j < CO_BLOCK && m0 + j < M; ++j) {
-        const int co = g * M + m0 + j;
-        const size_t at = ((size_t)n * groups * M + co) * P + p0;
-        conv_epilogue(acc[j], lanes, co, at, bias, residual, output, act_a, act_b);
+    const size_t at = ((size_t)n * groups * M + g * M + m0) * P + p0;
+    EACH_CHANNEL(GEMM_STORE)
+}
+
+#define DW_ROWS 4    /* output rows per depthwise_conv2d work item */
+#define EACH_DW_ROW(X) X(0) X(1) X(2) X(3)
+#define DW_ZERO(r) floatv a##r = (floatv)(0.0f);
+#define DW_STEP(r)                                                                           \
+    {                                                                                        \
+        const int ih = (oh0 + r) * stride_h - pad_top + kh * dil_h;                          \
+        if (ih >= 0 && ih < H)                                                               \
+            a##r += tap * LOADV(plane + ih * W + iw);                                        \
     }
+#define DW_STEP2(r)                                                                          \
+    {                                                                                        \
+        const int ih = (oh0 + r) * stride_h - pad_top + kh * dil_h;                          \
+        if (ih >= 0 && ih < H) {                                                             \
+            const floatv lo = LOADV(plane + ih * W + iw), hi = LOADV(plane + ih * W + iw + VW); \
+            a##r += tap * (floatv)(lo.even, hi.even);                                        \
+        }                                                                                    \
+    }
+#define DW_EDGE(r)                                                                           \
+    for (int kh = 0; kh < KH && oh0 + r < OH; ++kh) {                                        \
+        const int ih = (oh0 + r) * stride_h - pad_top + kh * dil_h;                          \
+        if (ih >= 0 && ih < H)                                                               \
+            a##r += edge_taps(plane + ih * W, iw0, stride_w, dil_w, W, lanes, taps + kh * KW, \
+                              KW);                                                           \
+    }
+#define DW_STORE(r)                                                                          \
+    if (oh0 + r < OH)                                                                        \
+        conv_epilogue(a##r, lanes, co, at + (size_t)r * OW, bias, residual, output, act_a,   \
+                      act_b);
+
+/* sum over kw of taps[kw] * the VW inputs under it, for a block whose window crosses an edge
+   of the row */
+inline floatv edge_taps(__global const float* row, const int iw0, const int stride,
+                        const int dil, const int W, const int lanes,
+                        __global const float* taps, const int KW)
+{
+    floatv acc = (floatv)(0.0f);
+    float staged[EDGE_MAX];
+    if (stage_row(row, iw0, stride, dil, W, KW, staged)) {
+        for (int kw = 0; kw < KW; ++kw) acc += taps[kw] * staged_vector(staged, kw * dil, stride);
+    } else {
+        for (int kw = 0; kw < KW; ++kw)
+            acc += taps[kw] * load_row(row, iw0 + kw * dil, stride, W, lanes, false);
+    }
+    return acc;
 }
 
 __kernel void depthwise_conv2d(__global const float* input,
@@ -177,11 +386,11 @@ __kernel void depthwise_conv2d(__global const float* input,
                                const float act_a, const float act_b)
 {
     const int block = get_global_id(0);
-    const int oh = get_global_id(1);
+    const int oh0 = get_global_id(1) * DW_ROWS;
     const int nc = get_global_id(2);  /* n * C_out + co */
-    if (block * VW >= OW || oh >= OH || nc >= batch_out) return;
-    const int ow0 = OW >= VW ? min(block * VW, OW - VW) : 0;  /* as in conv2d_gemm */
-    const int lanes = min(VW, OW - ow0);
+    if (block * VW >= OW || oh0 >= OH || nc >= batch_out) return;
+    const int ow0 = OW < VW ? 0 : (block * VW < OW - VW ? block * VW : OW - VW);
+    const int lanes = OW - ow0 < VW ? OW - ow0 : VW;
     const int co = nc % C_out;
     const int n = nc / C_out;
     const int ci = co / (C_out / C_in);
@@ -190,22 +399,35 @@ __kernel void depthwise_conv2d(__global const float* input,
     const int iw0 = ow0 * stride_w - pad_left;
     const bool inside = iw0 >= 0 && iw0 + VW * stride_w + (KW - 1) * dil_w <= W;
 
-    floatv acc = (floatv)(0.0f);
-    for (int kh = 0; kh < KH; ++kh) {
-        const int ih = oh * stride_h - pad_top + kh * dil_h;
-        if (ih < 0 || ih >= H) continue;  /* zero padding contributes nothing */
-        __global const float* row = plane + ih * W;
-        for (int kw = 0; kw < KW; ++kw) {
-            const floatv v = load_row(row, iw0 + kw * dil_w, stride_w, W, lanes, inside);
-            acc = mad((floatv)(taps[kh * KW + kw]), v, acc);
+    EACH_DW_ROW(DW_ZERO)
+    if (inside && stride_w <= 2) {
+        for (int kh = 0; kh < KH; ++kh) {
+            for (int kw = 0; kw < KW; ++kw) {
+                const float tap = taps[kh * KW + kw];
+                const int iw = iw0 + kw * dil_w;
+                if (stride_w == 1) {
+                    EACH_DW_ROW(DW_STEP)
+                } else {
+                    EACH_DW_ROW(DW_STEP2)
+                }
+            }
         }
+    } else {
+        EACH_DW_ROW(DW_EDGE)
     }
-    const size_t at = ((size_t)nc * OH + oh) * OW + ow0;
-    conv_epilogue(acc, lanes, co, at, bias, residual, output, act_a, act_b);
+    const size_t at = ((size_t)nc * OH + oh0) * OW + ow0;
+    EACH_DW_ROW(DW_STORE)
 }
 
+#define DIRECT_ZERO(j) floatv a##j = (floatv)(0.0f);
+#define DIRECT_STEP(j) a##j += wt[j] * v;
+#define DIRECT_STORE(j)                                                                    \
+    if (m0 + j < M)                                                                        \
+        conv_epilogue(a##j, lanes, g * M + m0 + j, at + (size_t)j * OH * OW, bias, residual, \
+                      output, act_a, act_b);
+
 __kernel void conv2d_direct(__global const float* input,
-                            __global const float* filter,
+                            __global const float* packed,
                             __global const float* bias,
                             __global const float* residual,
                             __global float* output,
@@ -218,45 +440,49 @@ __kernel void conv2d_direct(__global const float* input,
                             const int groups, const int blocks,
                             const float act_a, const float act_b)
 {
-    const int block = get_global_id(0);
-    const int oh = get_global_id(1);
-    const int z = get_global_id(2);  /* ((n * groups + g) * channel_blocks + channel block */
-    if (block * VW >= OW || oh >= OH || z >= blocks) return;
+    /* channel blocks run fastest, so neighbouring work items share the input rows */
+    const int z = get_global_id(0);  /* (n * groups + g) * channel_blocks + channel block */
+    const int block = get_global_id(1);
+    const int oh = get_global_id(2);
+    if (z >= blocks || block * VW >= OW || oh >= OH) return;
     const int M = C_out / groups;
     const int channel_blocks = (M + CO_BLOCK - 1) / CO_BLOCK;
-    const int m0 = (z % channel_blocks) * CO_BLOCK;
+    const int mb = z % channel_blocks;
+    const int m0 = mb * CO_BLOCK;
     const int ng = z / channel_blocks;
     const int g = ng % groups;
     const int n = ng / groups;
-    const int ow0 = OW >= VW ? min(block * VW, OW - VW) : 0;  /* as in conv2d_gemm */
-    const int lanes = min(VW, OW - ow0);
+    const int ow0 = OW < VW ? 0 : (block * VW < OW - VW ? block * VW : OW - VW);
+    const int lanes = OW - ow0 < VW ? OW - ow0 : VW;
     const int cin_per_group = C_in / groups;
     const int taps = cin_per_group * KH * KW;
 
-    __global const float* w[CO_BLOCK];  /* rows past M repeat the last (never stored) */
-    for (int j = 0; j < CO_BLOCK; ++j)
-        w[j] = filter + ((size_t)g * M + min(m0 + j, M - 1)) * taps;
+    __global const float* w = packed + ((size_t)g * channel_blocks + mb) * taps * CO_BLOCK;
     const int iw0 = ow0 * stride_w - pad_left;
     const bool inside = iw0 >= 0 && iw0 + VW * stride_w + (KW - 1) * dil_w <= W;
 
-    floatv acc[CO_BLOCK];
-    for (int j = 0; j < CO_BLOCK; ++j) acc[j] = (floatv)(0.0f);
+    EACH_CHANNEL(DIRECT_ZERO)
+    float staged[EDGE_MAX];
     for (int ci = 0; ci < cin_per_group; ++ci) {
         __global const float* plane = input + ((size_t)n * C_in + g * cin_per_group + ci) * H * W;
         for (int kh = 0; kh < KH; ++kh) {
             const int ih = oh * stride_h - pad_top + kh * dil_h;
             if (ih < 0 || ih >= H) continue;  /* zero padding contributes nothing */
             __global const float* row = plane + ih * W;
-            const int t0 = (ci * KH + kh) * KW;
-            for (int kw = 0; kw < KW; ++kw) {
-                const floatv v = load_row(row, iw0 + kw * dil_w, stride_w, W, lanes, inside);
-                for (int j = 0; j < CO_BLOCK; ++j) acc[j] = mad((floatv)(w[j][t0 + kw]), v, acc[j]);
+            __global const float* wt = w + (size_t)((ci * KH + kh) * KW) * CO_BLOCK;
+            if (inside || !stage_row(row, iw0, stride_w, dil_w, W, KW, staged)) {
+                for (int kw = 0; kw < KW; ++kw, wt += CO_BLOCK) {
+                    const floatv v = load_row(row, iw0 + kw * dil_w, stride_w, W, lanes, inside);
+                    EACH_CHANNEL(DIRECT_STEP)
+                }
+            } else {
+                for (int kw = 0; kw < KW; ++kw, wt += CO_BLOCK) {
+                    const floatv v = staged_vector(staged, kw * dil_w, stride_w);
+                    EACH_CHANNEL(DIRECT_STEP)
+                }
             }
         }
     }
-    for (int j = 0; j < CO_BLOCK && m0 + j < M; ++j) {
-        const int co = g * M + m0 + j;
-        const size_t at = (((size_t)n * C_out + co) * OH + oh) * OW + ow0;
-        conv_epilogue(acc[j], lanes, co, at, bias, residual, output, act_a, act_b);
-    }
+    const size_t at = (((size_t)n * C_out + g * M + m0) * OH + oh) * OW + ow0;
+    EACH_CHANNEL(DIRECT_STORE)
 }

@@ -4,6 +4,8 @@
  * Build options:
  *   -DHAS_BIAS          add bias[c_out]; without it the bias argument is unused and may be NULL
  *   -DACTIVATION=<n>    fused activation, a UNARY_* code of common.h (default 0, none)
+ *   -DCO_BLOCK=<n>      output channels per work item (default 8); the host takes 1 for one
+ *                       channel per group, which 8 would compute 8 times over
  *
  * Kernel (same argument list as conv2d):
  *   conv_transpose2d(input, filter, bias, output,
@@ -14,17 +16,19 @@
  *     bias (C_out); output (N, C_out, OH, OW). Bottom/right pads and output_padding only
  *     shape the output, so they come in through OH and OW:
  *       OH = stride_h * (H - 1) + output_padding_h + dil_h * (KH - 1) + 1 - pad_top - pad_bottom.
- *   Global size (OW, OH, N * groups * ceil(C_out / groups / 8)).
+ *   Global size (OW, OH, N * groups * ceil(C_out / groups / CO_BLOCK)).
  *
  * Each work item gathers: it visits the taps that could have scattered into its output pixel
  * and keeps those whose input coordinate is integral and in range. No atomics, no zero-fill.
- * It computes 8 output channels of one group at once, so each input value it reads feeds
- * 8 multiply-adds.
+ * It computes CO_BLOCK output channels of one group at once, so each input value it reads
+ * feeds CO_BLOCK multiply-adds.
  */
 
 #include "common.h"
 
+#ifndef CO_BLOCK
 #define CO_BLOCK 8
+#endif
 
 __kernel void conv_transpose2d(__global const float* input,
                                __global const float* filter,
