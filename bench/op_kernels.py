@@ -1,7 +1,7 @@
 """Kernel variants of the non-convolution ops, timed interleaved: the figures behind the
 choices in resize.cl, elementwise.cl, transpose.cl and pooling.cl.
 
-For each case (a tensor shape of the bench models that the profile, bench/profile.py,
+For each case (a tensor shape of the bench models that the profile, bench/kernel_profile.py,
 showed to matter), every way runs --rounds times, the ways interleaved round by round so
 that machine noise hits them alike; prints the median kernel time (OpenCL profiling events)
 of each, its ratio to the first way, and checks that all ways wrote the same output. The

@@ -34,6 +34,7 @@ class Launch:
     kernel: str
     args: tuple
     global_size: int | tuple[int, ...]  # work items per dimension
+    local_size: tuple[int, ...] | None = None  # for a kernel that requires its work-group shape
 
 
 def _i(*values: int) -> tuple:
@@ -61,13 +62,17 @@ def sample_launches() -> list[Launch]:
     cols = np.zeros(c * 9 * h * w, np.float32)
     return [
         Launch("conv2d", ("-DVW=8",), "im2col", (x, cols, *_i(c, h, w, h, w), *window,
-                                                 np.int32(c * 9)), (w, h, c * 9)),
-        Launch("conv2d", ("-DVW=8", "-DHAS_BIAS", "-DHAS_RESIDUAL", "-DACTIVATION=1"),
+                                                 *_i(c * 9, n * c)), (n * c, h * w // 8)),
+        Launch("conv2d", ("-DVW=8", "-DHAS_BIAS", "-DHAS_RESIDUAL", "-DACTIVATION=1",
+                          "-DPACKED_COLS"),
                "conv2d_gemm", (t(c, c, 3, 3), cols, t(c), x, out, *_i(c, c * 9, h * w, 1, 1),
-                               *_f(0, 0)), (h * w // 8, 1, 1)),
+                               *_f(0, 0)), (1, h * w // 16, 1)),
         Launch("conv2d", ("-DVW=8", "-DHAS_BIAS", "-DACTIVATION=7"), "depthwise_conv2d",
                (x, t(c, 1, 3, 3), t(c), None, out, *_i(c, h, w, c, h, w), *window,
                 np.int32(n * c), *_f(0, 0)), (w // 8, h, n * c)),
+        Launch("conv2d_tiled", ("-DTM=32", "-DTN=64", "-DHAS_BIAS"), "conv2d_tiled",
+               (x, t(c, c, 3, 3), t(c), None, out, *_i(c, h, w, c, h, w), *window,
+                *_i(1, n, 1), *_f(0, 0)), (h * w // 4, 8, n), local_size=(16, 8, 1)),
         Launch("conv_transpose2d", ("-DHAS_BIAS",), "conv_transpose2d",
                (x, t(c, c, 2, 2), t(c), out, *_i(n, c, h, w, c, 2 * h, 2 * w, 2, 2, 2, 2, 1, 1,
                                                    0, 0, 1), *_f(0, 0)), (2 * w, 2 * h, 1)),
@@ -127,7 +132,8 @@ def run_launches(context: GPUContext, launches: list[Launch]) -> None:
         kernel = program.kernel(launch.kernel)
         kernel.set_args(*(device_arg(a) for a in launch.args))
         size = launch.global_size
-        kernel.launch(context.queue, size if isinstance(size, tuple) else (size,))
+        kernel.launch(context.queue, size if isinstance(size, tuple) else (size,),
+                      launch.local_size)
     context.queue.finish()
 
 

@@ -8,7 +8,7 @@ device time and its share, then the median wall time of a run and the gap betwee
 what the host and the launches cost beyond the kernels' own time (on PoCL's CPU device the
 kernels run on the same cores, so the gap is launch and scheduling overhead).
 
-    python bench/profile.py squeezenet,ppocr_rec [--rounds 5] [--device SELECTOR]
+    python bench/kernel_profile.py squeezenet,ppocr_rec [--rounds 5] [--device SELECTOR]
                             [--top 15] [--json OUT.json]
 
 Models and inputs are bench/latency.py's (chosen_models, random_feeds).
