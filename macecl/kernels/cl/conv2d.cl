@@ -56,31 +56,13 @@
  */
 
 #include "common.h"
+#include "vector.h"
 
-#ifndef VW
-#define VW 4
-#endif
 #define CO_BLOCK 8  /* output channels per conv2d_gemm / conv2d_direct work item */
 #define PX 2        /* pixel vectors per conv2d_gemm work item */
 #define SPAN (VW * PX)
 #define EDGE_MAX 64  /* longest row segment stage_row keeps (VW 16: a 3x3 window at stride 2) */
 
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
-#define floatv CAT(float, VW)
-
-/* NOTE(PoCL 3.0 pip wheel, LLVM 14, Sapphire Rapids): the builtin library is built for
-   skylake-avx512, kernels for the CPU LLVM names "rocketlake", whose features lack CLWB; LLVM
-   inlines no function whose features are not a subset of its caller's, so every builtin
-   (mad, vload16, min, ...) stays a call that spills every live vector register (the GEMM
-   ran at 14 GFLOP/s that way). Hot loops here therefore use operators only: `acc += w * v`
-   contracts to an FMA (FP_CONTRACT is on in OpenCL C), and vectors load and store through
-   a 4-byte-aligned vector type, which is what vloadn / vstoren mean. */
-typedef float floatv_u __attribute__((ext_vector_type(VW), aligned(4)));
-#define LOADV(p) (*(__global const floatv_u*)(p))
-#define STOREV(p, v) (*(__global floatv_u*)(p) = (v))
-#define LOADV_PRIVATE(p) (*(const floatv_u*)(p))
-#define STOREV_PRIVATE(p, v) (*(floatv_u*)(p) = (v))
 
 /* The fused activation of a whole vector: Relu as a vector select, others lane by lane. */
 inline floatv activate_v(floatv y, const float act_a, const float act_b)

@@ -40,19 +40,11 @@
  */
 
 #include "common.h"
+#include "vector.h"
 
-#ifndef VW
-#define VW 4
-#endif
 #ifndef ROWS
 #define ROWS 8
 #endif
-
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
-#define floatv CAT(float, VW)
-#define vloadv CAT(vload, VW)
-#define vstorev CAT(vstore, VW)
 
 #ifdef TRANS_A
 #define A_AT(m, k) A[(size_t)(k) * M + (m)]
@@ -66,13 +58,13 @@
     for (int k = 0; k < K; ++k) {                                                           \
         floatv v;                                                                           \
         if (lanes == VW) {                                                                  \
-            v = vloadv(0, B + (size_t)k * N + n0);                                          \
+            v = LOADV(B + (size_t)k * N + n0);                                              \
         } else {                                                                            \
             float lane[VW];                                                                 \
             for (int i = 0; i < VW; ++i) lane[i] = i < lanes ? B[(size_t)k * N + n0 + i] : 0.0f; \
-            v = vloadv(0, lane);                                                            \
+            v = LOADV_PRIVATE(lane);                                                        \
         }                                                                                   \
-        for (int r = 0; r < ROWS; ++r) acc[r] = mad((floatv)(A_ROW_AT(r, k)), v, acc[r]);   \
+        for (int r = 0; r < ROWS; ++r) acc[r] += (floatv)(A_ROW_AT(r, k)) * v;             \
     }
 
 __kernel void gemm(__global const float* A,
@@ -101,23 +93,23 @@ __kernel void gemm(__global const float* A,
     __global const float* b_row = B + (size_t)n * K;
     const int whole = K - K % VW;
     for (int k = 0; k < whole; k += VW) {
-        const floatv b = vloadv(0, b_row + k);
+        const floatv b = LOADV(b_row + k);
         for (int r = 0; r < ROWS; ++r) {
-            const int m = min(m0 + r, M - 1);
+            const int m = MIN_I(m0 + r, M - 1);
 #ifdef TRANS_A
             float lane[VW];
             for (int i = 0; i < VW; ++i) lane[i] = A_AT(m, k + i);
-            acc[r] = mad(vloadv(0, lane), b, acc[r]);
+            acc[r] += LOADV_PRIVATE(lane) * b;
 #else
-            acc[r] = mad(vloadv(0, A + (size_t)m * K + k), b, acc[r]);
+            acc[r] += LOADV(A + (size_t)m * K + k) * b;
 #endif
         }
     }
     for (int k = whole; k < K; ++k)
-        for (int r = 0; r < ROWS; ++r) tail[r] += A_AT(min(m0 + r, M - 1), k) * b_row[k];
+        for (int r = 0; r < ROWS; ++r) tail[r] += A_AT(MIN_I(m0 + r, M - 1), k) * b_row[k];
     for (int r = 0; r < ROWS && m0 + r < M; ++r) {
         float lane[VW];
-        vstorev(acc[r], 0, lane);
+        STOREV_PRIVATE(lane, acc[r]);
         float sum = tail[r];
         for (int i = 0; i < VW; ++i) sum += lane[i];
         const int m = m0 + r;
@@ -133,11 +125,11 @@ __kernel void gemm(__global const float* A,
     const int lanes = min(VW, N - n0);
     floatv acc[ROWS];
     for (int r = 0; r < ROWS; ++r) acc[r] = (floatv)(0.0f);
-#define GEMM_A(r, k) A_AT(min(m0 + (r), M - 1), k)
+#define GEMM_A(r, k) A_AT(MIN_I(m0 + (r), M - 1), k)
     PANEL_LOOP(GEMM_A)
     for (int r = 0; r < ROWS && m0 + r < M; ++r) {
         float lane[VW];
-        vstorev(acc[r], 0, lane);
+        STOREV_PRIVATE(lane, acc[r]);
         const int m = m0 + r;
         for (int i = 0; i < lanes; ++i) {
             float y = alpha * lane[i];
@@ -179,12 +171,12 @@ __kernel void matmul(__global const float* A,
     const int lanes = min(VW, N - n0);
     floatv acc[ROWS];
     for (int r = 0; r < ROWS; ++r) acc[r] = (floatv)(0.0f);
-#define MATMUL_A(r, k) A[(size_t)min(m0 + (r), M - 1) * K + (k)]
+#define MATMUL_A(r, k) A[(size_t)MIN_I(m0 + (r), M - 1) * K + (k)]
     PANEL_LOOP(MATMUL_A)
     __global float* y = Y + (size_t)batch * M * N;
     for (int r = 0; r < ROWS && m0 + r < M; ++r) {
         float lane[VW];
-        vstorev(acc[r], 0, lane);
+        STOREV_PRIVATE(lane, acc[r]);
         for (int i = 0; i < lanes; ++i)
             y[(size_t)(m0 + r) * N + n0 + i] = lane[i];
     }

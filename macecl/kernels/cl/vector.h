@@ -1,6 +1,7 @@
 /*
  * vector.h: float vectors of the width a program is built for (-DVW=<4|8|16>, the device's
- * preferred width; default 4), for kernels whose work item walks a contiguous row.
+ * preferred width; default 4), for kernels whose work item walks a contiguous row, and the
+ * builtin-free loads, stores and min of hot loops (see the NOTE below).
  */
 
 #ifndef MACECL_VECTOR_H
@@ -15,6 +16,20 @@
 #define floatv CAT(float, VW)
 #define vloadv CAT(vload, VW)
 #define vstorev CAT(vstore, VW)
+
+/* NOTE(PoCL 3.0 pip wheel, LLVM 14, Sapphire Rapids): the builtin library is built for
+   skylake-avx512, kernels for the CPU LLVM names "rocketlake", whose features lack CLWB; LLVM
+   inlines no function whose features are not a subset of its caller's, so every builtin
+   (mad, vload16, min, ...) stays a call that spills every live vector register (conv2d.cl's GEMM
+   ran at 14 GFLOP/s that way). Hot loops therefore use operators only: `acc += w * v`
+   contracts to an FMA (FP_CONTRACT is on in OpenCL C), and vectors load and store through
+   a 4-byte-aligned vector type, which is what vloadn / vstoren mean. */
+typedef float floatv_u __attribute__((ext_vector_type(VW), aligned(4)));
+#define LOADV(p) (*(__global const floatv_u*)(p))
+#define STOREV(p, v) (*(__global floatv_u*)(p) = (v))
+#define LOADV_PRIVATE(p) (*(const floatv_u*)(p))
+#define STOREV_PRIVATE(p, v) (*(floatv_u*)(p) = (v))
+#define MIN_I(a, b) ((a) < (b) ? (a) : (b))  /* min() without the builtin call */
 
 /* The sum of a vector's lanes, halving (as wide as VW is). */
 float lanes_sum(floatv v)
