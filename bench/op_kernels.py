@@ -327,7 +327,13 @@ def gemm_cases(runner: Runner, traits: DeviceTraits):
 def transpose_cases(runner: Runner, traits: DeviceTraits):
     """ShuffleNet's channel shuffle, (1, 4, 28, 56, 56) -> (1, 28, 4, 56, 56)."""
     rng = np.random.default_rng(0)
+    import subprocess
+
     source = program_source("transpose")
+    before_rows = subprocess.run(  # transpose_rows as the commit before vector items had it
+        ["git", "show", "6bb2760:macecl/kernels/cl/transpose.cl"], check=True,
+        capture_output=True, text=True).stdout.replace(
+            '#include "common.h"', program_source("unary").split("__kernel")[0])
     groups, channels, plane = 4, 28, 56 * 56
     x = runner.buffer(rng.standard_normal(groups * channels * plane))
     size = groups * channels * plane
@@ -342,9 +348,15 @@ def transpose_cases(runner: Runner, traits: DeviceTraits):
                                [x, out, runner.int_buffer(table), i32(3), i32(size)], out)
     out = runner.buffer(size=size)
     table = np.array([channels, groups, plane, channels * plane], np.int32)
-    ways["rows (library)"] = (source, "", "transpose_rows", (plane, channels * groups), None,
-                              [x, out, runner.int_buffer(table), i32(2), i32(plane),
-                               i32(channels * groups)], out)
+    ways["rows, one float an item"] = (before_rows, "", "transpose_rows",
+                                       (plane, channels * groups), None,
+                                       [x, out, runner.int_buffer(table), i32(2), i32(plane),
+                                        i32(channels * groups)], out)
+    out = runner.buffer(size=size)
+    vw = traits.vector_width
+    ways["rows, a vector an item (library)"] = (
+        source, f"-DVW={vw}", "transpose_rows", (-(-plane // vw), channels * groups), None,
+        [x, out, runner.int_buffer(table), i32(2), i32(plane), i32(channels * groups)], out)
     yield "channel shuffle 4x28x56x56", ways, size
 
 

@@ -444,7 +444,8 @@ def _lower_transpose(node: Node, inputs: list, builder) -> list:
     last, whole rows are copied (transpose_rows). `python bench/op_kernels.py --rounds 9
     --cases transpose` (PoCL 3.0, 2-core Xeon shared with other jobs), ShuffleNet's channel
     shuffle (4, 28, 56x56) -> (28, 4, 56x56), median ms: the 4-D walk before 1.10, the merged
-    3-D walk 0.84, rows 0.55."""
+    3-D walk 0.84, rows 0.55. Rows copied a float vector (VW) per work item instead of one
+    float, with vector.h's loads, in a later run of the same command: 0.072 against 0.616."""
     from macecl.engine.plan import meta
 
     x = inputs[0]
@@ -456,16 +457,19 @@ def _lower_transpose(node: Node, inputs: list, builder) -> list:
     dims, order = merged_permutation(x.shape, perm)
     strides = contiguous_strides(dims)
     out = builder.new(shape)
+    width = builder.traits.vector_width
+    options = [f"-DVW={width}"]  # both kernels, so that a model's transposes share a program
     if order[-1] == len(dims) - 1:  # the last axis stays last: copy whole rows
         inner = dims[-1]
         table = meta([dims[p] for p in order[:-1]], [strides[p] for p in order[:-1]])
         builder.launch("transpose", "transpose_rows",
                        [x, out, table, np.int32(len(order) - 1), np.int32(inner),
-                        np.int32(out.size // inner)], (inner, out.size // inner))
+                        np.int32(out.size // inner)], (-(-inner // width), out.size // inner),
+                       options=options)
         return [out]
     table = meta([dims[p] for p in order], [strides[p] for p in order])
     builder.launch("transpose", "transpose", [x, out, table, np.int32(len(order)),
-                                              np.int32(out.size)], out.size)
+                                              np.int32(out.size)], out.size, options=options)
     return [out]
 
 

@@ -47,6 +47,7 @@ def test_transpose_rows(cl_env, rng, shape, perm):
     meta = np.array([shape[p] for p in lead] + [in_strides[p] for p in lead], np.int32)
     inner, rows = shape[-1], x.size // shape[-1]
     out_shape = tuple(shape[p] for p in perm)
-    got = cl_env.run("transpose", "", "transpose_rows", out_shape, [x],
-                     [meta, len(lead), inner, rows], work_items=(inner, rows))
-    assert_close(got, np.transpose(x, perm))
+    for vw in (4, 16):  # whole vectors and a row's tail, or a row shorter than one vector
+        got = cl_env.run("transpose", f"-DVW={vw}", "transpose_rows", out_shape, [x],
+                         [meta, len(lead), inner, rows], work_items=(-(-inner // vw), rows))
+        assert_close(got, np.transpose(x, perm))

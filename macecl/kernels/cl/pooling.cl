@@ -35,7 +35,7 @@ int taps_from(const int i0, const int dil)
 /* One past the last tap k < K with i0 + k * dil < size. */
 int taps_to(const int i0, const int dil, const int K, const int size)
 {
-    return i0 >= size ? 0 : min(K, (size - i0 + dil - 1) / dil);
+    return i0 >= size ? 0 : MIN_I(K, (size - i0 + dil - 1) / dil);
 }
 
 __kernel void max_pool2d(__global const float* input,
@@ -65,7 +65,9 @@ __kernel void max_pool2d(__global const float* input,
         __global const float* row = plane + (ih0 + kh * dil_h) * W + iw0;
         for (int kw = kw_lo; kw < kw_hi; ++kw) {
             const float v = row[kw * dil_w];
-            best = isnan(v) || v > best ? v : best;  /* NaN wins, as in ReduceMax */
+            /* NaN wins, as in ReduceMax; v != v is isnan() without the builtin call that
+               vector.h's NOTE is about */
+            best = v != v || v > best ? v : best;
         }
     }
     output[at] = best;
@@ -127,7 +129,7 @@ __kernel void global_avg_pool(__global const float* input,
     __global const float* plane = input + (size_t)gid * HW;
     const int whole = HW - HW % VW;
     floatv sums = (floatv)(0.0f);
-    for (int i = 0; i < whole; i += VW) sums += vloadv(0, plane + i);
+    for (int i = 0; i < whole; i += VW) sums += LOADV(plane + i);
     float sum = lanes_sum(sums);
     for (int i = whole; i < HW; ++i) sum += plane[i];
     output[gid] = sum / (float)HW;
@@ -143,13 +145,14 @@ __kernel void global_max_pool(__global const float* input,
     const int whole = HW - HW % VW;
     floatv bests = (floatv)(-INFINITY);
     for (int i = 0; i < whole; i += VW) {
-        const floatv v = vloadv(0, plane + i);
-        bests = select(bests, v, isnan(v) | (v > bests));  /* NaN wins, as in ReduceMax */
+        const floatv v = LOADV(plane + i);
+        bests = ((v != v) | (v > bests)) ? v : bests;  /* NaN wins, as in ReduceMax */
     }
     float lanes[VW];
-    vstorev(bests, 0, lanes);
+    STOREV_PRIVATE(lanes, bests);
     float best = -INFINITY;
-    for (int i = 0; i < VW; ++i) best = isnan(lanes[i]) || lanes[i] > best ? lanes[i] : best;
-    for (int i = whole; i < HW; ++i) best = isnan(plane[i]) || plane[i] > best ? plane[i] : best;
+    for (int i = 0; i < VW; ++i) best = lanes[i] != lanes[i] || lanes[i] > best ? lanes[i] : best;
+    for (int i = whole; i < HW; ++i)
+        best = plane[i] != plane[i] || plane[i] > best ? plane[i] : best;
     output[gid] = best;
 }

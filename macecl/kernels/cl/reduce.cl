@@ -31,10 +31,10 @@
 #define REDUCE_STEP(acc, x) ((acc) + (x))
 #elif OP == REDUCE_MAX
 #define REDUCE_INIT (-INFINITY)
-#define REDUCE_STEP(acc, x) (isnan(x) || (x) > (acc) ? (x) : (acc))  /* NaN wins, as in NumPy */
+#define REDUCE_STEP(acc, x) ((x) != (x) || (x) > (acc) ? (x) : (acc))  /* NaN wins, as NumPy */
 #elif OP == REDUCE_MIN
 #define REDUCE_INIT INFINITY
-#define REDUCE_STEP(acc, x) (isnan(x) || (x) < (acc) ? (x) : (acc))
+#define REDUCE_STEP(acc, x) ((x) != (x) || (x) < (acc) ? (x) : (acc))
 #elif OP == REDUCE_PROD
 #define REDUCE_INIT 1.0f
 #define REDUCE_STEP(acc, x) ((acc) * (x))

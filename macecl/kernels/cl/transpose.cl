@@ -7,8 +7,8 @@
  *   transpose_rows(input, output, meta, rank, inner, rows)
  *     the input's last axis stays last: the output is `rows` rows of `inner` contiguous
  *     elements, each a contiguous run of the input (a channel shuffle moves whole planes).
- *     2-D NDRange (inner, rows): a work item finds its row's source from its second id only,
- *     so the row's items read consecutive elements. meta as for transpose, over the rank
+ *     2-D NDRange (ceil(inner / VW), rows): a work item copies VW elements of a row (fewer
+ *     at its end), finding the row's source from its second id only (-DVW, vector.h). meta as for transpose, over the rank
  *     axes before the last (out_shape[rank], in_strides_permuted[rank]).
  *   transpose(input, output, meta, rank, total)
  *     meta: int[2 * rank] = out_shape[rank], in_strides_permuted[rank], where
@@ -18,6 +18,7 @@
  */
 
 #include "common.h"
+#include "vector.h"
 
 __kernel void transpose(__global const float* input,
                         __global float* output,
@@ -43,7 +44,7 @@ __kernel void transpose_rows(__global const float* input,
                              const int inner,
                              const int rows)
 {
-    const int column = get_global_id(0);
+    const int column = get_global_id(0) * VW;
     const int row = get_global_id(1);
     if (column >= inner || row >= rows) return;
     int rest = row;
@@ -52,5 +53,11 @@ __kernel void transpose_rows(__global const float* input,
         src += (rest % meta[d]) * meta[rank + d];
         rest /= meta[d];
     }
-    output[row * inner + column] = input[src + column];
+    __global const float* from = input + src + column;
+    __global float* to = output + (size_t)row * inner + column;
+    if (column + VW <= inner) {
+        STOREV(to, LOADV(from));
+    } else {
+        for (int i = 0; i < inner - column; ++i) to[i] = from[i];
+    }
 }
