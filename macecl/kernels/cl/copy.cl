@@ -32,6 +32,21 @@
 #define MODE 0
 #endif
 
+/* The source and destination offsets of box element `rest` (row-major over box_shape). */
+inline int2 box_offsets(__global const int* meta, const int rank, int rest,
+                        const int src_offset, const int dst_offset)
+{
+    int s = src_offset;
+    int t = dst_offset;
+    for (int d = rank - 1; d >= 0; --d) {
+        const int coord = rest % meta[d];
+        rest /= meta[d];
+        s += coord * meta[rank + d];
+        t += coord * meta[2 * rank + d];
+    }
+    return (int2)(s, t);
+}
+
 __kernel void copy_box(__global const float* src,
                        __global float* dst,
                        __global const int* meta,
@@ -42,16 +57,8 @@ __kernel void copy_box(__global const float* src,
 {
     const int gid = get_global_id(0);
     if (gid >= total) return;
-    int rest = gid;
-    int s = src_offset;
-    int t = dst_offset;
-    for (int d = rank - 1; d >= 0; --d) {
-        const int coord = rest % meta[d];
-        rest /= meta[d];
-        s += coord * meta[rank + d];
-        t += coord * meta[2 * rank + d];
-    }
-    dst[t] = src[s];
+    const int2 at = box_offsets(meta, rank, gid, src_offset, dst_offset);
+    dst[at.y] = src[at.x];
 }
 
 __kernel void copy_rows(__global const float* src,
@@ -66,16 +73,8 @@ __kernel void copy_rows(__global const float* src,
     const int column = get_global_id(0);
     const int row = get_global_id(1);
     if (column >= inner || row >= rows) return;
-    int rest = row;
-    int s = src_offset;
-    int t = dst_offset;
-    for (int d = rank - 1; d >= 0; --d) {
-        const int coord = rest % meta[d];
-        rest /= meta[d];
-        s += coord * meta[rank + d];
-        t += coord * meta[2 * rank + d];
-    }
-    dst[t + column] = src[s + column];
+    const int2 at = box_offsets(meta, rank, row, src_offset, dst_offset);
+    dst[at.y + column] = src[at.x + column];
 }
 
 /* Maps a coordinate outside [0, n) back inside, per MODE; MODE 0 never calls it. */
