@@ -11,7 +11,9 @@ inside the input once per window rather than testing each. `python bench/op_kern
 --rounds 9 --cases pool` (PoCL 3.0, 2-core Xeon shared with other jobs), SqueezeNet's 3x3/2
 max pool over 64 x 111 x 111, median ms: the 1-D kernel before 1.99 against the 3-D one
 1.88 (0.94x); with the tap bounds, in two later runs under more load, 4.52 against 3.53
-(0.78x) and 3.64 against 3.27 (0.90x). A modest gain: the stride-2 reads stay gathers.
+(0.78x) and 3.64 against 3.27 (0.90x). The bounds took divisions on every window: a window
+wholly inside now skips them, and with isnan() (a call on PoCL, see kernels/cl/vector.h)
+gone, the same command gave 0.73 against the 1-D kernel's 2.00 (0.36x).
 Global pools read each plane in float vectors: PP-OCR det's global average of 96 planes of
 160 x 160, 1.33 ms with the scalar loop before against 0.32; of 192 x 20 x 20, 0.021
 against 0.013 (same command, --cases pool).
