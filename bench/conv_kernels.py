@@ -144,7 +144,8 @@ import numpy as np
 import pyopencl as cl
 
 from macecl.kernels import program_source
-from macecl.ops.conv import DW_ROWS, GEMM_CHANNELS, GEMM_VECTORS, heavy_items
+from macecl.ops.conv import (DW_ROWS, GEMM_CHANNELS, GEMM_VECTORS, heavy_items,
+                             pack_filter_array)
 from macecl.ops.conv_tiled import K_STEP, split_count, tile_shape, tiled_fits
 from macecl.ops.traits import DeviceTraits
 from macecl.runtime.device import select_device
@@ -223,16 +224,6 @@ def onnxruntime_way(shape, threads: int):
     return run, session.run(None, feed)[0].ravel()
 
 
-def pack(filt: np.ndarray, groups: int) -> np.ndarray:
-    """The filter in conv2d_gemm's and conv2d_direct's layout (ops/conv.py packed_filter)."""
-    co = filt.shape[0]
-    m, taps = co // groups, filt[0].size
-    blocks = -(-m // GEMM_CHANNELS)
-    padded = np.zeros((groups, blocks * GEMM_CHANNELS, taps), np.float32)
-    padded[:, :m] = filt.reshape(groups, m, taps)
-    return padded.reshape(groups, blocks, GEMM_CHANNELS, taps).transpose(0, 1, 3, 2)
-
-
 def gemm_grid(m: int, pixels: int, vw: int, groups: int) -> tuple[int, int, int]:
     return -(-m // GEMM_CHANNELS), -(-pixels // (vw * GEMM_VECTORS)), groups
 
@@ -276,7 +267,7 @@ class Runner:
         image, filt, shift = layer_data(shape)
         x = self.buffer(image)
         weights = self.buffer(filt)
-        packed = self.buffer(pack(filt, g))
+        packed = self.buffer(pack_filter_array(filt, g))
         bias = self.buffer(shift)
         i = np.int32
         window = [i(v) for v in (k, k, s, s, 1, 1, p, p)]

@@ -272,17 +272,24 @@ def packed_filter(builder, w2, group: int, per_group: int, taps: int):
     GEMM_CHANNELS), zero past the last channel, so that one tap's weights for a block of
     channels lie together (one cache line, no gathers). Constant weights are packed here,
     once per plan; weights computed on the device by a ``pack_filter`` launch."""
-    blocks = -(-per_group // GEMM_CHANNELS)
     if w2.host is not None:
-        padded = np.zeros((group, blocks * GEMM_CHANNELS, taps), np.float32)
-        padded[:, :per_group] = np.asarray(w2.host, np.float32).reshape(group, per_group, taps)
-        blocked = padded.reshape(group, blocks, GEMM_CHANNELS, taps).transpose(0, 1, 3, 2)
-        return builder.constant(np.ascontiguousarray(blocked))
+        return builder.constant(pack_filter_array(np.asarray(w2.host), group))
+    blocks = -(-per_group // GEMM_CHANNELS)
     packed = builder.new((group, blocks, taps, GEMM_CHANNELS))
     builder.launch("conv2d", "pack_filter",
                    [w2, packed, np.int32(per_group), np.int32(taps), np.int32(packed.size)],
                    packed.size)
     return packed
+
+
+def pack_filter_array(filt: np.ndarray, group: int) -> np.ndarray:
+    """A host filter (C_out, C_in / group, KH, KW) in packed_filter's layout."""
+    per_group, taps = filt.shape[0] // group, filt[0].size
+    blocks = -(-per_group // GEMM_CHANNELS)
+    padded = np.zeros((group, blocks * GEMM_CHANNELS, taps), np.float32)
+    padded[:, :per_group] = filt.astype(np.float32).reshape(group, per_group, taps)
+    blocked = padded.reshape(group, blocks, GEMM_CHANNELS, taps).transpose(0, 1, 3, 2)
+    return np.ascontiguousarray(blocked)
 
 
 @lowering("Conv")
