@@ -24,7 +24,7 @@ os.environ.setdefault("PYOPENCL_NO_CACHE", "1")
 import numpy as np
 import pyopencl as cl
 
-from macecl.kernels import program_source
+from macecl.kernels import program_source, with_headers
 from macecl.ops.traits import DeviceTraits
 from macecl.runtime.device import select_device
 
@@ -349,6 +349,9 @@ def gemm_cases(runner: Runner, traits: DeviceTraits):
                             capture_output=True, text=True).stdout
     before = before.replace('#include "common.h"', program_source("unary").split(
         "__kernel")[0])  # the library's helpers (common.h inlined)
+    previous = subprocess.run(["git", "show", "e31de30:macecl/kernels/cl/gemm.cl"], check=True,
+                              capture_output=True, text=True).stdout
+    previous = with_headers(previous)
     rng = np.random.default_rng(0)
     source = program_source("gemm")
     vw = traits.vector_width
@@ -367,6 +370,10 @@ def gemm_cases(runner: Runner, traits: DeviceTraits):
                                               (round_up(blocks, 4), -(-m // 8)), (4, 1),
                                               [a, b, None, out, *scalars], out)
         rows = min(8, m)
+        out = runner.buffer(size=m * n)
+        ways["1-D, column blocks fastest"] = (previous, f"{options} -DROWS={rows}", "gemm",
+                                              (round_up(blocks * -(-m // rows), 64),), None,
+                                              [a, b, None, out, *scalars], out)
         out = runner.buffer(size=m * n)
         ways["1-D (library)"] = (source, f"{options} -DROWS={rows}", "gemm",
                                  (round_up(blocks * -(-m // rows), 64),), None,
