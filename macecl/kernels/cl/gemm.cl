@@ -15,7 +15,7 @@
  * Two blockings, both without local memory (any work-group shape is correct):
  *   - panel (B not transposed): a work item computes ROWS rows by VW columns of Y, one
  *     vector load of B's row k feeding ROWS multiply-adds. gemm: a 1-D NDRange of
- *     ceil(N / VW) * ceil(M / ROWS) items, column blocks fastest; matmul: (ceil(N / VW),
+ *     ceil(N / VW) * ceil(M / ROWS) items, row blocks fastest; matmul: (ceil(N / VW),
  *     ceil(M / ROWS), batches).
  *   - dot (gemm with TRANS_B, B's rows are Y's columns): a work item computes ROWS rows of
  *     one column, VW terms of k at a time from contiguous rows of B (and of A unless
