@@ -4,9 +4,9 @@ Order matters and is fixed in :func:`optimize`: folding first (it turns the expo
 Constant / Shape / Gather / Cast / Unsqueeze chains into constants, which the later patterns
 need to see), then BatchNormalization and constant scales and shifts into the convolution
 before or after them (affine.py), then HardSwish
-patterns, then residual Adds into the convolution before them, then activations into their
-producers (after the Add, as ResNet's Add -> Relu has it), then whatever no longer feeds an
-output.
+and Swish patterns, then residual Adds into the convolution before them, then activations
+into their producers (after the Add, as ResNet's Add -> Relu has it), then scalar affines
+after a fused HardSwish (activation_patterns.py), then whatever no longer feeds an output.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import logging
 
 import numpy as np
 
+from macecl.converter.activation_patterns import fold_scalar_affine_into_activation, rewrite_swish
 from macecl.converter.affine import fold_affine_into_consumer, fold_affine_into_producer
 from macecl.errors import UnsupportedModelError
 from macecl.graph.ir import Dim, Graph, Node
@@ -35,8 +36,10 @@ def optimize(graph: Graph, value_shapes: dict[str, list[Dim]] | None = None) -> 
     fold_affine_into_producer(graph)
     fold_affine_into_consumer(graph)
     rewrite_hard_swish(graph)
+    rewrite_swish(graph)
     fuse_residual_add(graph, value_shapes or {})
     fuse_activations(graph)
+    fold_scalar_affine_into_activation(graph)
     remove_dead(graph)
     check_supported(graph)
     return graph
