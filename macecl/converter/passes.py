@@ -3,10 +3,10 @@
 Order matters and is fixed in :func:`optimize`: folding first (it turns the exporters'
 Constant / Shape / Gather / Cast / Unsqueeze chains into constants, which the later patterns
 need to see), then BatchNormalization and constant scales and shifts into the convolution
-before or after them (affine.py), then HardSwish
-and Swish patterns, then residual Adds into the convolution before them, then activations
-into their producers (after the Add, as ResNet's Add -> Relu has it), then scalar affines
-after a fused HardSwish (activation_patterns.py), then whatever no longer feeds an output.
+before or after them (affine.py), then HardSwish and Swish patterns, then LayerNorm chains
+(layer_norm.py), then residual Adds into the convolution before them, then activations into
+their producers (after the Add, as ResNet's Add -> Relu has it), then scalar affines after a
+fused HardSwish (activation_patterns.py), then whatever no longer feeds an output.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 
 from macecl.converter.activation_patterns import fold_scalar_affine_into_activation, rewrite_swish
 from macecl.converter.affine import fold_affine_into_consumer, fold_affine_into_producer
+from macecl.converter.layer_norm import rewrite_layer_norm
 from macecl.errors import UnsupportedModelError
 from macecl.graph.ir import Dim, Graph, Node
 from macecl.ops import REGISTRY
@@ -37,6 +38,7 @@ def optimize(graph: Graph, value_shapes: dict[str, list[Dim]] | None = None) -> 
     fold_affine_into_consumer(graph)
     rewrite_hard_swish(graph)
     rewrite_swish(graph)
+    rewrite_layer_norm(graph, value_shapes or {})
     fuse_residual_add(graph, value_shapes or {})
     fuse_activations(graph)
     fold_scalar_affine_into_activation(graph)
