@@ -111,6 +111,8 @@ def sample_launches() -> list[Launch]:
         Launch("resize", ("-DCOORD_MODE=2", "-DNEAREST_MODE=2"), "resize_nearest",
                (x, out, *_i(n, c, h, w, 2 * h, 2 * w), *_f(2, 2)), total * 4),
         Launch("lrn", (), "lrn", (x, out, *_i(n, c, h, w, 5), *_f(1e-4, 0.75, 1)), total),
+        Launch("layer_norm", ("-DHAS_BIAS",), "layer_norm",
+               (x, t(w), t(w), out, *_i(n * c * h, w), *_f(1e-5)), n * c * h),
     ]
 
 
