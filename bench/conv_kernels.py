@@ -11,6 +11,7 @@ split counts it did not choose; for ConvTranspose, conv_transpose2d in channel b
 or 8.
 
     python bench/conv_kernels.py [--rounds 9] [--device SELECTOR] [--shapes 3x3,dw]
+                                 [--ways im2col,winograd]
 
 Also times ONNX Runtime (CPU provider, --ort-threads intra-op threads, host wall clock)
 on a one-Conv ONNX model of each shape, for how far each layer is from it.
@@ -147,6 +148,7 @@ from macecl.kernels import program_source
 from macecl.ops.conv import (DW_ROWS, GEMM_CHANNELS, GEMM_VECTORS, heavy_items,
                              pack_filter_array)
 from macecl.ops.conv_tiled import K_STEP, split_count, tile_shape, tiled_fits
+from macecl.ops.conv_winograd import input_rows, tile_grid, transformed_filter
 from macecl.ops.traits import DeviceTraits
 from macecl.runtime.device import select_device
 
@@ -171,6 +173,11 @@ SHAPES = {
     "squeezenet 3x3 16->64 55x55": (16, 55, 55, 64, 3, 1, 1, 1),
     "squeezenet 1x1 128->16 55x55": (128, 55, 55, 16, 1, 1, 0, 1),
     "squeezenet 3x3 32->128 27x27": (32, 27, 27, 128, 3, 1, 1, 1),
+    "squeezenet 3x3 48->192 13x13": (48, 13, 13, 192, 3, 1, 1, 1),
+    "squeezenet 3x3 64->256 13x13": (64, 13, 13, 256, 3, 1, 1, 1),
+    "det 3x3 96->24 80x80": (96, 80, 80, 24, 3, 1, 1, 1),
+    "det 3x3 96->24 40x40": (96, 40, 40, 24, 3, 1, 1, 1),
+    "det 3x3 96->24 20x20": (96, 20, 20, 24, 3, 1, 1, 1),
     "squeezenet 1x1 256->32 27x27": (256, 27, 27, 32, 1, 1, 0, 1),
     "squeezenet 7x7/2 3->96 224": (3, 224, 224, 96, 7, 2, 0, 1),
     "resnet fc 2048->1000": (2048, 1, 1, 1000, 1, 1, 0, 1),
@@ -227,6 +234,8 @@ def onnxruntime_way(shape, threads: int):
 def gemm_grid(m: int, pixels: int, vw: int, groups: int) -> tuple[int, int, int]:
     return -(-m // GEMM_CHANNELS), -(-pixels // (vw * GEMM_VECTORS)), groups
 
+
+WINOGRAD_TILES = (2, 4)  # the F(m x m, 3x3) tried on 3x3 stride-1 one-group layers
 
 # ConvTranspose, name: (C_in, H, W, C_out, K, stride), no pads: ops/conv.py's channel block
 TRANSPOSED = {
@@ -309,8 +318,35 @@ class Runner:
                 i(blocks), np.float32(0), np.float32(0)]
         found["direct"] = ([(*conv, "conv2d_direct", (blocks, -(-ow // vw), oh), args, None)],
                            out)
+        if (k, s, g) == (3, 1, 1):
+            for tile in WINOGRAD_TILES:
+                found[f"winograd {tile}x{tile}"] = self.winograd_way(x, filt, bias, shape, tile)
         found.update(self.tiled_ways(x, weights, bias, shape, oh, ow))
         return found
+
+    def winograd_way(self, x, filt, bias, shape, tile):
+        """F(tile x tile, 3x3) as ops/conv_winograd.py launches it: (launches, output)."""
+        c, h, w, co, _, _, p, _ = shape
+        oh, ow = h + 2 * p - 2, w + 2 * p - 2
+        tiles_h, tiles_w = tile_grid(oh, ow, tile)
+        tiles, t, vw = tiles_h * tiles_w, tile + 2, self.vw
+        i = np.int32
+        v = self.buffer(size=t * t * c * tiles)
+        products = self.buffer(size=t * t * co * tiles)
+        out = self.buffer(size=co * oh * ow)
+        shape_options = f"-DVW={vw} -DWINO_M={tile}"
+        zero = np.float32(0)
+        return [
+            ("winograd", shape_options, "winograd_input",
+             (-(-tiles_w // vw), input_rows(tiles_h, tiles_w, vw), c),
+             [x, v, *map(i, (c, h, w, tiles_h, tiles_w, p, p, c))], None),
+            ("conv2d", f"-DVW={vw}", "conv2d_gemm", gemm_grid(co, tiles, vw, t * t),
+             [self.buffer(transformed_filter(filt, tile)), v, None, None, products,
+              *map(i, (co, c, tiles, t * t, t * t)), zero, zero], self.gemm_local),
+            ("winograd", f"{shape_options} -DHAS_BIAS", "winograd_output",
+             (-(-tiles_w // vw), tiles_h, co),
+             [products, bias, None, out, *map(i, (co, oh, ow, tiles_h, tiles_w, co)), zero,
+              zero], None)], out
 
     def tiled_ways(self, x, weights, bias, shape, oh, ow):
         """`tiled`: conv2d_tiled as ops/conv_tiled.py launches it (its tile, its split-K);
@@ -399,6 +435,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--device", default=None)
     parser.add_argument("--shapes", default="", help="comma-separated substrings of names")
+    parser.add_argument("--ways", default="",
+                        help="comma-separated substrings of the ways to time (all when none)")
     parser.add_argument("--ort-threads", type=int, default=2,
                         help="also time ONNX Runtime with this many threads (0: not)")
     options = parser.parse_args()
@@ -425,6 +463,9 @@ def main() -> None:
         if wanted and not any(w in name for w in wanted):
             continue
         ways = runner.ways(shape)
+        picked = [w for w in options.ways.split(",") if w]
+        if picked:
+            ways = {way: v for way, v in ways.items() if any(p in way for p in picked)}
         times = {way: [] for way in ways}
         ort_run, ort_out = (onnxruntime_way(shape, options.ort_threads)
                             if options.ort_threads else (None, None))

@@ -43,6 +43,32 @@ def tile_grid(oh: int, ow: int, tile: int) -> tuple[int, int]:
     return -(-oh // tile), -(-ow // tile)
 
 
+def input_rows(tiles_h: int, tiles_w: int, width: int) -> int:
+    """winograd_input's second global dimension: one work item per tile row, or one for all
+    the rows of a plane where they are narrower than a vector (it walks them in order)."""
+    return 1 if tiles_w < width else tiles_h
+
+
+def winograd_tile(builder, window: tuple[int, ...], group: int, weights, oh: int,
+                  ow: int) -> int | None:
+    """The m of the F(m x m, 3 x 3) that a convolution takes, or None where it keeps
+    ops/conv.py's other kernels: only on a CPU (a GPU tiles, see ops/conv_tiled.py), for a
+    3x3 stride-1 undilated one-group convolution with constant weights (transformed once,
+    here); 4 where its tiles fill a conv2d_gemm work item's SPAN pixels, else 2 where those
+    do (fewer tiles than that take the GEMM's lane-by-lane path: ResNet's 3x3 256 on 14x14,
+    16 tiles of 4x4, 3.4 ms against 0.67 in 49 tiles of 2x2), else None (7x7 outputs)."""
+    if not builder.traits.cpu or tuple(window) != (3, 3, 1, 1, 1, 1) or group != 1:
+        return None
+    if weights.host is None:
+        return None
+    span = builder.traits.vector_width * conv.GEMM_VECTORS
+    for tile in (4, 2):
+        tiles_h, tiles_w = tile_grid(oh, ow, tile)
+        if tiles_h * tiles_w >= span:
+            return tile
+    return None
+
+
 def convolve_winograd(builder, x2, w2, bias, residual, out2, pads: tuple[int, int], tile: int,
                       options: list[str], act_a, act_b) -> None:
     """out2 = act(conv3x3(x2, w2) + bias + residual), stride 1, one group, constant weights;
@@ -58,7 +84,8 @@ def convolve_winograd(builder, x2, w2, bias, residual, out2, pads: tuple[int, in
     v = builder.new((n * t * t, c_in, tiles))
     builder.launch("winograd", "winograd_input",
                    [x2, v, *(i32(s) for s in (c_in, h, wd, tiles_h, tiles_w, *pads, n * c_in))],
-                   (-(-tiles_w // width), tiles_h, n * c_in), options=shape)
+                   (-(-tiles_w // width), input_rows(tiles_h, tiles_w, width), n * c_in),
+                   options=shape, local_size=conv.heavy_items(builder))
     products = builder.new((n * t * t, c_out, tiles))
     packed = builder.constant(transformed_filter(np.asarray(w2.host), tile))
     sizes = (c_out, c_in, tiles, t * t, n * t * t)
@@ -71,4 +98,4 @@ def convolve_winograd(builder, x2, w2, bias, residual, out2, pads: tuple[int, in
                    [products, bias, residual, out2,
                     *(i32(s) for s in (c_out, oh, ow, tiles_h, tiles_w, n * c_out)), act_a, act_b],
                    (-(-tiles_w // width), tiles_h, n * c_out),
-                   options=[*options, f"-DWINO_M={tile}"])
+                   options=[*options, f"-DWINO_M={tile}"], local_size=conv.heavy_items(builder))

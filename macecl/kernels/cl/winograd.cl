@@ -24,15 +24,18 @@
  *
  * Kernels (every dimension guarded by the sizes passed, so any work-group shape is correct):
  *   winograd_input(input, V, C, H, W, tiles_h, tiles_w, pad_top, pad_left, channels)
- *     Each work item transforms VW neighbouring tiles of one tile row of one input channel.
- *     Global size (ceil(tiles_w / VW), tiles_h, channels) with channels = N * C.
+ *     Each work item transforms VW neighbouring tiles of one tile row of one input channel,
+ *     or, where tile rows are narrower than VW, every tile row of one channel in turn.
+ *     Global size (ceil(tiles_w / VW), tiles_w < VW ? 1 : tiles_h, channels), channels = N * C.
  *   winograd_output(Mt, bias, residual, output, C_out, OH, OW, tiles_h, tiles_w, batch_out,
  *                   act_a, act_b)
  *     Each work item turns VW neighbouring tiles of one tile row of one output channel into
  *     output pixels. Global size (ceil(tiles_w / VW), tiles_h, batch_out), batch_out = N * C_out.
- * A row of tiles narrower than VW is served by one partial work item; in a wider row the
- * last block steps back to end at the row's end, recomputing (and writing the same values
- * for) some tiles of its neighbour, so that its loads and stores stay whole vectors.
+ * In a row of tiles wider than VW the last block steps back to end at the row's end,
+ * recomputing (and writing the same values for) some tiles of its neighbour, so that its
+ * loads and stores stay whole vectors; a narrower row is one block whose vectors run on into
+ * the next rows' tiles (loaded and computed, never stored but in the order that the next
+ * row overwrites them), partial only at the end of the plane.
  */
 
 #include "common.h"
@@ -126,23 +129,17 @@ inline void output_1d(const floatv* z, const int s, floatv* y, const int t)
     }
 #endif
 
-__kernel void winograd_input(__global const float* input,
-                             __global float* V,
-                             const int C, const int H, const int W,
-                             const int tiles_h, const int tiles_w,
-                             const int pad_top, const int pad_left,
-                             const int channels)
+/* The tiles tx0 .. tx0 + VW - 1 of tile row ty of one input plane, transformed, stored at
+   out[position * (i * T + j)] for i, j < T: the first `lanes` of them, or all VW where
+   `whole` (the lanes past the row then land on the next row's tiles, which the caller
+   writes next) */
+inline void transform_input_tiles(__global const float* plane, const int H, const int W,
+                                  const int ty, const int tx0, const int pad_top,
+                                  const int pad_left, __global float* out,
+                                  const size_t position, const int lanes, const bool whole)
 {
-    const int block = get_global_id(0);
-    const int ty = get_global_id(1);
-    const int nc = get_global_id(2);  /* n * C + c */
-    if (block * VW >= tiles_w || ty >= tiles_h || nc >= channels) return;
-    const int tx0 = tiles_w < VW ? 0 : (block * VW < tiles_w - VW ? block * VW : tiles_w - VW);
-    const int lanes = tiles_w - tx0 < VW ? tiles_w - tx0 : VW;
-    __global const float* plane = input + (size_t)nc * H * W;
     const int x0 = WINO_M * tx0 - pad_left;
     const bool inside = x0 >= 0 && x0 + ROW_SPAN <= W;
-
     floatv u[T * T];  /* u[r * T + j]: row r of the patches times B */
     for (int r = 0; r < T; ++r) {
         const int y = WINO_M * ty - pad_top + r;
@@ -164,20 +161,12 @@ __kernel void winograd_input(__global const float* input,
         }
         input_1d(d, 1, u + r * T, 1);
     }
-
-    const int n = nc / C;
-    const int c = nc % C;
-    const int P = tiles_h * tiles_w;
-    const int p0 = ty * tiles_w + tx0;
-    /* V[n, i * T + j, c, p0 ..] */
-    __global float* out = V + ((size_t)n * T * T * C + c) * P + p0;
-    const size_t position = (size_t)C * P;
     for (int j = 0; j < T; ++j) {
         floatv v[T];
         input_1d(u + j, T, v, 1);
         for (int i = 0; i < T; ++i) {
             __global float* at = out + (i * T + j) * position;
-            if (lanes == VW) {
+            if (whole) {
                 STOREV(at, v[i]);
             } else {
                 float lane[VW];
@@ -185,6 +174,38 @@ __kernel void winograd_input(__global const float* input,
                 for (int k = 0; k < lanes; ++k) at[k] = lane[k];
             }
         }
+    }
+}
+
+__kernel void winograd_input(__global const float* input,
+                             __global float* V,
+                             const int C, const int H, const int W,
+                             const int tiles_h, const int tiles_w,
+                             const int pad_top, const int pad_left,
+                             const int channels)
+{
+    const int block = get_global_id(0);
+    const int row_items = tiles_w < VW ? 1 : tiles_h;
+    const int nc = get_global_id(2);  /* n * C + c */
+    if (block * VW >= tiles_w || get_global_id(1) >= row_items || nc >= channels) return;
+    __global const float* plane = input + (size_t)nc * H * W;
+    const int P = tiles_h * tiles_w;
+    /* V[n, i * T + j, c, p] */
+    __global float* out = V + ((size_t)nc / C * T * T * C + nc % C) * P;
+    const size_t position = (size_t)C * P;
+    if (tiles_w >= VW) {
+        const int ty = get_global_id(1);
+        const int tx0 = block * VW < tiles_w - VW ? block * VW : tiles_w - VW;
+        transform_input_tiles(plane, H, W, ty, tx0, pad_top, pad_left,
+                              out + ty * tiles_w + tx0, position, VW, true);
+        return;
+    }
+    /* rows narrower than a vector: one work item walks them all, in order, with whole
+       stores where the vector ends inside the plane */
+    for (int ty = 0; ty < tiles_h; ++ty) {
+        const int p0 = ty * tiles_w;
+        transform_input_tiles(plane, H, W, ty, 0, pad_top, pad_left, out + p0, position,
+                              tiles_w, p0 + VW <= P);
     }
 }
 
@@ -240,8 +261,10 @@ __kernel void winograd_output(__global const float* Mt,
     const int n = nc / C_out;
     const int co = nc % C_out;
     const int P = tiles_h * tiles_w;
+    const int p0 = ty * tiles_w + tx0;
+    const bool whole = p0 + VW <= P;  /* lanes past the row read the next row's tiles */
     /* Mt[n, position, co, p0 ..] */
-    __global const float* in = Mt + ((size_t)n * T * T * C_out + co) * P + ty * tiles_w + tx0;
+    __global const float* in = Mt + ((size_t)n * T * T * C_out + co) * P + p0;
     const size_t position = (size_t)C_out * P;
 
     floatv z[WINO_M * T];  /* z[r * T + b]: A^T times column b of the tiles' products */
@@ -249,7 +272,7 @@ __kernel void winograd_output(__global const float* Mt,
         floatv m[T];
         for (int a = 0; a < T; ++a) {
             __global const float* at = in + (a * T + b) * position;
-            if (lanes == VW) {
+            if (whole) {
                 m[a] = LOADV(at);
             } else {
                 float lane[VW];
