@@ -321,11 +321,15 @@ class Runner:
         if (k, s, g) == (3, 1, 1):
             for tile in WINOGRAD_TILES:
                 found[f"winograd {tile}x{tile}"] = self.winograd_way(x, filt, bias, shape, tile)
+                for narrow in (8, 4):
+                    found[f"winograd {tile}x{tile} gemm VW{narrow}"] = self.winograd_way(
+                        x, filt, bias, shape, tile, narrow)
         found.update(self.tiled_ways(x, weights, bias, shape, oh, ow))
         return found
 
-    def winograd_way(self, x, filt, bias, shape, tile):
-        """F(tile x tile, 3x3) as ops/conv_winograd.py launches it: (launches, output)."""
+    def winograd_way(self, x, filt, bias, shape, tile, gemm_width=None):
+        """F(tile x tile, 3x3) as ops/conv_winograd.py launches it: (launches, output); the
+        GEMM built for ``gemm_width`` floats a vector instead of the device's width."""
         c, h, w, co, _, _, p, _ = shape
         oh, ow = h + 2 * p - 2, w + 2 * p - 2
         tiles_h, tiles_w = tile_grid(oh, ow, tile)
@@ -340,7 +344,8 @@ class Runner:
             ("winograd", shape_options, "winograd_input",
              (-(-tiles_w // vw), input_rows(tiles_h, tiles_w, vw), c),
              [x, v, *map(i, (c, h, w, tiles_h, tiles_w, p, p, c))], None),
-            ("conv2d", f"-DVW={vw}", "conv2d_gemm", gemm_grid(co, tiles, vw, t * t),
+            ("conv2d", f"-DVW={gemm_width or vw}", "conv2d_gemm",
+             gemm_grid(co, tiles, gemm_width or vw, t * t),
              [self.buffer(transformed_filter(filt, tile)), v, None, None, products,
               *map(i, (co, c, tiles, t * t, t * t)), zero, zero], self.gemm_local),
             ("winograd", f"{shape_options} -DHAS_BIAS", "winograd_output",

@@ -141,6 +141,7 @@ inline void transform_input_tiles(__global const float* plane, const int H, cons
     const int x0 = WINO_M * tx0 - pad_left;
     const bool inside = x0 >= 0 && x0 + ROW_SPAN <= W;
     floatv u[T * T];  /* u[r * T + j]: row r of the patches times B */
+    #pragma unroll
     for (int r = 0; r < T; ++r) {
         const int y = WINO_M * ty - pad_top + r;
         floatv d[T];
@@ -161,9 +162,11 @@ inline void transform_input_tiles(__global const float* plane, const int H, cons
         }
         input_1d(d, 1, u + r * T, 1);
     }
+    #pragma unroll
     for (int j = 0; j < T; ++j) {
         floatv v[T];
         input_1d(u + j, T, v, 1);
+        #pragma unroll
         for (int i = 0; i < T; ++i) {
             __global float* at = out + (i * T + j) * position;
             if (whole) {
@@ -268,8 +271,10 @@ __kernel void winograd_output(__global const float* Mt,
     const size_t position = (size_t)C_out * P;
 
     floatv z[WINO_M * T];  /* z[r * T + b]: A^T times column b of the tiles' products */
+    #pragma unroll
     for (int b = 0; b < T; ++b) {
         floatv m[T];
+        #pragma unroll
         for (int a = 0; a < T; ++a) {
             __global const float* at = in + (a * T + b) * position;
             if (whole) {
@@ -289,13 +294,16 @@ __kernel void winograd_output(__global const float* Mt,
         floatv y[WINO_M];  /* y[c]: output row r, column c of every tile */
         output_1d(z + r * T, 1, y, 1);
 #ifdef HAS_BIAS
+        #pragma unroll
         for (int c = 0; c < WINO_M; ++c) y[c] += bias[co];
 #endif
         const size_t row = ((size_t)nc * OH + WINO_M * ty + r) * OW;
+        #pragma unroll
         for (int part = 0; part < WINO_M; ++part) {
             const int x = x0 + part * VW;
             if (x >= OW) break;
             floatv pixels = stretch(y[0], part);
+            #pragma unroll
             for (int c = 1; c < WINO_M; ++c)
                 pixels = phase == c ? stretch(y[c], part) : pixels;
             const size_t at = row + x;
