@@ -148,7 +148,7 @@ from macecl.kernels import program_source
 from macecl.ops.conv import (DW_ROWS, GEMM_CHANNELS, GEMM_VECTORS, heavy_items,
                              pack_filter_array)
 from macecl.ops.conv_tiled import K_STEP, split_count, tile_shape, tiled_fits
-from macecl.ops.conv_winograd import input_rows, tile_grid, transformed_filter
+from macecl.ops.conv_winograd import tile_grid, transformed_filter
 from macecl.ops.traits import DeviceTraits
 from macecl.runtime.device import select_device
 
@@ -341,9 +341,8 @@ class Runner:
         shape_options = f"-DVW={vw} -DWINO_M={tile}"
         zero = np.float32(0)
         return [
-            ("winograd", shape_options, "winograd_input",
-             (-(-tiles_w // vw), input_rows(tiles_h, tiles_w, vw), c),
-             [x, v, *map(i, (c, h, w, tiles_h, tiles_w, p, p, c))], None),
+            ("winograd", shape_options, "winograd_input", (c,),
+             [x, v, *map(i, (c, h, w, tiles_h, tiles_w, p, p, c))], self.gemm_local[:1]),
             ("conv2d", f"-DVW={gemm_width or vw}", "conv2d_gemm",
              gemm_grid(co, tiles, gemm_width or vw, t * t),
              [self.buffer(transformed_filter(filt, tile)), v, None, None, products,
@@ -351,7 +350,7 @@ class Runner:
             ("winograd", f"{shape_options} -DHAS_BIAS", "winograd_output",
              (-(-tiles_w // vw), tiles_h, co),
              [products, bias, None, out, *map(i, (co, oh, ow, tiles_h, tiles_w, co)), zero,
-              zero], None)], out
+              zero], self.gemm_local)], out
 
     def tiled_ways(self, x, weights, bias, shape, oh, ow):
         """`tiled`: conv2d_tiled as ops/conv_tiled.py launches it (its tile, its split-K);

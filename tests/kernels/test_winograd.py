@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from macecl.ops.activations import apply
-from macecl.ops.conv_winograd import TRANSFORMS, input_rows, tile_grid, transformed_filter
+from macecl.ops.conv_winograd import TRANSFORMS, tile_grid, transformed_filter
 
 from .helpers import assert_close
 from .test_conv2d import VARIANTS, conv2d_ref
@@ -61,8 +61,7 @@ def test_winograd_input(cl_env, rng, case, tile, vw, local_size):
     want = input_transform_ref(x, tile, pads, tiles_h, tiles_w)
     got = cl_env.run("winograd", f"-DVW={vw} -DWINO_M={tile}", "winograd_input", want.shape,
                      [x], [c, h, w, tiles_h, tiles_w, pads[0], pads[1], n * c],
-                     work_items=(-(-tiles_w // vw), input_rows(tiles_h, tiles_w, vw), n * c),
-                     local_size=local_size)
+                     work_items=(n * c,), local_size=local_size and local_size[:1])
     assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
@@ -109,8 +108,7 @@ def winograd_conv(cl_env, x, w, bias, residual, pads, tile, vw, activation=(0, 0
     v = cl_env.run("winograd", f"-DVW={vw} -DWINO_M={tile}", "winograd_input",
                    (n * t * t, c, tiles), [x], [c, h, wd, tiles_h, tiles_w, pads[0], pads[1],
                                                 n * c],
-                   work_items=(-(-tiles_w // vw), input_rows(tiles_h, tiles_w, vw), n * c),
-                   local_size=local_size)
+                   work_items=(n * c,), local_size=local_size and local_size[:1])
     products = cl_env.run("conv2d", f"-DVW={vw}", "conv2d_gemm", (n * t * t, c_out, tiles),
                           [transformed_filter(w, tile), v, None, None],
                           [c_out, c, tiles, t * t, n * t * t, 0.0, 0.0],
