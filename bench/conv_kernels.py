@@ -4,7 +4,8 @@ For each shape (layers of the bench models), every applicable way of computing i
 library's kernels runs --rounds times, the ways interleaved round by round so that machine
 noise hits them alike; prints the median kernel time (OpenCL profiling events) of each and
 checks they agree. Ways: `gemm` = conv2d_gemm straight on the input (1x1, stride 1, no
-pad only), `im2col+gemm`, `direct` = conv2d_direct, `depthwise` = depthwise_conv2d (one
+pad only), `im2col+gemm`, `direct` = conv2d_direct, `winograd MxM` = F(MxM, 3x3) of
+ops/conv_winograd.py (3x3, stride 1, one group), `depthwise` = depthwise_conv2d (one
 input channel per group), `tiled` = conv2d_tiled (+ conv2d_tiled_reduce when it splits K)
 as ops/conv_tiled.py launches it for this device's traits, beside the tile shapes and
 split counts it did not choose; for ConvTranspose, conv_transpose2d in channel blocks of 1
@@ -58,6 +59,34 @@ After (the way ops/conv.py takes marked *; GF/s of it; ONNX Runtime, 2 threads):
     dw 3x3 96 80x80              depthwise* 1.46 (7.6)        ORT 0.95
     dw 3x3/2 96 80x80            depthwise* 0.76 (3.6)        ORT 0.53
     dw 5x5 240 20x20             depthwise* 0.87 (5.5)        ORT 0.25
+
+Winograd (winograd.cl's transforms around conv2d_gemm; the choice is ops/conv_winograd.py's
+winograd_tile), `--rounds 7 --shapes "resnet 3x3,squeezenet 3x3,det 3x3 96->24" --ways
+im2col,direct,winograd`, ms, load 5.7-6.0 (three other jobs), * = taken now:
+
+                                 im2col+gemm  direct   winograd 2x2  winograd 4x4  ORT
+    resnet 3x3 64 56x56          3.99         4.74     2.47          1.48*         1.68
+    resnet 3x3 128 28x28         3.21         10.00    1.60          1.32*         1.72
+    resnet 3x3 256 14x14         3.07         10.21    1.92*         4.70          1.78
+    resnet 3x3 512 7x7           3.95*        20.40    15.73         25.50         2.34
+    squeezenet 3x3 16->64 55x55  1.19         1.26     1.39          0.71*         0.57
+    squeezenet 3x3 32->128 27x27 0.75         1.57     0.70          0.51*         0.70
+    squeezenet 3x3 48->192 13x13 0.42         1.00     0.36*         0.81          0.50
+    squeezenet 3x3 64->256 13x13 0.62         1.76     0.57*         1.35          0.60
+    det 3x3 96->24 160x160       82.84        26.59    25.05         13.23*        23.11
+    det 3x3 96->24 80x80         20.14        12.64    4.45          3.33*         10.06
+    det 3x3 96->24 40x40         2.53         1.66     1.01          0.64*         0.98
+    det 3x3 96->24 20x20         0.82         0.63     0.31*         0.34          0.43
+
+F(4x4) wins wherever its tiles fill a GEMM block (32 pixels at VW 16); with fewer (16 on
+14x14, 4 on 7x7) conv2d_gemm takes its lane-by-lane path and F(2x2) or im2col wins. Tried
+and lost: the Winograd GEMM built for 8- or 4-float vectors, whose block fits 16 tiles
+(3x3 256 14x14: F(4x4) 2.34 / 3.20 ms against F(2x2) 1.92; 512 7x7: F(2x2) 10.45 / 10.48
+against im2col 3.95; elsewhere 1.1x to 3.3x the time at VW 16, but det's 20x20, F(4x4) at
+VW 8 0.29 against F(2x2) 0.31, within the noise), and the transformed input in
+im2col's packed layout (the GEMM alone, --rounds 9: within 10-20% either way, det 160x160
+F(4x4) 5.38 against 6.35 ms). On 7x7 the transformed weights (16 or 36 x 512 x 512 floats,
+17 or 38 MB, against 9.4 MB of the plain ones) are what the GEMM streams.
 
 ConvTranspose (conv_transpose2d, PP-OCR det's two layers), --shapes convT, load 3.3:
 
@@ -321,15 +350,11 @@ class Runner:
         if (k, s, g) == (3, 1, 1):
             for tile in WINOGRAD_TILES:
                 found[f"winograd {tile}x{tile}"] = self.winograd_way(x, filt, bias, shape, tile)
-                for narrow in (8, 4):
-                    found[f"winograd {tile}x{tile} gemm VW{narrow}"] = self.winograd_way(
-                        x, filt, bias, shape, tile, narrow)
         found.update(self.tiled_ways(x, weights, bias, shape, oh, ow))
         return found
 
-    def winograd_way(self, x, filt, bias, shape, tile, gemm_width=None):
-        """F(tile x tile, 3x3) as ops/conv_winograd.py launches it: (launches, output); the
-        GEMM built for ``gemm_width`` floats a vector instead of the device's width."""
+    def winograd_way(self, x, filt, bias, shape, tile):
+        """F(tile x tile, 3x3) as ops/conv_winograd.py launches it: (launches, output)."""
         c, h, w, co, _, _, p, _ = shape
         oh, ow = h + 2 * p - 2, w + 2 * p - 2
         tiles_h, tiles_w = tile_grid(oh, ow, tile)
@@ -343,8 +368,7 @@ class Runner:
         return [
             ("winograd", shape_options, "winograd_input", (c,),
              [x, v, *map(i, (c, h, w, tiles_h, tiles_w, p, p, c))], self.gemm_local[:1]),
-            ("conv2d", f"-DVW={gemm_width or vw}", "conv2d_gemm",
-             gemm_grid(co, tiles, gemm_width or vw, t * t),
+            ("conv2d", f"-DVW={vw}", "conv2d_gemm", gemm_grid(co, tiles, vw, t * t),
              [self.buffer(transformed_filter(filt, tile)), v, None, None, products,
               *map(i, (co, c, tiles, t * t, t * t)), zero, zero], self.gemm_local),
             ("winograd", f"{shape_options} -DHAS_BIAS", "winograd_output",

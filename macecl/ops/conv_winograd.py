@@ -6,6 +6,14 @@ patch, so the T * T (T = m + 2) element-wise products, summed over the input cha
 T * T independent GEMMs of C_out x C_in by C_in x tiles: conv2d_gemm's groups. They do
 C_out * C_in * T^2 multiplications a tile against 9 * m^2 for im2col + GEMM: 2.25x fewer
 for F(2x2, 3x3), 4x fewer for F(4x4, 3x3). The filter transform runs once, on the host.
+
+On PoCL (bench/conv_kernels.py, figures in its docstring) F(4x4, 3x3) takes ResNet-50's
+3x3 64 on 56x56 from 3.99 ms (im2col + GEMM) to 1.48, 128 on 28x28 from 3.21 to 1.32,
+PP-OCR det's 96->24 on 160x160 from 26.6 (conv2d_direct) to 13.2; F(2x2, 3x3) 256 on
+14x14 from 3.07 to 1.92. Accuracy against a float64 NumPy convolution on those layers
+(ReLU-like inputs, He-scaled weights): max |error| / max |output| 0.3-0.7e-6 for F(2x2),
+2-10e-6 for F(4x4), 0.5-2e-6 for im2col + GEMM; the suites accept 1e-4 (ops) and 1e-3
+(models) of it.
 """
 
 from __future__ import annotations
