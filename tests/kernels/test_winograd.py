@@ -11,8 +11,10 @@ work-group shapes.
 from __future__ import annotations
 
 import numpy as np
+import pyopencl as cl
 import pytest
 
+from macecl.kernels import program_source
 from macecl.ops.activations import apply
 from macecl.ops.conv_winograd import TRANSFORMS, tile_grid, transformed_filter
 
@@ -150,3 +152,11 @@ def test_winograd_activation_after_residual(cl_env, rng, activation, tile):
     assert not np.allclose(want, plain)  # the activation changes something
     got = winograd_conv(cl_env, x, w, bias, residual, (1, 1, 1, 1), tile, 16, activation)
     assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("vw", [4, 8, 16])
+@pytest.mark.parametrize("tile", TILES)
+def test_every_variant_builds_strict_cl12(cl_env, tile, vw):
+    """test_library builds the fullest variant; the swizzles differ with every tile and width."""
+    prg = cl._cl._Program(cl_env.ctx, program_source("winograd"))
+    prg.build(f"-cl-std=CL1.2 -Werror -DVW={vw} -DWINO_M={tile} -DACTIVATION=1".encode())
