@@ -4,13 +4,15 @@ For each shape (layers of the bench models), every applicable way of computing i
 library's kernels runs --rounds times, the ways interleaved round by round so that machine
 noise hits them alike; prints the median kernel time (OpenCL profiling events) of each and
 checks they agree. Ways: `gemm` = conv2d_gemm straight on the input (1x1, stride 1, no
-pad only), `im2col+gemm`, `direct` = conv2d_direct, `depthwise` = depthwise_conv2d (one
+pad only), `im2col+gemm`, `direct` = conv2d_direct, `winograd MxM` = F(MxM, 3x3) of
+ops/conv_winograd.py (3x3, stride 1, one group), `depthwise` = depthwise_conv2d (one
 input channel per group), `tiled` = conv2d_tiled (+ conv2d_tiled_reduce when it splits K)
 as ops/conv_tiled.py launches it for this device's traits, beside the tile shapes and
 split counts it did not choose; for ConvTranspose, conv_transpose2d in channel blocks of 1
 or 8.
 
     python bench/conv_kernels.py [--rounds 9] [--device SELECTOR] [--shapes 3x3,dw]
+                                 [--ways im2col,winograd]
 
 Also times ONNX Runtime (CPU provider, --ort-threads intra-op threads, host wall clock)
 on a one-Conv ONNX model of each shape, for how far each layer is from it.
@@ -57,6 +59,34 @@ After (the way ops/conv.py takes marked *; GF/s of it; ONNX Runtime, 2 threads):
     dw 3x3 96 80x80              depthwise* 1.46 (7.6)        ORT 0.95
     dw 3x3/2 96 80x80            depthwise* 0.76 (3.6)        ORT 0.53
     dw 5x5 240 20x20             depthwise* 0.87 (5.5)        ORT 0.25
+
+Winograd (winograd.cl's transforms around conv2d_gemm; the choice is ops/conv_winograd.py's
+winograd_tile), `--rounds 7 --shapes "resnet 3x3,squeezenet 3x3,det 3x3 96->24" --ways
+im2col,direct,winograd`, ms, load 5.7-6.0 (three other jobs), * = taken now:
+
+                                 im2col+gemm  direct   winograd 2x2  winograd 4x4  ORT
+    resnet 3x3 64 56x56          3.99         4.74     2.47          1.48*         1.68
+    resnet 3x3 128 28x28         3.21         10.00    1.60          1.32*         1.72
+    resnet 3x3 256 14x14         3.07         10.21    1.92*         4.70          1.78
+    resnet 3x3 512 7x7           3.95*        20.40    15.73         25.50         2.34
+    squeezenet 3x3 16->64 55x55  1.19         1.26     1.39          0.71*         0.57
+    squeezenet 3x3 32->128 27x27 0.75         1.57     0.70          0.51*         0.70
+    squeezenet 3x3 48->192 13x13 0.42         1.00     0.36*         0.81          0.50
+    squeezenet 3x3 64->256 13x13 0.62         1.76     0.57*         1.35          0.60
+    det 3x3 96->24 160x160       82.84        26.59    25.05         13.23*        23.11
+    det 3x3 96->24 80x80         20.14        12.64    4.45          3.33*         10.06
+    det 3x3 96->24 40x40         2.53         1.66     1.01          0.64*         0.98
+    det 3x3 96->24 20x20         0.82         0.63     0.31*         0.34          0.43
+
+F(4x4) wins wherever its tiles fill a GEMM block (32 pixels at VW 16); with fewer (16 on
+14x14, 4 on 7x7) conv2d_gemm takes its lane-by-lane path and F(2x2) or im2col wins. Tried
+and lost: the Winograd GEMM built for 8- or 4-float vectors, whose block fits 16 tiles
+(3x3 256 14x14: F(4x4) 2.34 / 3.20 ms against F(2x2) 1.92; 512 7x7: F(2x2) 10.45 / 10.48
+against im2col 3.95; elsewhere 1.1x to 3.3x the time at VW 16, but det's 20x20, F(4x4) at
+VW 8 0.29 against F(2x2) 0.31, within the noise), and the transformed input in
+im2col's packed layout (the GEMM alone, --rounds 9: within 10-20% either way, det 160x160
+F(4x4) 5.38 against 6.35 ms). On 7x7 the transformed weights (16 or 36 x 512 x 512 floats,
+17 or 38 MB, against 9.4 MB of the plain ones) are what the GEMM streams.
 
 ConvTranspose (conv_transpose2d, PP-OCR det's two layers), --shapes convT, load 3.3:
 
@@ -147,6 +177,7 @@ from macecl.kernels import program_source
 from macecl.ops.conv import (DW_ROWS, GEMM_CHANNELS, GEMM_VECTORS, heavy_items,
                              pack_filter_array)
 from macecl.ops.conv_tiled import K_STEP, split_count, tile_shape, tiled_fits
+from macecl.ops.conv_winograd import tile_grid, transformed_filter
 from macecl.ops.traits import DeviceTraits
 from macecl.runtime.device import select_device
 
@@ -171,6 +202,11 @@ SHAPES = {
     "squeezenet 3x3 16->64 55x55": (16, 55, 55, 64, 3, 1, 1, 1),
     "squeezenet 1x1 128->16 55x55": (128, 55, 55, 16, 1, 1, 0, 1),
     "squeezenet 3x3 32->128 27x27": (32, 27, 27, 128, 3, 1, 1, 1),
+    "squeezenet 3x3 48->192 13x13": (48, 13, 13, 192, 3, 1, 1, 1),
+    "squeezenet 3x3 64->256 13x13": (64, 13, 13, 256, 3, 1, 1, 1),
+    "det 3x3 96->24 80x80": (96, 80, 80, 24, 3, 1, 1, 1),
+    "det 3x3 96->24 40x40": (96, 40, 40, 24, 3, 1, 1, 1),
+    "det 3x3 96->24 20x20": (96, 20, 20, 24, 3, 1, 1, 1),
     "squeezenet 1x1 256->32 27x27": (256, 27, 27, 32, 1, 1, 0, 1),
     "squeezenet 7x7/2 3->96 224": (3, 224, 224, 96, 7, 2, 0, 1),
     "resnet fc 2048->1000": (2048, 1, 1, 1000, 1, 1, 0, 1),
@@ -227,6 +263,8 @@ def onnxruntime_way(shape, threads: int):
 def gemm_grid(m: int, pixels: int, vw: int, groups: int) -> tuple[int, int, int]:
     return -(-m // GEMM_CHANNELS), -(-pixels // (vw * GEMM_VECTORS)), groups
 
+
+WINOGRAD_TILES = (2, 4)  # the F(m x m, 3x3) tried on 3x3 stride-1 one-group layers
 
 # ConvTranspose, name: (C_in, H, W, C_out, K, stride), no pads: ops/conv.py's channel block
 TRANSPOSED = {
@@ -309,8 +347,34 @@ class Runner:
                 i(blocks), np.float32(0), np.float32(0)]
         found["direct"] = ([(*conv, "conv2d_direct", (blocks, -(-ow // vw), oh), args, None)],
                            out)
+        if (k, s, g) == (3, 1, 1):
+            for tile in WINOGRAD_TILES:
+                found[f"winograd {tile}x{tile}"] = self.winograd_way(x, filt, bias, shape, tile)
         found.update(self.tiled_ways(x, weights, bias, shape, oh, ow))
         return found
+
+    def winograd_way(self, x, filt, bias, shape, tile):
+        """F(tile x tile, 3x3) as ops/conv_winograd.py launches it: (launches, output)."""
+        c, h, w, co, _, _, p, _ = shape
+        oh, ow = h + 2 * p - 2, w + 2 * p - 2
+        tiles_h, tiles_w = tile_grid(oh, ow, tile)
+        tiles, t, vw = tiles_h * tiles_w, tile + 2, self.vw
+        i = np.int32
+        v = self.buffer(size=t * t * c * tiles)
+        products = self.buffer(size=t * t * co * tiles)
+        out = self.buffer(size=co * oh * ow)
+        shape_options = f"-DVW={vw} -DWINO_M={tile}"
+        zero = np.float32(0)
+        return [
+            ("winograd", shape_options, "winograd_input", (c,),
+             [x, v, *map(i, (c, h, w, tiles_h, tiles_w, p, p, c))], self.gemm_local[:1]),
+            ("conv2d", f"-DVW={vw}", "conv2d_gemm", gemm_grid(co, tiles, vw, t * t),
+             [self.buffer(transformed_filter(filt, tile)), v, None, None, products,
+              *map(i, (co, c, tiles, t * t, t * t)), zero, zero], self.gemm_local),
+            ("winograd", f"{shape_options} -DHAS_BIAS", "winograd_output",
+             (-(-tiles_w // vw), tiles_h, co),
+             [products, bias, None, out, *map(i, (co, oh, ow, tiles_h, tiles_w, co)), zero,
+              zero], self.gemm_local)], out
 
     def tiled_ways(self, x, weights, bias, shape, oh, ow):
         """`tiled`: conv2d_tiled as ops/conv_tiled.py launches it (its tile, its split-K);
@@ -399,6 +463,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--device", default=None)
     parser.add_argument("--shapes", default="", help="comma-separated substrings of names")
+    parser.add_argument("--ways", default="",
+                        help="comma-separated substrings of the ways to time (all when none)")
     parser.add_argument("--ort-threads", type=int, default=2,
                         help="also time ONNX Runtime with this many threads (0: not)")
     options = parser.parse_args()
@@ -425,6 +491,9 @@ def main() -> None:
         if wanted and not any(w in name for w in wanted):
             continue
         ways = runner.ways(shape)
+        picked = [w for w in options.ways.split(",") if w]
+        if picked:
+            ways = {way: v for way, v in ways.items() if any(p in way for p in picked)}
         times = {way: [] for way in ways}
         ort_run, ort_out = (onnxruntime_way(shape, options.ort_threads)
                             if options.ort_threads else (None, None))

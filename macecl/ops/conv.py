@@ -17,6 +17,7 @@ import numpy as np
 from macecl.graph.ir import Node
 from macecl.ops.activations import fused
 from macecl.ops.conv_tiled import convolve_tiled, tiled_fits
+from macecl.ops.conv_winograd import convolve_winograd, winograd_tile
 from macecl.ops.elementwise import OPS, lower_binary
 from macecl.ops.registry import checker, ints, lowering
 
@@ -187,6 +188,8 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
     - depthwise (one input channel per group): ``depthwise_conv2d``;
     - any other on a device with dedicated local memory (a GPU): ``conv2d_tiled``, see
       ops/conv_tiled.py;
+    - on a CPU, 3x3, stride 1, one group, constant weights, enough output tiles:
+      Winograd, see ops/conv_winograd.py;
     - 1x1, stride 1, no padding: ``conv2d_gemm`` straight on the input, which already is the
       (C_in, pixels) matrix;
     - rows at least a vector wide, and fewer than 32 output channels per group or an im2col
@@ -226,6 +229,11 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
     if tiled_fits(builder.traits):
         convolve_tiled(node, builder, x2, w2, bias, residual, out2,
                        [kh, kw, sh, sw, dh, dw, pt, pl], group)
+        return out
+    tile = winograd_tile(builder, (kh, kw, sh, sw, dh, dw), group, w2, oh, ow)
+    if tile:
+        convolve_winograd(builder, x2, w2, bias, residual, out2, (pt, pl), tile, options, act_a,
+                          act_b)
         return out
     pointwise = (kh, kw, sh, sw, pt, pl, oh, ow) == (1, 1, 1, 1, 0, 0, h, wd)
     taps = c_in // group * kh * kw

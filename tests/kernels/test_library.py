@@ -26,6 +26,8 @@ PROGRAMS = {
     "softmax": ("-DLOG -DVW=16", {"softmax", "softmax_rows"}),
     "transpose": ("", {"transpose", "transpose_rows"}),
     "unary": ("-DOP=8", {"unary", "prelu"}),
+    "winograd": ("-DVW=16 -DWINO_M=4 -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=3",
+                 {"winograd_input", "winograd_output"}),
 }
 
 
