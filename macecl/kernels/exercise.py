@@ -113,6 +113,12 @@ def sample_launches() -> list[Launch]:
         Launch("lrn", (), "lrn", (x, out, *_i(n, c, h, w, 5), *_f(1e-4, 0.75, 1)), total),
         Launch("layer_norm", ("-DHAS_BIAS",), "layer_norm",
                (x, t(w), t(w), out, *_i(n * c * h, w), *_f(1e-5)), n * c * h),
+        # F(2x2, 3x3) of the 3x3 pad-1 convolution: 8 x 8 tiles, 16 transformed positions
+        Launch("winograd", ("-DVW=8", "-DWINO_M=2"), "winograd_input",
+               (x, out, *_i(c, h, w, 8, 8, 1, 1, n * c)), n * c),
+        Launch("winograd", ("-DVW=8", "-DWINO_M=2", "-DHAS_BIAS"), "winograd_output",
+               (t(16, c, 64), t(c), None, out, *_i(c, h, w, 8, 8, n * c), *_f(0, 0)),
+               (1, 8, n * c)),
     ]
 
 
