@@ -57,27 +57,13 @@
 
 #include "common.h"
 #include "vector.h"
+#include "activate.h"
 
 #define CO_BLOCK 8  /* output channels per conv2d_gemm / conv2d_direct work item */
 #define PX 2        /* pixel vectors per conv2d_gemm work item */
 #define SPAN (VW * PX)
 #define EDGE_MAX 64  /* longest row segment stage_row keeps (VW 16: a 3x3 window at stride 2) */
 
-
-/* The fused activation of a whole vector: Relu as a vector select, others lane by lane. */
-inline floatv activate_v(floatv y, const float act_a, const float act_b)
-{
-#if ACTIVATION == UNARY_NONE
-    return y;
-#elif ACTIVATION == UNARY_RELU
-    return y < 0.0f ? (floatv)(0.0f) : y;  /* NaN passes, as in unary_op */
-#else
-    float lane[VW];
-    STOREV_PRIVATE(lane, y);
-    for (int i = 0; i < VW; ++i) lane[i] = ACTIVATE(lane[i], act_a, act_b);
-    return LOADV_PRIVATE(lane);
-#endif
-}
 
 /* bias, residual and activation of the first `lanes` of VW outputs at output[at] (channel
    co), then stored */
