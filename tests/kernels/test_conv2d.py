@@ -170,6 +170,8 @@ def test_conv2d_gemm_without_bias_or_residual(cl_env, rng):
         (2, (0.1, 0.0), lambda y, a, b: np.where(y >= 0, y, a * y)),
         (3, (-0.5, 1.5), lambda y, a, b: np.clip(y, a, b)),
         (7, (0.0, 0.0), lambda y, a, b: y * np.clip(y / 6 + 0.5, 0, 1)),
+        (6, (0.2, 0.5), lambda y, a, b: np.clip(a * y + b, 0, 1)),
+        (4, (0.0, 0.0), lambda y, a, b: 1 / (1 + np.exp(-y))),
     ],
 )
 @pytest.mark.parametrize("vw", [4, 16])
