@@ -4,13 +4,15 @@ For each shape (layers of the bench models), every applicable way of computing i
 library's kernels runs --rounds times, the ways interleaved round by round so that machine
 noise hits them alike; prints the median kernel time (OpenCL profiling events) of each and
 checks they agree. Ways: `gemm` = conv2d_gemm straight on the input (1x1, stride 1, no
-pad only), `im2col+gemm`, `direct` = conv2d_direct, `depthwise` = depthwise_conv2d (one
+pad only), `im2col+gemm`, `direct` = conv2d_direct, `direct wide` = conv2d_direct_wide
+(`, 1 item`: local size (1, 1, 1)), `depthwise` = depthwise_conv2d (one
 input channel per group), `tiled` = conv2d_tiled (+ conv2d_tiled_reduce when it splits K)
 as ops/conv_tiled.py launches it for this device's traits, beside the tile shapes and
 split counts it did not choose; for ConvTranspose, conv_transpose2d in channel blocks of 1
-or 8.
+or 8, and conv_transpose2d_disjoint in channel x pixel-vector blocks.
 
     python bench/conv_kernels.py [--rounds 9] [--device SELECTOR] [--shapes 3x3,dw]
+                                 [--ways direct,im2col]
 
 Also times ONNX Runtime (CPU provider, --ort-threads intra-op threads, host wall clock)
 on a one-Conv ONNX model of each shape, for how far each layer is from it.
@@ -57,6 +59,32 @@ After (the way ops/conv.py takes marked *; GF/s of it; ONNX Runtime, 2 threads):
     dw 3x3 96 80x80              depthwise* 1.46 (7.6)        ORT 0.95
     dw 3x3/2 96 80x80            depthwise* 0.76 (3.6)        ORT 0.53
     dw 5x5 240 20x20             depthwise* 0.87 (5.5)        ORT 0.25
+
+conv2d_direct_wide (8 channels x 2 vectors a work item, whole-vector loads on the row's
+interior, its ends column by column) against conv2d_direct as launched before (the driver's
+work-groups), `POCL_KERNEL_CACHE=0 python bench/conv_kernels.py --shapes "det 3x3,resnet
+7x7,squeezenet 7x7" --ways direct --rounds 9 --ort-threads 0`, ms, two runs (load 3.6 and
+4.9: the machine was shared; `1 item`: local size (1, 1, 1), as the lowering launches the
+wide kernel on a CPU):
+
+                                 direct          direct wide, 1 item   (direct, 1 item)
+    det 3x3 96->24 160x160       15.37 / 32.04   10.45 / 19.42         15.06 / 31.12
+    det 3x3 64->16 160x160        6.61 / 10.44    4.58 /  8.64          6.44 / 10.45
+    det 3x3 16 160x160            1.76 /  1.77    1.19 /  1.25          1.64 /  1.70
+    det 3x3 96->32 80x80         10.93 / 10.97    8.74 /  8.46         11.19 / 10.31
+    det 3x3 96->24 80x80          8.31 /  8.56    6.69 /  7.16          8.27 /  8.36
+    det 3x3 96->24 40x40          1.62 /  1.58    1.17 /  1.10          1.60 /  1.48
+    det 3x3 96->24 20x20          0.70 /  0.36    0.42 /  0.30          0.59 /  0.32
+    det 3x3/2 3->16 640           1.82 /  1.86    1.62 /  1.85          1.62 /  1.73
+    resnet 7x7/2 3->64 224        (earlier run, load 3.6: direct 4.02, wide 3.97, direct
+                                  1 item 3.77; this run 9.39 / 11.52 / 11.82)
+
+Stride 1 wins throughout, so the lowering takes the wide kernel there; at stride 2 it ties
+(the row's tail block recomputes more of a two-vector block) and conv2d_direct stays. Where
+the time went in conv2d_direct: the blocks at the row's ends staged their segments (stage_row)
+for every input channel and tap row: the same 96->24 layer without padding (a 162-wide input)
+took 12.90 ms against 15.96 ms padded, 10.17 against 13.32 ms for the wide kernel before its
+ends went column by column. The 2-vector block alone (ends still staged) gained 0-20%.
 
 ConvTranspose (conv_transpose2d, PP-OCR det's two layers), --shapes convT, load 3.3:
 
@@ -188,6 +216,9 @@ SHAPES = {
     "det 3x3 64->16 160x160": (64, 160, 160, 16, 3, 1, 1, 1),
     "det 3x3 96->24 160x160": (96, 160, 160, 24, 3, 1, 1, 1),
     "det 3x3 96->32 80x80": (96, 80, 80, 32, 3, 1, 1, 1),
+    "det 3x3 96->24 80x80": (96, 80, 80, 24, 3, 1, 1, 1),
+    "det 3x3 96->24 40x40": (96, 40, 40, 24, 3, 1, 1, 1),
+    "det 3x3 96->24 20x20": (96, 20, 20, 24, 3, 1, 1, 1),
     "det 3x3 96->64 40x40": (96, 40, 40, 64, 3, 1, 1, 1),
     "squeezenet 3x3 16->64 55x55": (16, 55, 55, 64, 3, 1, 1, 1),
     "squeezenet 1x1 128->16 55x55": (128, 55, 55, 16, 1, 1, 0, 1),
@@ -332,6 +363,14 @@ class Runner:
                 i(blocks), np.float32(0), np.float32(0)]
         found["direct"] = ([(*conv, "conv2d_direct", (blocks, -(-ow // vw), oh), args, None)],
                            out)
+        found["direct, 1 item"] = (
+            [(*conv, "conv2d_direct", (blocks, -(-ow // vw), oh), args, (1, 1, 1))], out)
+        grid = (blocks, -(-ow // (vw * GEMM_VECTORS)), oh)
+        for name, local in (("direct wide", None), ("direct wide, 1 item", (1, 1, 1))):
+            out = self.buffer(size=co * oh * ow)
+            args = [x, packed, bias, None, out, *map(i, (c, h, w, co, oh, ow)), *window, i(g),
+                    i(blocks), np.float32(0), np.float32(0)]
+            found[name] = ([(*conv, "conv2d_direct_wide", grid, args, local)], out)
         found.update(self.tiled_ways(x, weights, bias, shape, oh, ow))
         return found
 
@@ -436,6 +475,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--device", default=None)
     parser.add_argument("--shapes", default="", help="comma-separated substrings of names")
+    parser.add_argument("--ways", default="",
+                        help="comma-separated substrings of way names to time (default: all)")
     parser.add_argument("--ort-threads", type=int, default=2,
                         help="also time ONNX Runtime with this many threads (0: not)")
     options = parser.parse_args()
@@ -462,6 +503,9 @@ def main() -> None:
         if wanted and not any(w in name for w in wanted):
             continue
         ways = runner.ways(shape)
+        if options.ways:
+            ways = {way: v for way, v in ways.items()
+                    if any(w in way for w in options.ways.split(","))}
         times = {way: [] for way in ways}
         ort_run, ort_out = (onnxruntime_way(shape, options.ort_threads)
                             if options.ort_threads else (None, None))

@@ -241,7 +241,12 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
       writes KH * KW copies of the input and the GEMM reads them back, which few channels
       do not repay, nor a matrix that leaves the cache (PP-OCR det 3x3 96->24 on 160x160:
       direct 21.2 ms, im2col + GEMM 70.5 ms; 96->32 on 80x80, a 22 MB matrix: 5.7 ms
-      against 9.7 ms);
+      against 9.7 ms). At stride 1, ``conv2d_direct_wide``: the GEMM's 8 x 2 register
+      block, whole-vector loads on the columns whose windows lie inside the row and the
+      few at its ends one by one (det 96->24 on 160x160 15.4 -> 10.5 ms, 40x40 1.62 ->
+      1.17 ms); at stride 2 it only tied (det 3x3/2 3->16 on 640x640 1.62 against 1.82 ms
+      in one run, 1.85 against 1.86 in another; ResNet's 7x7/2 3.97 against 4.02 ms), so
+      conv2d_direct keeps strides > 1; figures in bench/conv_kernels.py;
     - anything else: ``im2col`` into a scratch tensor in the GEMM's packed layout, then
       ``conv2d_gemm`` (96->64 on 40x40: 2.9 ms against direct's 6.9 ms; ResNet 7x7/2 3->64
       on 224x224, a 7.4 MB matrix: 3.6 ms against 4.3 ms).
@@ -281,10 +286,15 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
     if not pointwise and ow >= width and (per_group < 4 * GEMM_CHANNELS
                                           or cols_bytes > COLS_LIMIT):
         blocks = n * group * -(-per_group // GEMM_CHANNELS)
-        builder.launch("conv2d", "conv2d_direct",
-                       [x2, packed, *epilogue, *shape, *window, np.int32(group),
-                        np.int32(blocks), act_a, act_b], (blocks, -(-ow // width), oh),
-                       options=options)
+        args = [x2, packed, *epilogue, *shape, *window, np.int32(group), np.int32(blocks),
+                act_a, act_b]
+        if sw == 1:
+            builder.launch("conv2d", "conv2d_direct_wide", args,
+                           (blocks, -(-ow // (width * GEMM_VECTORS)), oh), options=options,
+                           local_size=heavy_items(builder))
+        else:
+            builder.launch("conv2d", "conv2d_direct", args, (blocks, -(-ow // width), oh),
+                           options=options)
         return out
     pixels = oh * ow
     span = width * GEMM_VECTORS

@@ -133,6 +133,16 @@ CONV_CASES = {
                                {"group": 4, "strides": (2, 2), "pads": (1, 1, 1, 1)}),
     "groups_of_many": ((1, 24, 6, 6), (12, 8, 3, 3), {"group": 3, "pads": [1, 1, 1, 1]},
                        {"group": 3, "pads": (1, 1, 1, 1)}),
+    # stride 1, few channels (conv2d_direct_wide on a CPU): rows whose interior fills blocks
+    # with a tail, dilated, and groups with batch 2
+    "3x3_wide_rows_det_like": ((1, 7, 5, 70), (24, 7, 3, 3), {"pads": [1, 1, 1, 1]},
+                               {"pads": (1, 1, 1, 1)}),
+    "3x3_wide_rows_dilated": ((1, 3, 8, 50), (10, 3, 3, 3),
+                              {"dilations": [2, 2], "pads": [2, 2, 2, 2]},
+                              {"dilations": (2, 2), "pads": (2, 2, 2, 2)}),
+    "3x3_wide_rows_groups_stride1": ((2, 6, 4, 36), (20, 3, 3, 3),
+                                     {"group": 2, "pads": [1, 1, 1, 1]},
+                                     {"group": 2, "pads": (1, 1, 1, 1)}),
 }
 
 
