@@ -24,7 +24,7 @@ os.environ.setdefault("PYOPENCL_NO_CACHE", "1")
 import numpy as np
 import pyopencl as cl
 
-from macecl.kernels import program_source
+from macecl.kernels import program_source, with_headers
 from macecl.ops.traits import DeviceTraits
 from macecl.runtime.device import select_device
 
@@ -119,35 +119,91 @@ __kernel void global_avg_pool_scalar(__global const float* input, __global float
 }
 """
 
-# pooling.cl's max pool before: a 1-D NDRange, divisions of the id per output pixel.
-MAXPOOL_1D = """
-__kernel void max_pool2d_1d(__global const float* input, __global float* output,
-                            const int N, const int C, const int H, const int W,
-                            const int OH, const int OW, const int KH, const int KW,
-                            const int stride_h, const int stride_w,
-                            const int dil_h, const int dil_w,
-                            const int pad_top, const int pad_left)
+# pooling.cl's windowed pools before: one output pixel a work item, over a 3-D NDRange.
+POOL_PIXEL = """
+__kernel void max_pool2d_pixel(__global const float* input,
+                         __global float* output,
+                         const int N, const int C, const int H, const int W,
+                         const int OH, const int OW, const int KH, const int KW,
+                         const int stride_h, const int stride_w,
+                         const int dil_h, const int dil_w,
+                         const int pad_top, const int pad_left)
 {
-    const int gid = get_global_id(0);
-    if (gid >= N * C * OH * OW) return;
-    const int ow = gid % OW;
-    const int oh = (gid / OW) % OH;
-    const int nc = gid / (OW * OH);
+    const int ow = get_global_id(0);
+    const int oh = get_global_id(1);
+    const int nc = get_global_id(2);
+    if (ow >= OW || oh >= OH || nc >= N * C) return;
+    const int at = (nc * OH + oh) * OW + ow;
     __global const float* plane = input + nc * H * W;
     const int ih0 = oh * stride_h - pad_top;
     const int iw0 = ow * stride_w - pad_left;
+
+    /* The taps inside the input, found once, so that the loops below test nothing; a window
+       wholly inside (most of them) skips the divisions that finding them takes. */
+    const bool inside = ih0 >= 0 && ih0 + (KH - 1) * dil_h < H
+                        && iw0 >= 0 && iw0 + (KW - 1) * dil_w < W;
+    const int kh_lo = inside ? 0 : taps_from(ih0, dil_h);
+    const int kh_hi = inside ? KH : taps_to(ih0, dil_h, KH, H);
+    const int kw_lo = inside ? 0 : taps_from(iw0, dil_w);
+    const int kw_hi = inside ? KW : taps_to(iw0, dil_w, KW, W);
     float best = -INFINITY;
+    for (int kh = kh_lo; kh < kh_hi; ++kh) {
+        __global const float* row = plane + (ih0 + kh * dil_h) * W + iw0;
+        for (int kw = kw_lo; kw < kw_hi; ++kw) {
+            const float v = row[kw * dil_w];
+            /* NaN wins, as in ReduceMax; v != v is isnan() without the builtin call that
+               vector.h's NOTE is about */
+            best = v != v || v > best ? v : best;
+        }
+    }
+    output[at] = best;
+}
+
+__kernel void avg_pool2d_pixel(__global const float* input,
+                         __global float* output,
+                         const int N, const int C, const int H, const int W,
+                         const int OH, const int OW, const int KH, const int KW,
+                         const int stride_h, const int stride_w,
+                         const int dil_h, const int dil_w,
+                         const int pad_top, const int pad_left,
+                         const int pad_bottom, const int pad_right,
+                         const int count_include_pad)
+{
+    const int ow = get_global_id(0);
+    const int oh = get_global_id(1);
+    const int nc = get_global_id(2);
+    if (ow >= OW || oh >= OH || nc >= N * C) return;
+    const int at = (nc * OH + oh) * OW + ow;
+    __global const float* plane = input + nc * H * W;
+    const int ih0 = oh * stride_h - pad_top;
+    const int iw0 = ow * stride_w - pad_left;
+
+    /* Taps that count toward the divisor lie in [lo, hi) on each axis. */
+    const int h_lo = count_include_pad ? -pad_top : 0;
+    const int h_hi = count_include_pad ? H + pad_bottom : H;
+    const int w_lo = count_include_pad ? -pad_left : 0;
+    const int w_hi = count_include_pad ? W + pad_right : W;
+
+    float sum = 0.0f;
+    int rows = 0;
+    int cols = 0;
     for (int kh = 0; kh < KH; ++kh) {
         const int ih = ih0 + kh * dil_h;
+        rows += (ih >= h_lo && ih < h_hi);
         if (ih < 0 || ih >= H) continue;
         for (int kw = 0; kw < KW; ++kw) {
             const int iw = iw0 + kw * dil_w;
             if (iw < 0 || iw >= W) continue;
-            const float v = plane[ih * W + iw];
-            best = isnan(v) || v > best ? v : best;
+            sum += plane[ih * W + iw];
         }
     }
-    output[gid] = best;
+    /* The counted region is a box, so its tap count is rows * cols. */
+    for (int kw = 0; kw < KW; ++kw) {
+        const int iw = iw0 + kw * dil_w;
+        cols += (iw >= w_lo && iw < w_hi);
+    }
+    const int count = rows * cols;
+    output[at] = count > 0 ? sum / (float)count : 0.0f;
 }
 """
 
@@ -293,6 +349,9 @@ def gemm_cases(runner: Runner, traits: DeviceTraits):
                             capture_output=True, text=True).stdout
     before = before.replace('#include "common.h"', program_source("unary").split(
         "__kernel")[0])  # the library's helpers (common.h inlined)
+    previous = subprocess.run(["git", "show", "e31de30:macecl/kernels/cl/gemm.cl"], check=True,
+                              capture_output=True, text=True).stdout
+    previous = with_headers(previous)
     rng = np.random.default_rng(0)
     source = program_source("gemm")
     vw = traits.vector_width
@@ -311,6 +370,10 @@ def gemm_cases(runner: Runner, traits: DeviceTraits):
                                               (round_up(blocks, 4), -(-m // 8)), (4, 1),
                                               [a, b, None, out, *scalars], out)
         rows = min(8, m)
+        out = runner.buffer(size=m * n)
+        ways["1-D, column blocks fastest"] = (previous, f"{options} -DROWS={rows}", "gemm",
+                                              (round_up(blocks * -(-m // rows), 64),), None,
+                                              [a, b, None, out, *scalars], out)
         out = runner.buffer(size=m * n)
         ways["1-D (library)"] = (source, f"{options} -DROWS={rows}", "gemm",
                                  (round_up(blocks * -(-m // rows), 64),), None,
@@ -361,20 +424,27 @@ def transpose_cases(runner: Runner, traits: DeviceTraits):
 
 
 def pool_cases(runner: Runner, traits: DeviceTraits):
-    """SqueezeNet's first max pool: 3x3, stride 2, 64 x 111 x 111 -> 55 x 55."""
+    """SqueezeNet's first max pool (3x3/2, 64 x 111 x 111 -> 55 x 55), ShuffleNet's average
+    pools (3x3/2, pads 1), and PP-OCR det's global averages."""
     rng = np.random.default_rng(0)
     source = program_source("pooling")
-    planes, h, w, oh, ow = 64, 111, 111, 55, 55
-    x = runner.buffer(rng.standard_normal(planes * h * w))
-    scalars = [*map(i32, (1, planes, h, w, oh, ow, 3, 3, 2, 2, 1, 1, 0, 0))]
-    ways = {}
-    out = runner.buffer(size=planes * oh * ow)
-    ways["1-D (before)"] = (source + MAXPOOL_1D, "", "max_pool2d_1d",
-                            (round_up(planes * oh * ow, 64),), None, [x, out, *scalars], out)
-    out = runner.buffer(size=planes * oh * ow)
-    ways["3-D (library)"] = (source, "", "max_pool2d", (ow, oh, planes), None,
-                             [x, out, *scalars], out)
-    yield f"max pool 3x3/2 {planes}x{h}x{w}", ways, planes * oh * ow
+    vw = traits.vector_width
+    for kind, planes, h, w, pad in (("max", 64, 111, 111, 0), ("avg", 24, 56, 56, 1),
+                                    ("avg", 136, 28, 28, 1)):
+        oh, ow = (h + 2 * pad - 3) // 2 + 1, (w + 2 * pad - 3) // 2 + 1
+        x = runner.buffer(rng.standard_normal(planes * h * w))
+        scalars = [*map(i32, (1, planes, h, w, oh, ow, 3, 3, 2, 2, 1, 1, pad, pad))]
+        if kind == "avg":
+            scalars += [i32(pad), i32(pad), i32(0)]
+        ways = {}
+        out = runner.buffer(size=planes * oh * ow)
+        ways["a pixel an item (before)"] = (source + POOL_PIXEL, "", f"{kind}_pool2d_pixel",
+                                            (ow, oh, planes), None, [x, out, *scalars], out)
+        out = runner.buffer(size=planes * oh * ow)
+        ways["a vector an item (library)"] = (source, f"-DVW={vw}", f"{kind}_pool2d",
+                                              (-(-ow // vw), oh, planes), None,
+                                              [x, out, *scalars], out)
+        yield f"{kind} pool 3x3/2 {planes}x{h}x{w}", ways, planes * oh * ow
     for planes, hw in ((192, 400), (96, 160 * 160)):  # PP-OCR det: SE blocks, FPN
         x = runner.buffer(rng.standard_normal(planes * hw))
         ways = {}

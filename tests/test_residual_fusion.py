@@ -15,13 +15,13 @@ from macecl.converter import convert
 RNG = np.random.default_rng(5)
 
 
-def save(tmp_path, nodes, initializers, inputs):
+def save(tmp_path, nodes, initializers, inputs, opset=13):
     graph = helper.make_graph(
         nodes, "g",
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name, shape in inputs],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
         [numpy_helper.from_array(np.asarray(v), k) for k, v in initializers.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     path = tmp_path / "m.onnx"
     onnx.save(model, path)

@@ -3,10 +3,11 @@
 Order matters and is fixed in :func:`optimize`: folding first (it turns the exporters'
 Constant / Shape / Gather / Cast / Unsqueeze chains into constants, which the later patterns
 need to see), then BatchNormalization and constant scales and shifts into the convolution
-before or after them (affine.py), then HardSwish
-patterns, then residual Adds into the convolution before them, then activations into their
-producers (after the Add, as ResNet's Add -> Relu has it), then whatever no longer feeds an
-output.
+before or after them (affine.py), then HardSwish and Swish patterns, then LayerNorm chains
+(layer_norm.py), then residual Adds into the convolution before them, then bias Adds into
+the MatMul before them (matmul_bias.py), then activations into their producers (after the
+Add, as ResNet's Add -> Relu has it), then scalar affines after a fused HardSwish
+(activation_patterns.py), then whatever no longer feeds an output.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import logging
 
 import numpy as np
 
+from macecl.converter.activation_patterns import fold_scalar_affine_into_activation, rewrite_swish
 from macecl.converter.affine import fold_affine_into_consumer, fold_affine_into_producer
+from macecl.converter.layer_norm import rewrite_layer_norm
+from macecl.converter.matmul_bias import fold_bias_into_matmul
 from macecl.errors import UnsupportedModelError
 from macecl.graph.ir import Dim, Graph, Node
 from macecl.ops import REGISTRY
@@ -25,7 +29,7 @@ from macecl.ops.registry import unsupported_reason
 log = logging.getLogger(__name__)
 
 FOLD_LIMIT = 1 << 24  # elements: folding never writes a constant larger than this
-FUSE_INTO = {"Conv", "ConvTranspose", "Gemm"}
+FUSE_INTO = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 PASS_THROUGH = {"Identity", "Dropout"}
 
 
@@ -35,8 +39,12 @@ def optimize(graph: Graph, value_shapes: dict[str, list[Dim]] | None = None) -> 
     fold_affine_into_producer(graph)
     fold_affine_into_consumer(graph)
     rewrite_hard_swish(graph)
+    rewrite_swish(graph)
+    rewrite_layer_norm(graph, value_shapes or {})
     fuse_residual_add(graph, value_shapes or {})
+    fold_bias_into_matmul(graph, value_shapes or {})
     fuse_activations(graph)
+    fold_scalar_affine_into_activation(graph)
     remove_dead(graph)
     check_supported(graph)
     return graph
@@ -219,7 +227,8 @@ def _same_or_unknown(conv_shape, other_shape, constant) -> bool:
 
 
 def fuse_activations(graph: Graph) -> None:
-    """Conv / ConvTranspose / Gemm followed by an activation: the activation runs in their kernel."""
+    """Conv / ConvTranspose / Gemm / MatMul followed by an activation: the activation runs in
+    their kernel (a MatMul over a batch of B matrices applies it in a launch of its own)."""
     producers = graph.producers()
     removed = set()
     for act in graph.nodes:

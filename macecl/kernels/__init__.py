@@ -51,4 +51,10 @@ def program_source(name: str) -> str:
         raise MaceclError(
             f"no kernel program named {name!r}; programs available: {', '.join(program_names())}"
         )
-    return _inline_headers(_read(f"{name}.cl"), set())
+    return with_headers(_read(f"{name}.cl"))
+
+
+def with_headers(text: str) -> str:
+    """OpenCL C text with the library headers it includes inlined (as program_source does;
+    the benchmarks use it on kernels as they were at an earlier commit)."""
+    return _inline_headers(text, set())

@@ -77,9 +77,11 @@ def sample_launches() -> list[Launch]:
                (x, t(c, c, 2, 2), t(c), out, *_i(n, c, h, w, c, 2 * h, 2 * w, 2, 2, 2, 2, 1, 1,
                                                    0, 0, 1), *_f(0, 0)), (2 * w, 2 * h, 1)),
         Launch("pooling", (), "max_pool2d",
-               (x, out, *_i(n, c, h, w, h // 2, w // 2, 2, 2, 2, 2, 1, 1, 0, 0)), total // 4),
+               (x, out, *_i(n, c, h, w, h // 2, w // 2, 2, 2, 2, 2, 1, 1, 0, 0)),
+               (w // 8, h // 2, n * c)),
         Launch("pooling", (), "avg_pool2d",
-               (x, out, *_i(n, c, h, w, h, w, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0)), total),
+               (x, out, *_i(n, c, h, w, h, w, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0)),
+               (w // 4, h, n * c)),
         Launch("pooling", (), "global_avg_pool", (x, out, *_i(n * c, h * w)), n * c),
         Launch("elementwise", ("-DOP=0",), "binary",
                (x, t(c, 1, 1), out, meta((n, c, h, w), (c * h * w, h * w, w, 1), (0, 1, 0, 0)),
@@ -109,6 +111,8 @@ def sample_launches() -> list[Launch]:
         Launch("resize", ("-DCOORD_MODE=2", "-DNEAREST_MODE=2"), "resize_nearest",
                (x, out, *_i(n, c, h, w, 2 * h, 2 * w), *_f(2, 2)), total * 4),
         Launch("lrn", (), "lrn", (x, out, *_i(n, c, h, w, 5), *_f(1e-4, 0.75, 1)), total),
+        Launch("layer_norm", ("-DHAS_BIAS",), "layer_norm",
+               (x, t(w), t(w), out, *_i(n * c * h, w), *_f(1e-5)), n * c * h),
     ]
 
 

@@ -14,10 +14,13 @@ from macecl.ops.registry import evaluation, lowering
 
 CODES = {"Relu": 1, "LeakyRelu": 2, "Clip": 3, "Sigmoid": 4, "Tanh": 5, "HardSigmoid": 6,
          "HardSwish": 7, "Softplus": 8, "Elu": 9, "Sqrt": 10, "Exp": 11, "Log": 12, "Abs": 13,
-         "Neg": 14, "Reciprocal": 15}
+         "Neg": 14, "Reciprocal": 15, "Swish": 16}
 # Activations the converter may fuse into the op before them (math ops stay standalone).
 FUSABLE = {"Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish",
-           "Softplus", "Elu"}
+           "Softplus", "Elu", "Swish"}
+# a * HardSwish(x) + b: no ONNX op has this code; the converter writes it into a fused
+# activation (converter/activation_affine.py).
+HARD_SWISH_AFFINE = 17
 
 
 def clip_bounds(node: Node, bounds: list[np.ndarray | None]) -> tuple[float, float]:
@@ -40,7 +43,7 @@ def activation_of(node: Node, extra: list[np.ndarray | None] = ()) -> tuple[int,
         return (CODES[op], *clip_bounds(node, list(extra)))
     if op == "HardSigmoid":
         return CODES[op], float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
-    if op == "Elu":
+    if op in ("Elu", "Swish"):
         return CODES[op], float(attrs.get("alpha", 1.0)), 0.0
     return CODES[op], 0.0, 0.0
 
@@ -65,6 +68,8 @@ def apply(code: int, x: np.ndarray, a: float, b: float) -> np.ndarray:
             case 13: return np.abs(x)
             case 14: return -x
             case 15: return 1 / x
+            case 16: return x / (1 + np.exp(-a * x))
+            case 17: return a * (x * np.clip(x / 6 + 0.5, 0, 1)) + b
     raise ValueError(f"unknown activation code {code}")
 
 

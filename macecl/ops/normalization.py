@@ -1,11 +1,15 @@
-"""Normalizations: BatchNormalization (inference), InstanceNormalization and LRN.
+"""Normalizations: BatchNormalization (inference), InstanceNormalization, LayerNormalization
+and LRN.
 
 BatchNormalization is y = x * s + t with per-channel s = scale / sqrt(var + eps) and
 t = B - mean * s: computed on the host when the parameters are constants (the usual case),
 else by a few small launches, then two broadcasting ``elementwise`` launches over x.
 InstanceNormalization reduces each (n, c) plane with the global pooling kernels (mean, then
-the mean of squared deviations) and applies the result with elementwise launches. LRN is the
-``lrn`` kernel on an (N, C, H, W) view of its input.
+the mean of squared deviations) and applies the result with elementwise launches.
+LayerNormalization (ONNX 17, and what the converter makes of the ReduceMean / Sub / Pow /
+ReduceMean / Add / Sqrt / Div / Mul / Add chains older exports spell it with:
+converter/layer_norm.py) is one ``layer_norm`` launch, a work item per normalized row. LRN
+is the ``lrn`` kernel on an (N, C, H, W) view of its input.
 """
 
 from __future__ import annotations
@@ -146,3 +150,76 @@ def _lower_lrn(node: Node, inputs: list, builder) -> list:
             np.float32(node.attrs.get("bias", 1.0))]
     builder.launch("lrn", "lrn", args, out.size)
     return [out]
+
+
+@checker("LayerNormalization")
+def _check_layer_norm(node: Node) -> str | None:
+    if any(node.outputs[1:]):
+        return "LayerNormalization with Mean / InvStdDev outputs"
+    return None
+
+
+def _layer_norm_axis(node: Node, rank: int) -> int:
+    axis = int(node.attrs.get("axis", -1))
+    if not -rank <= axis < rank:
+        raise ValueError(f"axis {axis} is out of range for rank {rank}")
+    return axis + rank if axis < 0 else axis
+
+
+@evaluation("LayerNormalization")
+def _evaluate_layer_norm(node: Node, arrays: list) -> list[np.ndarray]:
+    x, scale = arrays[0], arrays[1]
+    bias = arrays[2] if len(arrays) > 2 and arrays[2] is not None else 0.0
+    axes = tuple(range(_layer_norm_axis(node, x.ndim), x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    y = (x - mean) / np.sqrt(var + float(node.attrs.get("epsilon", 1e-5))) * scale + bias
+    return [y.astype(x.dtype)]
+
+
+@lowering("LayerNormalization")
+def _lower_layer_norm(node: Node, inputs: list, builder) -> list:
+    reason = _check_layer_norm(node)
+    if reason:
+        raise builder.fail(f"{reason} is not supported")
+    x, scale = inputs[0], inputs[1]
+    bias = inputs[2] if len(inputs) > 2 else None
+    if x.rank == 0:
+        raise builder.fail("LayerNormalization of a scalar")
+    try:
+        axis = _layer_norm_axis(node, x.rank)
+    except ValueError as error:
+        raise builder.fail(str(error)) from None
+    normalized = x.shape[axis:]
+    inner = math.prod(normalized)
+    params = [_per_element(builder, v, normalized, name)
+              for v, name in ((scale, "Scale"), (bias, "B")) if v is not None]
+    out = builder.new(x.shape)
+    epsilon = np.float32(node.attrs.get("epsilon", 1e-5))
+    builder.launch("layer_norm", "layer_norm",
+                   [x, params[0], params[1] if bias is not None else None, out,
+                    np.int32(x.size // max(inner, 1)), np.int32(inner), epsilon],
+                   x.size // max(inner, 1), options=["-DHAS_BIAS"] if bias is not None else [])
+    return [out]
+
+
+def _per_element(builder, value, normalized: tuple[int, ...], name: str):
+    """``value`` as one number per element of the normalized dims: broadcast on the host
+    when it is known there (a one-element or per-last-axis constant), else it must have
+    that many elements already."""
+    extra = value.rank - len(normalized)
+    if extra > 0 and all(d == 1 for d in value.shape[:extra]):
+        value = builder.view(value, value.shape[extra:])
+    try:
+        shape = np.broadcast_shapes(value.shape, normalized)
+    except ValueError:
+        shape = None
+    if shape != tuple(normalized):
+        raise builder.fail(f"{name} {list(value.shape)} does not broadcast to the normalized "
+                           f"dims {list(normalized)}")
+    if value.shape == tuple(normalized):
+        return value
+    if value.host is None:
+        raise builder.fail(f"{name} {list(value.shape)} is computed on the device and smaller "
+                           f"than the normalized dims {list(normalized)}")
+    return builder.constant(np.broadcast_to(value.host.astype(np.float32), normalized).copy())

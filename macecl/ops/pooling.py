@@ -6,14 +6,15 @@ onnxruntime's ceil_mode rule (a last window that would start in the right paddin
 dropped, as PyTorch does); the kernel then counts the average's divisor. Global pools see
 the input as (N * C, prod(spatial)) planes.
 
-The windowed kernels run over a 3-D NDRange (OW, OH, N * C) and max_pool2d finds the taps
-inside the input once per window rather than testing each. `python bench/op_kernels.py
---rounds 9 --cases pool` (PoCL 3.0, 2-core Xeon shared with other jobs), SqueezeNet's 3x3/2
-max pool over 64 x 111 x 111, median ms: the 1-D kernel before 1.99 against the 3-D one
-1.88 (0.94x); with the tap bounds, in two later runs under more load, 4.52 against 3.53
-(0.78x) and 3.64 against 3.27 (0.90x). The bounds took divisions on every window: a window
-wholly inside now skips them, and with isnan() (a call on PoCL, see kernels/cl/vector.h)
-gone, the same command gave 0.73 against the 1-D kernel's 2.00 (0.36x).
+The windowed kernels run over a 3-D NDRange (ceil(OW / VW), OH, N * C): a work item computes
+VW output pixels of a row as one float vector of the device's preferred width, loading its
+taps as whole vectors (stride 1 or 2; at a row's edges from a staged copy of the segment).
+`python bench/op_kernels.py --rounds 9 --cases pool` (PoCL 3.0, 2-core Xeon, VW 16, other jobs
+running), median ms of the kernel before (a pixel a work item) against it: SqueezeNet's 3x3/2
+max pool over 64 x 111 x 111 1.463 against 0.327 (0.22x); ShuffleNet's 3x3/2 average pools
+with pads 1 over 24 x 56 x 56 0.248 against 0.094 (0.38x) and over 136 x 28 x 28, where a
+row (14 outputs) is narrower than a vector, 0.345 against 0.187 (0.54x). Counting the
+average's divisor tap by tap for each lane had made that last one 1.67x slower than before.
 Global pools read each plane in float vectors: PP-OCR det's global average of 96 planes of
 160 x 160, 1.33 ms with the scalar loop before against 0.32; of 192 x 20 x 20, 0.021
 against 0.013 (same command, --cases pool).
@@ -66,7 +67,8 @@ def _lower_pool(node: Node, inputs: list, builder) -> list:
     k, s = lift(kernel, rank, 1), lift(strides, rank, 1)
     d, b, e = lift(dilations, rank, 1), lift(begins, rank, 0), lift(ends, rank, 0)
     geometry = [*x2.shape, *out2.shape[2:], *k, *s, *d, *b]
-    grid = (out2.shape[3], out2.shape[2], out2.shape[0] * out2.shape[1])
+    width = builder.traits.vector_width
+    grid = (-(-out2.shape[3] // width), out2.shape[2], out2.shape[0] * out2.shape[1])
     if node.op == "MaxPool":
         if len(node.outputs) > 1 and node.outputs[1]:
             raise builder.fail("MaxPool with an Indices output is not supported")
@@ -80,8 +82,7 @@ def _lower_pool(node: Node, inputs: list, builder) -> list:
 
 
 def _options(builder) -> list[str]:
-    """Every pooling launch is built alike, so that a model's pools share one program (only
-    the global pools use the vector width)."""
+    """Every pooling launch is built alike, so that a model's pools share one program."""
     return [f"-DVW={builder.traits.vector_width}"]
 
 

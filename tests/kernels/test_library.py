@@ -19,6 +19,7 @@ PROGRAMS = {
     "copy": ("-DMODE=1", {"copy_box", "copy_rows", "pad"}),
     "elementwise": ("-DOP=4", {"binary", "binary_flat", "binary_rows"}),
     "gemm": ("-DVW=16 -DTRANS_A -DTRANS_B -DHAS_C -DACTIVATION=2", {"gemm", "matmul"}),
+    "layer_norm": ("-DHAS_BIAS", {"layer_norm"}),
     "lrn": ("", {"lrn"}),
     "pooling": ("-DVW=16", {"max_pool2d", "avg_pool2d", "global_avg_pool", "global_max_pool"}),
     "reduce": ("-DOP=1", {"reduce"}),

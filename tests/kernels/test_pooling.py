@@ -43,6 +43,14 @@ CASES = {
     "whole_plane": ((1, 4, 3, 4), (3, 4), (1, 1), (1, 1), (0, 0, 0, 0), False),
     "k1_s2": ((1, 2, 5, 5), (1, 1), (2, 2), (1, 1), (0, 0, 0, 0), False),
     "k2x3_d2x1_pad": ((1, 2, 7, 6), (2, 3), (2, 1), (2, 1), (1, 1, 2, 0), True),  # opset 19
+    # rows wider than a vector: whole-vector windows inside, staged ones at the edges, and a
+    # last block that steps back to end at OW
+    "wide_k3_s1_p1": ((1, 2, 5, 45), (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), False),
+    "wide_k3_s2_ceil": ((1, 3, 6, 75), (3, 3), (2, 2), (1, 1), (0, 0, 0, 0), True),
+    "wide_k3_s2_p1": ((2, 2, 5, 56), (3, 3), (2, 2), (1, 1), (1, 1, 1, 1), False),
+    "wide_k2_s3": ((1, 2, 4, 70), (2, 2), (3, 3), (1, 1), (0, 0, 0, 0), False),  # gathered
+    "wide_k3_d2_s2": ((1, 2, 7, 90), (3, 3), (2, 2), (2, 2), (2, 2, 2, 2), False),
+    "wide_k2_d25": ((1, 1, 3, 100), (1, 2), (1, 1), (1, 25), (0, 0, 0, 0), False),  # long span
 }
 MAX_CASES = dict(CASES)
 MAX_CASES["k3_d2_asym"] = ((1, 3, 9, 8), (3, 3), (1, 2), (2, 2), (2, 1, 0, 1), False)
@@ -64,26 +72,48 @@ def _windows(size, k, s, d, pad_begin, pad_end, ceil_mode):
     return out
 
 
+def _windowed_grid(x_shape, oh, ow, vw):
+    """A work item per vector of VW output pixels of a row (pooling.cl's windowed kernels)."""
+    return (-(-ow // vw), oh, x_shape[0] * x_shape[1])
+
+
+@pytest.mark.parametrize("vw", [4, 16])
 @pytest.mark.parametrize("case", list(MAX_CASES))
-def test_max_pool2d(cl_env, rng, case):
+def test_max_pool2d(cl_env, rng, case, vw):
     x_shape, kernel, stride, dilation, pads, ceil_mode = MAX_CASES[case]
     x = rng.standard_normal(x_shape).astype(np.float32) - 3.0  # all negative: a pad 0 would win
     oh, ow = _dims(x_shape, kernel, stride, dilation, pads, ceil_mode)
     args = [*x_shape, oh, ow, *kernel, *stride, *dilation, *pads[:2]]
-    got = cl_env.run("pooling", "", "max_pool2d", (*x_shape[:2], oh, ow), [x], args,
-                     work_items=(ow, oh, x_shape[0] * x_shape[1]))
+    got = cl_env.run("pooling", f"-DVW={vw}", "max_pool2d", (*x_shape[:2], oh, ow), [x], args,
+                     work_items=_windowed_grid(x_shape, oh, ow, vw))
     assert_close(got, pool_ref(x, "max", kernel, stride, dilation, pads, (oh, ow)))
 
 
+def test_max_pool2d_nan_wins(cl_env):
+    """A NaN in a window gives NaN (as ReduceMax), at the row's left edge (a staged block)
+    and inside it (whole vectors), and leaves the other windows alone."""
+    x = np.arange(2 * 40, dtype=np.float32).reshape(1, 1, 2, 40)
+    x[0, 0, 0, 0] = np.nan
+    x[0, 0, 1, 20] = np.nan
+    # 2x3 windows, stride (1, 2), left pad 1: window i covers columns 2i - 1 .. 2i + 1, OW 20
+    args = [1, 1, 2, 40, 1, 20, 2, 3, 1, 2, 1, 1, 0, 1]
+    got = cl_env.run("pooling", "-DVW=4", "max_pool2d", (1, 1, 1, 20), [x], args,
+                     work_items=(5, 1, 1))[0, 0, 0]
+    assert np.isnan(got[[0, 10]]).all()
+    rest = [i for i in range(20) if i not in (0, 10)]
+    assert_close(got[rest], np.asarray([40 + 2 * i + 1 for i in rest], np.float32))
+
+
+@pytest.mark.parametrize("vw", [4, 16])
 @pytest.mark.parametrize("count_include_pad", [False, True])
 @pytest.mark.parametrize("case", list(CASES))
-def test_avg_pool2d(cl_env, rng, case, count_include_pad):
+def test_avg_pool2d(cl_env, rng, case, count_include_pad, vw):
     x_shape, kernel, stride, dilation, pads, ceil_mode = CASES[case]
     x = rng.standard_normal(x_shape).astype(np.float32) + 1.0
     oh, ow = _dims(x_shape, kernel, stride, dilation, pads, ceil_mode)
     args = [*x_shape, oh, ow, *kernel, *stride, *dilation, *pads, int(count_include_pad)]
-    got = cl_env.run("pooling", "", "avg_pool2d", (*x_shape[:2], oh, ow), [x], args,
-                     work_items=(ow, oh, x_shape[0] * x_shape[1]))
+    got = cl_env.run("pooling", f"-DVW={vw}", "avg_pool2d", (*x_shape[:2], oh, ow), [x], args,
+                     work_items=_windowed_grid(x_shape, oh, ow, vw))
     want = pool_ref(x, "avg", kernel, stride, dilation, pads, (oh, ow), count_include_pad)
     assert_close(got, want)
 
@@ -96,7 +126,7 @@ def test_avg_pool2d_divisor_by_hand(cl_env):
     for cip, want_axis in [(0, [1.0, 1.0, 1.0, 1.0]), (1, [2 / 3, 1.0, 1.0, 1 / 2])]:
         args = [1, 1, 6, 6, 4, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, cip]
         got = cl_env.run("pooling", "", "avg_pool2d", (1, 1, 4, 4), [x], args,
-                         work_items=(4, 4, 1))
+                         work_items=(1, 4, 1))
         assert_close(got[0, 0], np.outer(want_axis, want_axis))
 
 

@@ -35,6 +35,10 @@ OPS = {
     "abs": (13, 0.0, 0.0, lambda x, a, b: np.abs(x), "any"),
     "neg": (14, 0.0, 0.0, lambda x, a, b: -x, "any"),
     "reciprocal": (15, 0.0, 0.0, lambda x, a, b: 1.0 / x, "nonzero"),
+    "swish": (16, 1.7, 0.0, lambda x, a, b: x * _sigmoid(a * x), "wide"),
+    "silu": (16, 1.0, 0.0, lambda x, a, b: x * _sigmoid(x), "wide"),
+    "hard_swish_affine": (17, -0.6, 0.35,
+                          lambda x, a, b: a * x * np.clip(x / 6 + 0.5, 0, 1) + b, "wide"),
 }
 
 

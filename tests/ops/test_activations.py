@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from macecl.ops.activations import CODES, apply
+from macecl.ops.activations import CODES, HARD_SWISH_AFFINE, apply
 from tests.ops.conftest import assert_close
 
 RNG = np.random.default_rng(7)
@@ -17,7 +17,7 @@ POSITIVE = np.abs(X) + 0.1
 def test_unary(run_node, op):
     x = POSITIVE if op in ("Sqrt", "Log") else X
     attrs = {"LeakyRelu": {"alpha": 0.2}, "HardSigmoid": {"alpha": 0.3, "beta": 0.4},
-             "Elu": {"alpha": 0.7}}.get(op, {})
+             "Elu": {"alpha": 0.7}, "Swish": {"alpha": 1.3}}.get(op, {})
     constants = {"lo": np.float32(-1.5), "hi": np.float32(2.0)} if op == "Clip" else {}
     (got,) = run_node(op, {"x": x}, attrs, constants)
     with np.errstate(all="ignore"):
@@ -33,7 +33,7 @@ def _references(x):
         "HardSwish": x * np.clip(x / 6 + 0.5, 0, 1), "Softplus": np.log1p(np.exp(x.astype(np.float64))),
         "Elu": np.where(x >= 0, x, 0.7 * (np.exp(x.astype(np.float64)) - 1)), "Sqrt": np.sqrt(x),
         "Exp": np.exp(x.astype(np.float64)), "Log": np.log(x), "Abs": np.abs(x), "Neg": -x,
-        "Reciprocal": 1 / x,
+        "Reciprocal": 1 / x, "Swish": x / (1 + np.exp(-1.3 * x.astype(np.float64))),
     }
 
 
@@ -44,6 +44,8 @@ def test_clip_before_opset_11_takes_attributes(run_node):
 
 def test_numpy_twin_matches_the_references():
     assert_close(apply(CODES["HardSwish"], X, 0, 0), X * np.minimum(np.maximum(X + 3, 0), 6) / 6)
+    assert_close(apply(HARD_SWISH_AFFINE, X, 0.5, -2.0),
+                 0.5 * X * np.minimum(np.maximum(X + 3, 0), 6) / 6 - 2.0)
 
 
 @pytest.mark.parametrize("slope_shape", [(1,), (3, 1, 1), (5,), (4, 5), (1, 3, 1, 1)])

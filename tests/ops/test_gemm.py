@@ -107,3 +107,16 @@ def test_numpy_evaluations():
     (y,) = REGISTRY["MatMul"].evaluate(node, [a, b])
     assert y.shape == (2, 3, M, N)
     assert_close(y, np.einsum("xymk,zkn->xzmn", a.astype(np.float64), b.astype(np.float64)))
+
+
+@pytest.mark.parametrize("a_shape, bias_shape", [((3, M, K), (N,)), ((M, K), (1,)),
+                                                 ((2, 1, M, K), (1, N))])
+def test_matmul_with_the_converters_bias(run_node, a_shape, bias_shape):
+    """MatMul(A, B, C): A @ B + C, C per column (converter/matmul_bias.py), Swish fused."""
+    a, b, c = rand(*a_shape), rand(K, N), rand(*bias_shape)
+    (got,) = run_node("MatMul", {"a": a}, {"activation": [16, 0.8, 0.0]},
+                      constants={"b": b, "c": c})
+    y = np.matmul(a.astype(np.float64), b) + c
+    assert_close(got, y / (1 + np.exp(-0.8 * y)))
+    node = Node("MatMul", "m", ["a", "b", "c"], ["y"])
+    assert_close(REGISTRY["MatMul"].evaluate(node, [a, b, c])[0], np.matmul(a, b) + c)

@@ -1,4 +1,4 @@
-"""BatchNormalization, InstanceNormalization and LRN against NumPy."""
+"""BatchNormalization, InstanceNormalization, LayerNormalization and LRN against NumPy."""
 
 from __future__ import annotations
 
@@ -101,3 +101,39 @@ def test_lrn(run_node, shape, size, attrs):
     (got,) = run_node("LRN", {"x": x}, {"size": size, **attrs})
     full = {"alpha": 1e-4, "beta": 0.75, "bias": 1.0, **attrs}
     assert_close(got, lrn_reference(x, size, full["alpha"], full["beta"], full["bias"]))
+
+
+def layer_norm_reference(x, axis, scale, bias, epsilon):
+    axes = tuple(range(axis % x.ndim, x.ndim))
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=axes, keepdims=True)
+    var = x64.var(axis=axes, keepdims=True)
+    return (x64 - mean) / np.sqrt(var + epsilon) * scale + (0.0 if bias is None else bias)
+
+
+@pytest.mark.parametrize("shape, axis, scale_shape, with_bias", [
+    ((2, 5, 7), -1, (7,), True),
+    ((2, 3, 4, 5), 2, (4, 5), False),  # two normalized axes
+    ((3, 6), 0, (3, 6), True),  # the whole tensor is one row
+    ((1, 40, 120), -1, (1, 1, 120), True),  # gamma with leading ones (the converter's)
+    ((4, 9), -1, (1,), True),  # a one-element gamma, broadcast on the host
+])
+def test_layer_norm(run_node, shape, axis, scale_shape, with_bias):
+    x = rand(*shape) * 3 + 1
+    scale = RNG.uniform(0.5, 1.5, scale_shape).astype(np.float32)
+    bias = rand(*scale_shape) if with_bias else None
+    constants = {"scale": scale, **({"bias": bias} if with_bias else {})}
+    (got,) = run_node("LayerNormalization", {"x": x}, {"axis": axis, "epsilon": 1e-4}, constants)
+    assert_close(got, layer_norm_reference(x, axis, scale, bias, 1e-4))
+
+
+def test_layer_norm_scale_computed_on_the_device(run_node):
+    x, scale = rand(3, 8) * 2, rand(8)
+    (got,) = run_node("LayerNormalization", {"x": x, "scale": scale}, {"epsilon": 1e-5})
+    assert_close(got, layer_norm_reference(x, -1, scale, None, 1e-5))
+
+
+def test_layer_norm_with_mean_output_is_refused():
+    node = Node("LayerNormalization", "ln", ["x", "s"], ["y", "mean"], {})
+    assert "Mean" in unsupported_reason(node)
+    assert REGISTRY["LayerNormalization"].lower is not None

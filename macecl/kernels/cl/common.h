@@ -33,6 +33,10 @@
 #define UNARY_ABS          13
 #define UNARY_NEG          14
 #define UNARY_RECIPROCAL   15
+#define UNARY_SWISH        16   /* a = alpha: x * Sigmoid(a*x) (ONNX Swish; SiLU is a = 1) */
+/* a * HardSwish(x) + b: never an ONNX op, the converter's fusion of HardSwish -> Mul -> Add
+   by scalars (PP-OCRv4's learnable affine block before a padded convolution) */
+#define UNARY_HARD_SWISH_AFFINE 17
 
 /* Programs that fuse an activation default to none, so the option can be left out. */
 #ifndef ACTIVATION
@@ -68,6 +72,9 @@ float unary_op(const int kind, const float x, const float a, const float b)
     case UNARY_ABS:          return fabs(x);
     case UNARY_NEG:          return -x;
     case UNARY_RECIPROCAL:   return 1.0f / x;
+    case UNARY_SWISH:        return x / (1.0f + exp(-a * x));
+    case UNARY_HARD_SWISH_AFFINE:
+        return a * (x * clamp(x * (1.0f / 6.0f) + 0.5f, 0.0f, 1.0f)) + b;
     default:                 return x;
     }
 }

@@ -15,7 +15,7 @@
  * Two blockings, both without local memory (any work-group shape is correct):
  *   - panel (B not transposed): a work item computes ROWS rows by VW columns of Y, one
  *     vector load of B's row k feeding ROWS multiply-adds. gemm: a 1-D NDRange of
- *     ceil(N / VW) * ceil(M / ROWS) items, column blocks fastest; matmul: (ceil(N / VW),
+ *     ceil(N / VW) * ceil(M / ROWS) items, row blocks fastest; matmul: (ceil(N / VW),
  *     ceil(M / ROWS), batches).
  *   - dot (gemm with TRANS_B, B's rows are Y's columns): a work item computes ROWS rows of
  *     one column, VW terms of k at a time from contiguous rows of B (and of A unless
@@ -81,11 +81,15 @@ __kernel void gemm(__global const float* A,
 #else
     const int blocks = (N + VW - 1) / VW;
 #endif
+    const int row_blocks = (M + ROWS - 1) / ROWS;
     const int gid = get_global_id(0);
-    if (gid >= blocks * ((M + ROWS - 1) / ROWS)) return;
-    const int m0 = gid / blocks * ROWS;
+    if (gid >= blocks * row_blocks) return;
+    /* row blocks fastest: the work items that follow each other (one work-group loop of
+       PoCL) read the same columns of B while they are in cache */
+    const int m0 = gid % row_blocks * ROWS;
+    const int column_block = gid / row_blocks;
 #ifdef TRANS_B
-    const int n = gid % blocks;
+    const int n = column_block;
     floatv acc[ROWS];
     for (int r = 0; r < ROWS; ++r) acc[r] = (floatv)(0.0f);
     float tail[ROWS];
@@ -120,8 +124,7 @@ __kernel void gemm(__global const float* A,
         Y[(size_t)m * N + n] = ACTIVATE(y, act_a, act_b);
     }
 #else
-    const int block = gid % blocks;
-    const int n0 = N >= VW ? min(block * VW, N - VW) : 0;  /* a tail block steps back */
+    const int n0 = N >= VW ? min(column_block * VW, N - VW) : 0;  /* a tail block steps back */
     const int lanes = min(VW, N - n0);
     floatv acc[ROWS];
     for (int r = 0; r < ROWS; ++r) acc[r] = (floatv)(0.0f);

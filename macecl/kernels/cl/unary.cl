@@ -5,7 +5,8 @@
  *   -DOP=<n>   a UNARY_* code of common.h (kernel `unary` only):
  *              0 Identity, 1 Relu, 2 LeakyRelu(alpha), 3 Clip(min, max), 4 Sigmoid, 5 Tanh,
  *              6 HardSigmoid(alpha, beta), 7 HardSwish, 8 Softplus, 9 Elu(alpha),
- *              10 Sqrt, 11 Exp, 12 Log, 13 Abs, 14 Neg, 15 Reciprocal
+ *              10 Sqrt, 11 Exp, 12 Log, 13 Abs, 14 Neg, 15 Reciprocal, 16 Swish(alpha),
+ *              17 HardSwish then a scalar affine (scale, shift)
  *   The program builds without OP too (then `unary` is the identity), for `prelu` alone.
  *
  * Kernels:
