@@ -173,6 +173,8 @@ def test_conv2d_gemm_without_bias_or_residual(cl_env, rng):
         (7, (0.0, 0.0), lambda y, a, b: y * np.clip(y / 6 + 0.5, 0, 1)),
         (6, (0.2, 0.5), lambda y, a, b: np.clip(a * y + b, 0, 1)),
         (4, (0.0, 0.0), lambda y, a, b: 1 / (1 + np.exp(-y))),
+        (16, (1.5, 0.0), lambda y, a, b: y / (1 + np.exp(-a * y))),
+        (17, (0.7, -0.2), lambda y, a, b: a * y * np.clip(y / 6 + 0.5, 0, 1) + b),
     ],
 )
 @pytest.mark.parametrize("vw", [4, 16])

@@ -10,7 +10,7 @@
 #include "vector.h"
 
 /* The piecewise-linear activations as vector selects (comparisons: NaN passes, as in
-   unary_op) and the sigmoid with one vector exp call, instead of a builtin call per lane
+   unary_op) and the sigmoid and swish with one vector exp call, instead of a builtin call per lane
    (clamp, exp: see vector.h's NOTE); the others lane by lane. On PoCL, `python
    bench/op_kernels.py --cases activation --rounds 9` (load 4.3): PP-OCR det's 1x1 16->32 on
    320x320 with HardSwish 4.91 -> 1.44 ms, its last ConvTranspose with Sigmoid 8.02 -> 0.60
@@ -31,8 +31,13 @@ inline floatv activate_v(floatv y, const float act_a, const float act_b)
 #elif ACTIVATION == UNARY_HARD_SWISH
     const floatv t = y * (1.0f / 6.0f) + 0.5f;
     return y * (t < 0.0f ? (floatv)(0.0f) : (t > 1.0f ? (floatv)(1.0f) : t));
+#elif ACTIVATION == UNARY_HARD_SWISH_AFFINE
+    const floatv t = y * (1.0f / 6.0f) + 0.5f;
+    return act_a * (y * (t < 0.0f ? (floatv)(0.0f) : (t > 1.0f ? (floatv)(1.0f) : t))) + act_b;
 #elif ACTIVATION == UNARY_SIGMOID
     return 1.0f / (1.0f + exp(-y));
+#elif ACTIVATION == UNARY_SWISH
+    return y / (1.0f + exp(-act_a * y));
 #else
     float lane[VW];
     STOREV_PRIVATE(lane, y);

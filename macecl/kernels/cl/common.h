@@ -74,7 +74,7 @@ float unary_op(const int kind, const float x, const float a, const float b)
     case UNARY_RECIPROCAL:   return 1.0f / x;
     case UNARY_SWISH:        return x / (1.0f + exp(-a * x));
     case UNARY_HARD_SWISH_AFFINE:
-        return a * (x * clamp(x * (1.0f / 6.0f) + 0.5f, 0.0f, 1.0f)) + b;
+        return a * (x * unit_range(x * (1.0f / 6.0f) + 0.5f)) + b;
     default:                 return x;
     }
 }
