@@ -186,15 +186,8 @@ import numpy as np
 import pyopencl as cl
 
 from macecl.kernels import program_source
-from macecl.ops.conv import (
-    DW_ROWS,
-    GEMM_CHANNELS,
-    GEMM_VECTORS,
-    disjoint_block,
-    heavy_items,
-    pack_disjoint_filter,
-    pack_filter_array,
-)
+from macecl.ops.conv import DW_ROWS, GEMM_CHANNELS, GEMM_VECTORS, heavy_items, pack_filter_array
+from macecl.ops.conv_disjoint import disjoint_block, pack_disjoint_filter
 from macecl.ops.conv_tiled import K_STEP, split_count, tile_shape, tiled_fits
 from macecl.ops.traits import DeviceTraits
 from macecl.runtime.device import select_device

@@ -503,7 +503,8 @@ def activation_cases(runner: Runner, traits: DeviceTraits):
     """Fused activations: PP-OCR det's 1x1 16->32 on 320x320 (conv2d_gemm) with HardSwish,
     and its last ConvTranspose (2x2/2 24->1 to 640x640, conv_transpose2d_disjoint) with
     Sigmoid, each lane by lane (before) and in vectors (activate.h)."""
-    from macecl.ops.conv import disjoint_block, pack_disjoint_filter, pack_filter_array
+    from macecl.ops.conv import pack_filter_array
+    from macecl.ops.conv_disjoint import disjoint_block, pack_disjoint_filter
 
     rng = np.random.default_rng(0)
     vw = traits.vector_width

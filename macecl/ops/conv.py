@@ -16,6 +16,7 @@ import numpy as np
 
 from macecl.graph.ir import Node
 from macecl.ops.activations import fused
+from macecl.ops.conv_disjoint import convolve_disjoint, disjoint_taps
 from macecl.ops.conv_tiled import convolve_tiled, tiled_fits
 from macecl.ops.elementwise import OPS, lower_binary
 from macecl.ops.registry import checker, ints, lowering
@@ -24,7 +25,6 @@ AUTO_PADS = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
 GEMM_CHANNELS = 8  # output channels per conv2d_gemm work item: CO_BLOCK in conv2d.cl
 GEMM_VECTORS = 2  # pixel vectors per conv2d_gemm work item: PX in conv2d.cl
 DW_ROWS = 4  # output rows per depthwise_conv2d work item: DW_ROWS in conv2d.cl
-ACCUMULATORS = 16  # float vectors a conv_transpose2d_disjoint work item sums into
 COLS_LIMIT = 16 << 20  # bytes of im2col's matrix past which conv2d_direct wins (_convolve_forward)
 
 
@@ -166,7 +166,8 @@ def _convolve_transposed(node: Node, builder, x, w, bias, group: int, out_channe
     if bias is not None:
         options = ["-DHAS_BIAS", *options]
     if builder.traits.cpu and disjoint_taps(w2.shape[2:], s, d) and w2.host is not None:
-        _convolve_disjoint(builder, x2, w2, bias, out2, group, b, options, act_a, act_b)
+        convolve_disjoint(builder, x2, w2, bias, out2, group, b, options, act_a, act_b,
+                          heavy_items(builder))
         return out
     n, c_in, h, wd = x2.shape
     _, c_out, oh, ow = out2.shape
@@ -181,47 +182,6 @@ def _convolve_transposed(node: Node, builder, x, w, bias, group: int, out_channe
     builder.launch("conv_transpose2d", "conv_transpose2d", args, (ow, oh, blocks),
                    options=[f"-DCO_BLOCK={channels}", *options])
     return out
-
-
-def disjoint_taps(kernel, strides, dilations) -> bool:
-    """Whether a ConvTranspose's windows tile its output without overlap (kernel = stride,
-    no dilation): each output pixel then takes one tap of one input pixel (or none, under
-    output_padding), which makes it a GEMM and a pixel shuffle."""
-    return list(kernel) == list(strides) and all(v == 1 for v in dilations)
-
-
-def disjoint_block(per_group: int, taps: int) -> tuple[int, int]:
-    """(output channels, pixel vectors) of a conv_transpose2d_disjoint work item: about 16
-    accumulator vectors (channels x taps x vectors), channels first, vectors where the group
-    has too few channels (PP-OCR det's 2x2 layers: 4 x 1 for 24 channels, 1 x 4 for one)."""
-    channels = min(per_group, max(1, ACCUMULATORS // taps))
-    return channels, max(1, min(4, ACCUMULATORS // (taps * channels)))
-
-
-def _convolve_disjoint(builder, x2, w2, bias, out2, group: int, begins: list[int],
-                       options: list[str], act_a, act_b) -> None:
-    """A ConvTranspose whose taps do not overlap on ``conv_transpose2d_disjoint``: each work
-    item multiplies a block of output channels by a vector of input pixels for all KH x KW
-    taps and writes the interleaved output rows. On PoCL, bench/conv_kernels.py --shapes
-    convT: see its docstring (PP-OCR det's 2x2/2 layers about 10x to 20x faster than the
-    gather). Constant weights only (packed here); others take the gather."""
-    n, c_in, h, wd = x2.shape
-    _, c_out, oh, ow = out2.shape
-    kh, kw = w2.shape[2:]
-    per_group = c_out // group
-    channels, vectors = disjoint_block(per_group, kh * kw)
-    packed = builder.constant(pack_disjoint_filter(np.asarray(w2.host), group, channels))
-    blocks = n * group * -(-per_group // channels)
-    span = vectors * builder.traits.vector_width
-    rows, cols = -(-(oh + begins[0]) // kh), -(-(ow + begins[1]) // kw)
-    args = [x2, packed, bias, out2, *(np.int32(v) for v in (c_in, h, wd, c_out, oh, ow,
-                                                             *begins, group, blocks)),
-            act_a, act_b]
-    builder.launch("conv_transpose2d", "conv_transpose2d_disjoint", args,
-                   (blocks, -(-cols // span), rows),
-                   options=[f"-DVW={builder.traits.vector_width}", f"-DCO_BLOCK={channels}",
-                            f"-DPX={vectors}", f"-DSTEP_H={kh}", f"-DSTEP_W={kw}", *options],
-                   local_size=heavy_items(builder))
 
 
 def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
@@ -347,19 +307,6 @@ def pack_filter_array(filt: np.ndarray, group: int) -> np.ndarray:
     padded[:, :per_group] = filt.astype(np.float32).reshape(group, per_group, taps)
     blocked = padded.reshape(group, blocks, GEMM_CHANNELS, taps).transpose(0, 1, 3, 2)
     return np.ascontiguousarray(blocked)
-
-
-def pack_disjoint_filter(filt: np.ndarray, group: int, channels: int) -> np.ndarray:
-    """A host ConvTranspose filter (C_in, C_out / group, KH, KW) as conv_transpose2d_disjoint
-    reads it: (group, channel blocks, C_in / group, channels, KH * KW), zero past the last
-    channel, so that one input channel's weights for a block lie together."""
-    c_in, per_group, kh, kw = filt.shape
-    blocks = -(-per_group // channels)
-    padded = np.zeros((group, c_in // group, blocks * channels, kh * kw), np.float32)
-    padded[:, :, :per_group] = filt.astype(np.float32).reshape(group, c_in // group,
-                                                               per_group, kh * kw)
-    blocked = padded.reshape(group, c_in // group, blocks, channels, kh * kw)
-    return np.ascontiguousarray(blocked.transpose(0, 2, 1, 3, 4))
 
 
 @lowering("Conv")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from macecl.ops.conv_disjoint import pack_disjoint_filter
+
 from .helpers import assert_close
 
 
@@ -108,8 +110,6 @@ DISJOINT_CASES = {
 
 def _run_disjoint(cl_env, vw, channels, vectors, options, x, w, bias, pads, output_padding,
                   groups, act=(0.0, 0.0), local_size=(2, 3, 1)):
-    from macecl.ops.conv import pack_disjoint_filter
-
     n, c, h, wd = x.shape
     _, copg, kh, kw = w.shape
     (pt, pl, pb, pr), (oph, opw) = pads, output_padding
