@@ -12,9 +12,9 @@
 /* The piecewise-linear activations as vector selects (comparisons: NaN passes, as in
    unary_op) and the sigmoid and swish with one vector exp call, instead of a builtin call per lane
    (clamp, exp: see vector.h's NOTE); the others lane by lane. On PoCL, `python
-   bench/op_kernels.py --cases activation --rounds 9` (load 4.3): PP-OCR det's 1x1 16->32 on
-   320x320 with HardSwish 4.91 -> 1.44 ms, its last ConvTranspose with Sigmoid 8.02 -> 0.60
-   ms. */
+   bench/op_kernels.py --cases activation --rounds 9`, two runs (load 4.3 and 3.7): PP-OCR
+   det's 1x1 16->32 on 320x320 with HardSwish 4.91 -> 1.44 and 3.08 -> 1.24 ms, its last
+   ConvTranspose with Sigmoid 8.02 -> 0.60 and 3.57 -> 0.52 ms. */
 inline floatv activate_v(floatv y, const float act_a, const float act_b)
 {
 #if ACTIVATION == UNARY_NONE
