@@ -4,12 +4,13 @@ For each shape (layers of the bench models), every applicable way of computing i
 library's kernels runs --rounds times, the ways interleaved round by round so that machine
 noise hits them alike; prints the median kernel time (OpenCL profiling events) of each and
 checks they agree. Ways: `gemm` = conv2d_gemm straight on the input (1x1, stride 1, no
-pad only), `im2col+gemm`, `direct` = conv2d_direct, `winograd MxM` = F(MxM, 3x3) of
-ops/conv_winograd.py (3x3, stride 1, one group), `depthwise` = depthwise_conv2d (one
+pad only), `im2col+gemm`, `direct` = conv2d_direct, `direct wide` = conv2d_direct_wide
+(`, 1 item`: local size (1, 1, 1)), `winograd MxM` = F(MxM, 3x3) of ops/conv_winograd.py
+(3x3, stride 1, one group), `depthwise` = depthwise_conv2d (one
 input channel per group), `tiled` = conv2d_tiled (+ conv2d_tiled_reduce when it splits K)
 as ops/conv_tiled.py launches it for this device's traits, beside the tile shapes and
 split counts it did not choose; for ConvTranspose, conv_transpose2d in channel blocks of 1
-or 8.
+or 8, and conv_transpose2d_disjoint in channel x pixel-vector blocks.
 
     python bench/conv_kernels.py [--rounds 9] [--device SELECTOR] [--shapes 3x3,dw]
                                  [--ways im2col,winograd]
@@ -88,10 +89,50 @@ im2col's packed layout (the GEMM alone, --rounds 9: within 10-20% either way, de
 F(4x4) 5.38 against 6.35 ms). On 7x7 the transformed weights (16 or 36 x 512 x 512 floats,
 17 or 38 MB, against 9.4 MB of the plain ones) are what the GEMM streams.
 
+conv2d_direct_wide (8 channels x 2 vectors a work item, whole-vector loads on the row's
+interior, its ends column by column) against conv2d_direct as launched before (the driver's
+work-groups), `POCL_KERNEL_CACHE=0 python bench/conv_kernels.py --shapes "det 3x3,resnet
+7x7,squeezenet 7x7" --ways direct --rounds 9 --ort-threads 0`, ms, two runs (load 3.6 and
+4.9: the machine was shared; `1 item`: local size (1, 1, 1), as the lowering launches the
+wide kernel on a CPU):
+
+                                 direct          direct wide, 1 item   (direct, 1 item)
+    det 3x3 96->24 160x160       15.37 / 32.04   10.45 / 19.42         15.06 / 31.12
+    det 3x3 64->16 160x160        6.61 / 10.44    4.58 /  8.64          6.44 / 10.45
+    det 3x3 16 160x160            1.76 /  1.77    1.19 /  1.25          1.64 /  1.70
+    det 3x3 96->32 80x80         10.93 / 10.97    8.74 /  8.46         11.19 / 10.31
+    det 3x3 96->24 80x80          8.31 /  8.56    6.69 /  7.16          8.27 /  8.36
+    det 3x3 96->24 40x40          1.62 /  1.58    1.17 /  1.10          1.60 /  1.48
+    det 3x3 96->24 20x20          0.70 /  0.36    0.42 /  0.30          0.59 /  0.32
+    det 3x3/2 3->16 640           1.82 /  1.86    1.62 /  1.85          1.62 /  1.73
+    resnet 7x7/2 3->64 224        (earlier run, load 3.6: direct 4.02, wide 3.97, direct
+                                  1 item 3.77; this run 9.39 / 11.52 / 11.82)
+
+Stride 1 wins throughout, so the lowering takes the wide kernel there; at stride 2 it ties
+(the row's tail block recomputes more of a two-vector block) and conv2d_direct stays. Where
+the time went in conv2d_direct: the blocks at the row's ends staged their segments (stage_row)
+for every input channel and tap row: the same 96->24 layer without padding (a 162-wide input)
+took 12.90 ms against 15.96 ms padded, 10.17 against 13.32 ms for the wide kernel before its
+ends went column by column. The 2-vector block alone (ends still staged) gained 0-20%.
+
 ConvTranspose (conv_transpose2d, PP-OCR det's two layers), --shapes convT, load 3.3:
 
     det convT 2x2/2 24->24 160x160   blocks of 1 90.69   blocks of 8* 32.46
     det convT 2x2/2 24->1 320x320    blocks of 1* 13.01  blocks of 8 37.35
+
+Those two have kernel = stride, so each output pixel takes one tap: conv_transpose2d_disjoint
+(ops/conv.py disjoint_block: channels x pixel vectors a work item, about 16 accumulators)
+against the gather, `POCL_KERNEL_CACHE=0 python bench/conv_kernels.py --shapes convT
+--rounds 9`, load 4.3, ms (the gather as ops/conv.py launched it before: blocks of 8, of 1):
+
+    det convT 2x2/2 24->24 160x160   gather 22.56   disjoint 4x1* 1.67  6x1 1.77  8x1 2.08
+                                     2x2 1.96  1x4 1.88  1x1 2.33  4x2 2.65
+    det convT 2x2/2 24->1 320x320    gather 11.00   disjoint 1x4* 0.62  1x2 0.70  1x1 0.70
+                                     2x2 0.72  (more channels compute zeros: 4x1 0.86)
+
+13x and 18x; both now near memory speed (the first writes 9.8 MB). Before its loops had
+build-time bounds and `#pragma unroll`, the accumulators stayed in memory (an FMA, a load
+and a store each): 4x1 4.21 ms, 1x4 0.87 ms.
 
 The GEMM's local size (1, 1, 1) against the driver's choice depends on the load: at load
 about 1, interleaved, 0.46 against 0.89 ms (resnet 1x1 256->64), 0.79 against 1.74 ms
@@ -174,8 +215,8 @@ import numpy as np
 import pyopencl as cl
 
 from macecl.kernels import program_source
-from macecl.ops.conv import (DW_ROWS, GEMM_CHANNELS, GEMM_VECTORS, heavy_items,
-                             pack_filter_array)
+from macecl.ops.conv import DW_ROWS, GEMM_CHANNELS, GEMM_VECTORS, heavy_items, pack_filter_array
+from macecl.ops.conv_disjoint import disjoint_block, pack_disjoint_filter
 from macecl.ops.conv_tiled import K_STEP, split_count, tile_shape, tiled_fits
 from macecl.ops.conv_winograd import tile_grid, transformed_filter
 from macecl.ops.traits import DeviceTraits
@@ -198,15 +239,15 @@ SHAPES = {
     "det 3x3 64->16 160x160": (64, 160, 160, 16, 3, 1, 1, 1),
     "det 3x3 96->24 160x160": (96, 160, 160, 24, 3, 1, 1, 1),
     "det 3x3 96->32 80x80": (96, 80, 80, 32, 3, 1, 1, 1),
+    "det 3x3 96->24 80x80": (96, 80, 80, 24, 3, 1, 1, 1),
+    "det 3x3 96->24 40x40": (96, 40, 40, 24, 3, 1, 1, 1),
+    "det 3x3 96->24 20x20": (96, 20, 20, 24, 3, 1, 1, 1),
     "det 3x3 96->64 40x40": (96, 40, 40, 64, 3, 1, 1, 1),
     "squeezenet 3x3 16->64 55x55": (16, 55, 55, 64, 3, 1, 1, 1),
     "squeezenet 1x1 128->16 55x55": (128, 55, 55, 16, 1, 1, 0, 1),
     "squeezenet 3x3 32->128 27x27": (32, 27, 27, 128, 3, 1, 1, 1),
     "squeezenet 3x3 48->192 13x13": (48, 13, 13, 192, 3, 1, 1, 1),
     "squeezenet 3x3 64->256 13x13": (64, 13, 13, 256, 3, 1, 1, 1),
-    "det 3x3 96->24 80x80": (96, 80, 80, 24, 3, 1, 1, 1),
-    "det 3x3 96->24 40x40": (96, 40, 40, 24, 3, 1, 1, 1),
-    "det 3x3 96->24 20x20": (96, 20, 20, 24, 3, 1, 1, 1),
     "squeezenet 1x1 256->32 27x27": (256, 27, 27, 32, 1, 1, 0, 1),
     "squeezenet 7x7/2 3->96 224": (3, 224, 224, 96, 7, 2, 0, 1),
     "resnet fc 2048->1000": (2048, 1, 1, 1000, 1, 1, 0, 1),
@@ -271,6 +312,8 @@ TRANSPOSED = {
     "det convT 2x2/2 24->24 160x160": (24, 160, 160, 24, 2, 2),
     "det convT 2x2/2 24->1 320x320": (24, 320, 320, 1, 2, 2),
 }
+# conv_transpose2d_disjoint's (channels, pixel vectors) per work item tried
+DISJOINT_BLOCKS = ((1, 1), (1, 2), (1, 4), (2, 1), (2, 2), (4, 1), (4, 2), (6, 1), (8, 1))
 
 
 class Runner:
@@ -347,6 +390,14 @@ class Runner:
                 i(blocks), np.float32(0), np.float32(0)]
         found["direct"] = ([(*conv, "conv2d_direct", (blocks, -(-ow // vw), oh), args, None)],
                            out)
+        found["direct, 1 item"] = (
+            [(*conv, "conv2d_direct", (blocks, -(-ow // vw), oh), args, (1, 1, 1))], out)
+        grid = (blocks, -(-ow // (vw * GEMM_VECTORS)), oh)
+        for name, local in (("direct wide", None), ("direct wide, 1 item", (1, 1, 1))):
+            out = self.buffer(size=co * oh * ow)
+            args = [x, packed, bias, None, out, *map(i, (c, h, w, co, oh, ow)), *window, i(g),
+                    i(blocks), np.float32(0), np.float32(0)]
+            found[name] = ([(*conv, "conv2d_direct_wide", grid, args, local)], out)
         if (k, s, g) == (3, 1, 1):
             for tile in WINOGRAD_TILES:
                 found[f"winograd {tile}x{tile}"] = self.winograd_way(x, filt, bias, shape, tile)
@@ -426,7 +477,8 @@ class Runner:
         c, h, w, co, k, s = shape
         rng = np.random.default_rng(0)
         x = self.buffer(rng.standard_normal((c, h, w)))
-        weights = self.buffer(rng.standard_normal((c, co, k, k)) * 0.1)
+        filt = (rng.standard_normal((c, co, k, k)) * 0.1).astype(np.float32)
+        weights = self.buffer(filt)
         bias = self.buffer(rng.standard_normal(co))
         oh, ow = s * (h - 1) + k, s * (w - 1) + k
         geometry = (1, c, h, w, co, oh, ow, k, k, s, s, 1, 1, 0, 0, 1)
@@ -438,6 +490,19 @@ class Runner:
             found[f"blocks of {block}"] = (
                 [("conv_transpose2d", f"-DHAS_BIAS -DCO_BLOCK={block}", "conv_transpose2d",
                   (ow, oh, -(-co // block)), args, None)], out)
+        for channels, vectors in DISJOINT_BLOCKS:
+            out = self.buffer(size=co * oh * ow)
+            packed = self.buffer(pack_disjoint_filter(filt, 1, channels))
+            blocks = -(-co // channels)
+            args = [x, packed, bias, out, *map(np.int32, (c, h, w, co, oh, ow, 0, 0, 1, blocks)),
+                    np.float32(0), np.float32(0)]
+            options = (f"-DVW={self.vw} -DHAS_BIAS -DCO_BLOCK={channels} -DPX={vectors} "
+                       f"-DSTEP_H={s} -DSTEP_W={s}")
+            grid = (blocks, -(-w // (vectors * self.vw)), h)
+            chosen = "*" if (channels, vectors) == disjoint_block(co, k * k) else ""
+            found[f"disjoint {channels}x{vectors}{chosen}"] = (
+                [("conv_transpose2d", options, "conv_transpose2d_disjoint", grid, args,
+                  self.gemm_local)], out)
         return found, co * oh * ow, 2 * c * co * h * w * k * k
 
     def time(self, launches) -> float:

@@ -491,7 +491,58 @@ def copy_cases(runner: Runner, traits: DeviceTraits):
     yield "slice 64 x (40 of 55) x 55", ways, box
 
 
-CASES = {"resize": resize_cases, "copy": copy_cases, "rows": rows_cases, "softmax": softmax_cases,
+def lane_by_lane(source: str, code: str) -> str:
+    """``source`` with activate.h's vector form of activation ``code`` (a UNARY_* name)
+    turned off, so that it takes the lane-by-lane form: the library before."""
+    line = f"#elif ACTIVATION == {code}"
+    assert line in source, line
+    return source.replace(line, f"#elif 0 && ACTIVATION == {code}")
+
+
+def activation_cases(runner: Runner, traits: DeviceTraits):
+    """Fused activations: PP-OCR det's 1x1 16->32 on 320x320 (conv2d_gemm) with HardSwish,
+    and its last ConvTranspose (2x2/2 24->1 to 640x640, conv_transpose2d_disjoint) with
+    Sigmoid, each lane by lane (before) and in vectors (activate.h)."""
+    from macecl.ops.conv import pack_filter_array
+    from macecl.ops.conv_disjoint import disjoint_block, pack_disjoint_filter
+
+    rng = np.random.default_rng(0)
+    vw = traits.vector_width
+    local = (1, 1, 1) if traits.cpu else None
+    source = program_source("conv2d")
+    c, m, pixels = 16, 32, 320 * 320
+    x = runner.buffer(rng.standard_normal(c * pixels))
+    packed = runner.buffer(pack_filter_array(rng.standard_normal((m, c, 1, 1)), 1))
+    bias = runner.buffer(rng.standard_normal(m))
+    grid = (round_up(m, 8) // 8, -(-pixels // (2 * vw)), 1)
+    ways = {}
+    for way, text in (("lane by lane (before)", lane_by_lane(source, "UNARY_HARD_SWISH")),
+                      ("vectors (library)", source)):
+        out = runner.buffer(size=m * pixels)
+        ways[way] = (text, f"-DVW={vw} -DHAS_BIAS -DACTIVATION=7", "conv2d_gemm", grid, local,
+                     [packed, x, bias, None, out, i32(m), i32(c), i32(pixels), i32(1), i32(1),
+                      f32(0), f32(0)], out)
+    yield "conv2d_gemm 1x1 16->32 320x320 + HardSwish", ways, m * pixels
+    source = program_source("conv_transpose2d")
+    c, h, w = 24, 320, 320
+    channels, vectors = disjoint_block(1, 4)
+    x = runner.buffer(rng.standard_normal(c * h * w))
+    packed = runner.buffer(pack_disjoint_filter(rng.standard_normal((c, 1, 2, 2)), 1, channels))
+    bias = runner.buffer(rng.standard_normal(1))
+    options = (f"-DVW={vw} -DHAS_BIAS -DACTIVATION=4 -DCO_BLOCK={channels} -DPX={vectors} "
+               "-DSTEP_H=2 -DSTEP_W=2")
+    ways = {}
+    for way, text in (("lane by lane (before)", lane_by_lane(source, "UNARY_SIGMOID")),
+                      ("vectors (library)", source)):
+        out = runner.buffer(size=4 * h * w)
+        ways[way] = (text, options, "conv_transpose2d_disjoint",
+                     (1, -(-w // (vectors * vw)), h), local,
+                     [x, packed, bias, out, *map(i32, (c, h, w, 1, 2 * h, 2 * w, 0, 0, 1, 1)),
+                      f32(0), f32(0)], out)
+    yield "conv_transpose2d_disjoint 2x2/2 24->1 320x320 + Sigmoid", ways, 4 * h * w
+
+
+CASES = {"resize": resize_cases, "activation": activation_cases, "copy": copy_cases, "rows": rows_cases, "softmax": softmax_cases,
          "gemm": gemm_cases, "transpose": transpose_cases, "pool": pool_cases}
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from macecl.graph.ir import Node
 from macecl.ops.activations import fused
+from macecl.ops.conv_disjoint import convolve_disjoint, disjoint_taps
 from macecl.ops.conv_tiled import convolve_tiled, tiled_fits
 from macecl.ops.conv_winograd import convolve_winograd, winograd_tile
 from macecl.ops.elementwise import OPS, lower_binary
@@ -153,7 +154,9 @@ def _operands(node: Node, inputs: list, builder, transposed: bool):
 def _convolve_transposed(node: Node, builder, x, w, bias, group: int, out_channels: int,
                          strides: list[int], dilations: list[int], begins: list[int],
                          outs: list[int]):
-    """ConvTranspose on the ``conv_transpose2d`` program; a 1-D case runs as (1, L)."""
+    """ConvTranspose on the ``conv_transpose2d`` program; a 1-D case runs as (1, L).
+    Windows that tile the output (disjoint_taps) take conv_transpose2d_disjoint on a CPU
+    (measured there only; the GPU keeps the gather), any other the gather."""
     out = builder.new((x.shape[0], out_channels, *outs))
     if out.size == 0:
         return out
@@ -163,6 +166,10 @@ def _convolve_transposed(node: Node, builder, x, w, bias, group: int, out_channe
     options, act_a, act_b = fused(node)
     if bias is not None:
         options = ["-DHAS_BIAS", *options]
+    if builder.traits.cpu and disjoint_taps(w2.shape[2:], s, d) and w2.host is not None:
+        convolve_disjoint(builder, x2, w2, bias, out2, group, b, options, act_a, act_b,
+                          heavy_items(builder))
+        return out
     n, c_in, h, wd = x2.shape
     _, c_out, oh, ow = out2.shape
     geometry = (n, c_in, h, wd, c_out, oh, ow, *w2.shape[2:], s[0], s[1], d[0], d[1], b[0], b[1],
@@ -197,7 +204,12 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
       writes KH * KW copies of the input and the GEMM reads them back, which few channels
       do not repay, nor a matrix that leaves the cache (PP-OCR det 3x3 96->24 on 160x160:
       direct 21.2 ms, im2col + GEMM 70.5 ms; 96->32 on 80x80, a 22 MB matrix: 5.7 ms
-      against 9.7 ms);
+      against 9.7 ms). At stride 1, ``conv2d_direct_wide``: the GEMM's 8 x 2 register
+      block, whole-vector loads on the columns whose windows lie inside the row and the
+      few at its ends one by one (det 96->24 on 160x160 15.4 -> 10.5 ms, 40x40 1.62 ->
+      1.17 ms); at stride 2 it only tied (det 3x3/2 3->16 on 640x640 1.62 against 1.82 ms
+      in one run, 1.85 against 1.86 in another; ResNet's 7x7/2 3.97 against 4.02 ms), so
+      conv2d_direct keeps strides > 1; figures in bench/conv_kernels.py;
     - anything else: ``im2col`` into a scratch tensor in the GEMM's packed layout, then
       ``conv2d_gemm`` (96->64 on 40x40: 2.9 ms against direct's 6.9 ms; ResNet 7x7/2 3->64
       on 224x224, a 7.4 MB matrix: 3.6 ms against 4.3 ms).
@@ -242,10 +254,15 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
     if not pointwise and ow >= width and (per_group < 4 * GEMM_CHANNELS
                                           or cols_bytes > COLS_LIMIT):
         blocks = n * group * -(-per_group // GEMM_CHANNELS)
-        builder.launch("conv2d", "conv2d_direct",
-                       [x2, packed, *epilogue, *shape, *window, np.int32(group),
-                        np.int32(blocks), act_a, act_b], (blocks, -(-ow // width), oh),
-                       options=options)
+        args = [x2, packed, *epilogue, *shape, *window, np.int32(group), np.int32(blocks),
+                act_a, act_b]
+        if sw == 1:
+            builder.launch("conv2d", "conv2d_direct_wide", args,
+                           (blocks, -(-ow // (width * GEMM_VECTORS)), oh), options=options,
+                           local_size=heavy_items(builder))
+        else:
+            builder.launch("conv2d", "conv2d_direct", args, (blocks, -(-ow // width), oh),
+                           options=options)
         return out
     pixels = oh * ow
     span = width * GEMM_VECTORS

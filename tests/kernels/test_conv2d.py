@@ -1,4 +1,5 @@
-"""conv2d.cl (im2col, conv2d_gemm, conv2d_direct, depthwise_conv2d) against a NumPy convolution.
+"""conv2d.cl (im2col, conv2d_gemm, conv2d_direct(_wide), depthwise_conv2d) against a NumPy
+convolution.
 
 Each kernel runs over shapes whose pixel and channel counts are not multiples of its blocks
 (so the tails run), with every vector width a device may pick, and under several work-group
@@ -170,6 +171,10 @@ def test_conv2d_gemm_without_bias_or_residual(cl_env, rng):
         (2, (0.1, 0.0), lambda y, a, b: np.where(y >= 0, y, a * y)),
         (3, (-0.5, 1.5), lambda y, a, b: np.clip(y, a, b)),
         (7, (0.0, 0.0), lambda y, a, b: y * np.clip(y / 6 + 0.5, 0, 1)),
+        (6, (0.2, 0.5), lambda y, a, b: np.clip(a * y + b, 0, 1)),
+        (4, (0.0, 0.0), lambda y, a, b: 1 / (1 + np.exp(-y))),
+        (16, (1.5, 0.0), lambda y, a, b: y / (1 + np.exp(-a * y))),
+        (17, (0.7, -0.2), lambda y, a, b: a * y * np.clip(y / 6 + 0.5, 0, 1) + b),
     ],
 )
 @pytest.mark.parametrize("vw", [4, 16])
@@ -241,3 +246,64 @@ def test_conv2d_direct(cl_env, rng, case, vw, local_size):
                      (n, co, oh, ow), [x, pack_ref(w, groups), bias, residual], args,
                      work_items=(blocks, -(-ow // vw), oh), local_size=local_size)
     assert_close(got, conv2d_ref(x, w, bias, stride, dilation, pads, groups, residual), atol=1e-4)
+
+
+# conv2d_direct_wide: rows whose interior (windows inside the row) fills blocks of 2 vectors
+# or not, ends computed column by column, tails of blocks and of channel blocks.
+# (N, C_in, H, W), (C_out, KH, KW), stride, dilation, pads (t, l, b, r), groups
+WIDE_CASES = {
+    "3x3_interior_tail": ((1, 5, 6, 70), (11, 3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 1),
+    # an interior of exactly one block at vector width 16, 8 and 4: it takes both ends
+    "one_block_both_ends_34": ((1, 3, 4, 34), (8, 3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 1),
+    "one_block_both_ends_18": ((1, 3, 4, 18), (8, 3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 1),
+    "one_block_both_ends_10": ((1, 3, 4, 10), (8, 3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 1),
+    "asym_pads_3x5": ((2, 4, 5, 50), (9, 3, 5), (1, 1), (1, 1), (2, 3, 1, 0), 1),
+    "dilated": ((1, 3, 9, 60), (6, 3, 3), (1, 1), (2, 3), (2, 3, 2, 3), 1),
+    "groups_channel_tail": ((1, 6, 5, 41), (20, 3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 2),
+    "narrower_than_a_block": ((1, 3, 5, 20), (5, 3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 1),
+    "stride_2_interior": ((1, 3, 7, 75), (4, 3, 3), (2, 2), (1, 1), (1, 1, 1, 1), 1),
+    "stride_3_tiny": ((1, 2, 5, 13), (3, 3, 3), (3, 3), (1, 1), (1, 1, 1, 1), 1),
+}
+
+
+def _direct_wide(cl_env, options, vw, x, w, bias, residual, stride, dilation, pads, groups,
+                 local_size, act=(0.0, 0.0)):
+    n, c, h, wd = x.shape
+    co, _, kh, kw = w.shape
+    oh, ow = out_size(h, wd, (kh, kw), stride, dilation, pads)
+    blocks = n * groups * -(-(co // groups) // 8)
+    args = [c, h, wd, co, oh, ow, kh, kw, *stride, *dilation, pads[0], pads[1], groups, blocks,
+            *act]
+    return cl_env.run("conv2d", f"-DVW={vw} {options}", "conv2d_direct_wide", (n, co, oh, ow),
+                      [x, pack_ref(w, groups), bias, residual], args,
+                      work_items=(blocks, -(-ow // (2 * vw)), oh), local_size=local_size)
+
+
+@pytest.mark.parametrize("vw,local_size", VARIANTS)
+@pytest.mark.parametrize("case", [*WIDE_CASES, *CASES])
+def test_conv2d_direct_wide(cl_env, rng, case, vw, local_size):
+    x_shape, (co, kh, kw), stride, dilation, pads, groups = {**CASES, **WIDE_CASES}[case]
+    n, c, h, wd = x_shape
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal((co, c // groups, kh, kw)).astype(np.float32)
+    bias = rng.standard_normal(co).astype(np.float32)
+    oh, ow = out_size(h, wd, (kh, kw), stride, dilation, pads)
+    residual = rng.standard_normal((n, co, oh, ow)).astype(np.float32)
+    got = _direct_wide(cl_env, "-DHAS_BIAS -DHAS_RESIDUAL", vw, x, w, bias, residual, stride,
+                       dilation, pads, groups, local_size)
+    assert_close(got, conv2d_ref(x, w, bias, stride, dilation, pads, groups, residual), atol=1e-4)
+
+
+@pytest.mark.parametrize("activation, ref", [
+    (1, lambda y: np.maximum(y, 0)), (7, lambda y: y * np.clip(y / 6 + 0.5, 0, 1))],
+    ids=["relu", "hard_swish"])
+def test_conv2d_direct_wide_fused_activation(cl_env, rng, activation, ref):
+    """The activation on the vectors and on the columns at the row's ends, no bias."""
+    x = rng.standard_normal((1, 4, 5, 40)).astype(np.float32)
+    w = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
+    conv = ((1, 1), (1, 1), (1, 2, 1, 0), 1)
+    got = _direct_wide(cl_env, f"-DACTIVATION={activation}", 16, x, w, None, None, *conv,
+                       (1, 1, 1))
+    want = conv2d_ref(x, w, None, *conv)
+    assert (want < -3).any() and (want > 3).any()
+    assert_close(got, ref(want), atol=1e-4)

@@ -10,10 +10,12 @@ from macecl.kernels import program_names, program_source
 # program -> (the options of its fullest variant, its kernels): the engine's contract
 PROGRAMS = {
     "conv2d": ("-DVW=16 -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=3 -DPACKED_COLS",
-               {"im2col", "pack_filter", "conv2d_gemm", "conv2d_direct", "depthwise_conv2d"}),
+               {"im2col", "pack_filter", "conv2d_gemm", "conv2d_direct", "conv2d_direct_wide",
+                "depthwise_conv2d"}),
     "conv2d_tiled": ("-DTM=32 -DTN=64 -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=3",
                      {"conv2d_tiled", "conv2d_tiled_reduce"}),
-    "conv_transpose2d": ("-DHAS_BIAS -DACTIVATION=1", {"conv_transpose2d"}),
+    "conv_transpose2d": ("-DVW=16 -DHAS_BIAS -DACTIVATION=4 -DCO_BLOCK=4 -DPX=2 -DSTEP_H=2 -DSTEP_W=2",
+                         {"conv_transpose2d", "conv_transpose2d_disjoint"}),
     "copy": ("-DMODE=1", {"copy_box", "copy_rows", "pad"}),
     "elementwise": ("-DOP=4", {"binary", "binary_flat", "binary_rows"}),
     "gemm": ("-DVW=16 -DTRANS_A -DTRANS_B -DHAS_C -DACTIVATION=2", {"gemm", "matmul"}),

@@ -133,6 +133,16 @@ CONV_CASES = {
                                {"group": 4, "strides": (2, 2), "pads": (1, 1, 1, 1)}),
     "groups_of_many": ((1, 24, 6, 6), (12, 8, 3, 3), {"group": 3, "pads": [1, 1, 1, 1]},
                        {"group": 3, "pads": (1, 1, 1, 1)}),
+    # stride 1, few channels (conv2d_direct_wide on a CPU): rows whose interior fills blocks
+    # with a tail, dilated, and groups with batch 2
+    "3x3_wide_rows_det_like": ((1, 7, 5, 70), (24, 7, 3, 3), {"pads": [1, 1, 1, 1]},
+                               {"pads": (1, 1, 1, 1)}),
+    "3x3_wide_rows_dilated": ((1, 3, 8, 50), (10, 3, 3, 3),
+                              {"dilations": [2, 2], "pads": [2, 2, 2, 2]},
+                              {"dilations": (2, 2), "pads": (2, 2, 2, 2)}),
+    "3x3_wide_rows_groups_stride1": ((2, 6, 4, 36), (20, 3, 3, 3),
+                                     {"group": 2, "pads": [1, 1, 1, 1]},
+                                     {"group": 2, "pads": (1, 1, 1, 1)}),
 }
 
 
@@ -227,6 +237,19 @@ TRANSPOSE_CASES = {
                    {"strides": (2, 2), "begins": (0, 0, 0, 0), "out_size": (6, 6)}),
     "same_lower": ((1, 2, 3, 3), (2, 2, 3, 3), {"strides": [2, 2], "auto_pad": "SAME_LOWER"},
                    {"strides": (2, 2), "begins": (1, 1, 0, 0), "out_size": (6, 6)}),
+    # kernel = stride: conv_transpose2d_disjoint on a CPU (the gather elsewhere)
+    "disjoint_2x2": ((1, 5, 7, 37), (5, 6, 2, 2), {"strides": [2, 2]}, {"strides": (2, 2)}),
+    "disjoint_pads_output_padding": (
+        (2, 3, 4, 19), (3, 5, 2, 2),
+        {"strides": [2, 2], "pads": [1, 2, 0, 3], "output_padding": [1, 1]},
+        {"strides": (2, 2), "begins": (1, 2, 0, 3), "output_padding": (1, 1)}),
+    "disjoint_groups_3x2": ((1, 6, 4, 21), (6, 5, 3, 2), {"strides": [3, 2], "group": 3},
+                            {"strides": (3, 2), "group": 3}),
+    "disjoint_one_channel": ((1, 24, 9, 40), (24, 1, 2, 2), {"strides": [2, 2]},
+                             {"strides": (2, 2)}),
+    "disjoint_output_shape_larger": ((1, 2, 3, 5), (2, 3, 2, 2),
+                                     {"strides": [2, 2], "output_shape": [9, 13]},
+                                     {"strides": (2, 2), "out_size": (9, 13)}),
 }
 
 
@@ -258,6 +281,35 @@ def test_conv_transpose_1d_with_fused_relu(run_node):
     reference = conv_transpose_reference(x[:, :, None], w[:, :, None], b, strides=(1, 3),
                                          begins=(0, 1, 0, 2), output_padding=(0, 1))
     assert_close(got, np.maximum(reference[:, :, 0], 0))
+
+
+@pytest.mark.parametrize("code, function", [(1, lambda y: np.maximum(y, 0)),
+                                            (4, lambda y: 1 / (1 + np.exp(-y)))],
+                         ids=["relu", "sigmoid"])
+def test_disjoint_conv_transpose_with_fused_activation(run_node, code, function):
+    """PP-OCR det's head: 2x2 stride 2 with a fused Relu, then one channel with a Sigmoid."""
+    x, w, b = rand(1, 8, 6, 35), rand(8, 3, 2, 2), rand(3)
+    attrs = {"strides": [2, 2], "pads": [0, 1, 1, 0], "activation": [code, 0.0, 0.0]}
+    (got,) = run_node("ConvTranspose", {"x": x}, attrs, {"w": w, "b": b})
+    want = conv_transpose_reference(x, w, b, strides=(2, 2), begins=(0, 1, 1, 0))
+    assert (want < 0).any()
+    assert_close(got, function(want))
+
+
+def test_disjoint_conv_transpose_1d(run_node):
+    x, w, b = rand(2, 3, 21), rand(3, 4, 3), rand(4)
+    attrs = {"strides": [3], "pads": [1, 2], "output_padding": [2]}
+    (got,) = run_node("ConvTranspose", {"x": x}, attrs, {"w": w, "b": b})
+    reference = conv_transpose_reference(x[:, :, None], w[:, :, None], b, strides=(1, 3),
+                                         begins=(0, 1, 0, 2), output_padding=(0, 2))
+    assert_close(got, reference[:, :, 0])
+
+
+def test_conv_transpose_weights_computed_on_the_device(run_node):
+    """Disjoint taps, but weights that are not constants: the gather computes it."""
+    x, w = rand(1, 3, 4, 5), rand(3, 2, 2, 2)
+    (got,) = run_node("ConvTranspose", {"x": x, "w": w}, {"strides": [2, 2]})
+    assert_close(got, conv_transpose_reference(x, w, strides=(2, 2)))
 
 
 def test_weights_computed_on_the_device(run_node):

@@ -43,6 +43,12 @@
 #define ACTIVATION UNARY_NONE
 #endif
 
+/* clamp(x, 0, 1) with comparisons: no builtin call, and NaN passes */
+inline float unit_range(const float x)
+{
+    return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x);
+}
+
 float unary_op(const int kind, const float x, const float a, const float b)
 {
     switch (kind) {
@@ -54,8 +60,9 @@ float unary_op(const int kind, const float x, const float a, const float b)
     /* exp(-x) overflowing to inf for very negative x still gives the right limit, 0 */
     case UNARY_SIGMOID:      return 1.0f / (1.0f + exp(-x));
     case UNARY_TANH:         return tanh(x);
-    case UNARY_HARD_SIGMOID: return clamp(a * x + b, 0.0f, 1.0f);
-    case UNARY_HARD_SWISH:   return x * clamp(x * (1.0f / 6.0f) + 0.5f, 0.0f, 1.0f);
+    /* comparisons too, as activate.h's vector forms (one function, fused or not) */
+    case UNARY_HARD_SIGMOID: return unit_range(a * x + b);
+    case UNARY_HARD_SWISH:   return x * unit_range(x * (1.0f / 6.0f) + 0.5f);
     /* log(1 + exp(x)) written so that exp never overflows and small results keep precision */
     case UNARY_SOFTPLUS:     return fmax(x, 0.0f) + log1p(exp(-fabs(x)));
     case UNARY_ELU:          return x >= 0.0f ? x : a * expm1(x);
@@ -67,7 +74,7 @@ float unary_op(const int kind, const float x, const float a, const float b)
     case UNARY_RECIPROCAL:   return 1.0f / x;
     case UNARY_SWISH:        return x / (1.0f + exp(-a * x));
     case UNARY_HARD_SWISH_AFFINE:
-        return a * (x * clamp(x * (1.0f / 6.0f) + 0.5f, 0.0f, 1.0f)) + b;
+        return a * (x * unit_range(x * (1.0f / 6.0f) + 0.5f)) + b;
     default:                 return x;
     }
 }

@@ -51,33 +51,26 @@
  *     Any convolution, reading the input in place; each work item computes CO_BLOCK output
  *     channels by VW pixels of one output row. Global size (blocks, ceil(OW / VW), OH) with
  *     blocks = N * groups * ceil((C_out / groups) / CO_BLOCK).
+ *   conv2d_direct_wide(same arguments as conv2d_direct)
+ *     conv2d_direct with CO_BLOCK channels by PX * VW pixels of one output row a work item.
+ *     Where the row's interior (the columns whose windows lie inside it) fills a block, the
+ *     blocks tile the interior with whole-vector loads only, and the first and last block
+ *     also compute the columns at the row's ends one by one; else the blocks tile the row
+ *     and stage the segments that cross an edge. Global size (blocks, ceil(OW / SPAN), OH)
+ *     (blocks past the interior return).
  *   Bottom/right pads only shape the output, so they come in through OH and OW:
  *     OH = (H + pad_top + pad_bottom - dil_h * (KH - 1) - 1) / stride_h + 1.
  */
 
 #include "common.h"
 #include "vector.h"
+#include "activate.h"
 
 #define CO_BLOCK 8  /* output channels per conv2d_gemm / conv2d_direct work item */
 #define PX 2        /* pixel vectors per conv2d_gemm work item */
 #define SPAN (VW * PX)
 #define EDGE_MAX 64  /* longest row segment stage_row keeps (VW 16: a 3x3 window at stride 2) */
 
-
-/* The fused activation of a whole vector: Relu as a vector select, others lane by lane. */
-inline floatv activate_v(floatv y, const float act_a, const float act_b)
-{
-#if ACTIVATION == UNARY_NONE
-    return y;
-#elif ACTIVATION == UNARY_RELU
-    return y < 0.0f ? (floatv)(0.0f) : y;  /* NaN passes, as in unary_op */
-#else
-    float lane[VW];
-    STOREV_PRIVATE(lane, y);
-    for (int i = 0; i < VW; ++i) lane[i] = ACTIVATE(lane[i], act_a, act_b);
-    return LOADV_PRIVATE(lane);
-#endif
-}
 
 /* bias, residual and activation of the first `lanes` of VW outputs at output[at] (channel
    co), then stored */
@@ -467,4 +460,175 @@ __kernel void conv2d_direct(__global const float* input,
     }
     const size_t at = (((size_t)n * C_out + g * M + m0) * OH + oh) * OW + ow0;
     EACH_CHANNEL(DIRECT_STORE)
+}
+#define WIDE_ZERO(j) floatv a##j = (floatv)(0.0f), b##j = (floatv)(0.0f);
+#define WIDE_STEP(j) a##j += wt[j] * v0; b##j += wt[j] * v1;
+#define WIDE_STORE(j)                                                                      \
+    if (m0 + j < M) {                                                                      \
+        conv_epilogue(a##j, lanes < VW ? lanes : VW, g * M + m0 + j,                       \
+                      at + (size_t)j * OH * OW, bias, residual, output, act_a, act_b);     \
+        if (lanes > VW)                                                                    \
+            conv_epilogue(b##j, lanes - VW, g * M + m0 + j, at + (size_t)j * OH * OW + VW, \
+                          bias, residual, output, act_a, act_b);                           \
+    }
+
+typedef float float8_u __attribute__((ext_vector_type(8), aligned(4)));
+
+/* The output columns [lo, hi] whose windows, as conv2d_direct_wide's vectors read them
+   (a stride-2 vector reads one column past its last tap), lie inside the row. hi < lo when
+   none does. */
+inline int2 interior_columns(const int W, const int OW, const int KW, const int stride,
+                             const int dil, const int pad_left)
+{
+    const int lo = (pad_left + stride - 1) / stride;
+    const int last = W - 1 + pad_left - (KW - 1) * dil - (stride - 1);
+    const int hi = last < 0 ? -1 : MIN_I(last / stride, OW - 1);
+    return (int2)(lo, hi);
+}
+
+/* The VW inputs of tap kw for the lanes from input column iw of a block whose window
+   crosses an edge of the row: from `staged` when stage_row took the segment, else lane by
+   lane. */
+inline floatv edge_vector(__global const float* row, const float* staged, const bool is_staged,
+                          const int iw, const int kw, const int stride, const int dil,
+                          const int W, const int lanes)
+{
+    if (is_staged) return staged_vector(staged, kw * dil, stride);
+    return load_row(row, iw + kw * dil, stride, W, lanes, false);
+}
+
+/* One output column `ow` of output row `oh` for CO_BLOCK channels (a float8 over the
+   channels: each input value is one broadcast FMA), with its epilogue: the columns at the
+   ends of a row that conv2d_direct_wide's vectors leave out. */
+inline void edge_column(__global const float* image, __global const float* w,
+                        __global const float* bias, __global const float* residual,
+                        __global float* output, const int ow, const int oh, const int cin,
+                        const int H, const int W, const int KH, const int KW,
+                        const int stride_h, const int stride_w, const int dil_h,
+                        const int dil_w, const int pad_top, const int pad_left, const int M,
+                        const int m0, const int co0, const size_t plane_out, const size_t at,
+                        const float act_a, const float act_b)
+{
+    float8 acc = (float8)(0.0f);
+    for (int ci = 0; ci < cin; ++ci) {
+        for (int kh = 0; kh < KH; ++kh) {
+            const int ih = oh * stride_h - pad_top + kh * dil_h;
+            if (ih < 0 || ih >= H) continue;
+            __global const float* row = image + ((size_t)ci * H + ih) * W;
+            __global const float* wt = w + (size_t)((ci * KH + kh) * KW) * CO_BLOCK;
+            for (int kw = 0; kw < KW; ++kw) {
+                const int iw = ow * stride_w - pad_left + kw * dil_w;
+                if (iw >= 0 && iw < W)
+                    acc += *(__global const float8_u*)(wt + kw * CO_BLOCK) * row[iw];
+            }
+        }
+    }
+    float lane[CO_BLOCK];
+    *(float8_u*)lane = acc;
+    for (int j = 0; j < CO_BLOCK && m0 + j < M; ++j) {
+        float y = lane[j];
+#ifdef HAS_BIAS
+        y += bias[co0 + j];
+#endif
+#ifdef HAS_RESIDUAL
+        y += residual[at + j * plane_out];
+#endif
+        output[at + j * plane_out] = ACTIVATE(y, act_a, act_b);
+    }
+}
+
+__kernel void conv2d_direct_wide(__global const float* input,
+                                 __global const float* packed,
+                                 __global const float* bias,
+                                 __global const float* residual,
+                                 __global float* output,
+                                 const int C_in, const int H, const int W,
+                                 const int C_out, const int OH, const int OW,
+                                 const int KH, const int KW,
+                                 const int stride_h, const int stride_w,
+                                 const int dil_h, const int dil_w,
+                                 const int pad_top, const int pad_left,
+                                 const int groups, const int blocks,
+                                 const float act_a, const float act_b)
+{
+    /* conv2d_direct with the GEMM's register block: CO_BLOCK channels x PX (2) vectors of
+       one output row, so each weight broadcast feeds two FMAs. Where the interior columns
+       (interior_columns) fill a block, the blocks tile them, every load a whole vector, and
+       the first and last blocks also compute the few columns at the row's ends one by one
+       (edge_column); else blocks tile the row and stage the segments that cross an edge. */
+    const int z = get_global_id(0);  /* (n * groups + g) * channel_blocks + channel block */
+    const int block = get_global_id(1);
+    const int oh = get_global_id(2);
+    const int2 interior = interior_columns(W, OW, KW, stride_w, dil_w, pad_left);
+    const int inner = interior.y - interior.x + 1;
+    const bool tiled = inner >= SPAN;
+    const int first = tiled ? interior.x : 0;  /* the columns the blocks tile */
+    const int count = tiled ? inner : OW;
+    if (z >= blocks || block * SPAN >= count || oh >= OH) return;
+    const int M = C_out / groups;
+    const int channel_blocks = (M + CO_BLOCK - 1) / CO_BLOCK;
+    const int mb = z % channel_blocks;
+    const int m0 = mb * CO_BLOCK;
+    const int ng = z / channel_blocks;
+    const int g = ng % groups;
+    const int n = ng / groups;
+    /* a tail block steps back to end at the last column (same values written twice) */
+    const int ow0 = first + (count < SPAN ? 0 : MIN_I(block * SPAN, count - SPAN));
+    const int lanes = count < SPAN ? count : SPAN;
+    const int cin_per_group = C_in / groups;
+    const int taps = cin_per_group * KH * KW;
+
+    __global const float* w = packed + ((size_t)g * channel_blocks + mb) * taps * CO_BLOCK;
+    __global const float* image = input + ((size_t)n * C_in + g * cin_per_group) * H * W;
+    const int iw0 = ow0 * stride_w - pad_left;
+    const int iw1 = iw0 + VW * stride_w;  /* the second vector's first input column */
+    const int lanes1 = lanes - VW;
+    const size_t plane_out = (size_t)OH * OW;
+    const size_t at = ((size_t)n * C_out + g * M + m0) * plane_out + (size_t)oh * OW + ow0;
+
+    if (tiled) {
+        const int last_block = (count + SPAN - 1) / SPAN - 1;
+        const int from = block == 0 ? 0 : (block == last_block ? interior.y + 1 : OW);
+        const int to = block == 0 ? interior.x : OW;
+        for (int ow = from; ow < to; ++ow)
+            edge_column(image, w, bias, residual, output, ow, oh, cin_per_group, H, W, KH, KW,
+                        stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, M, m0,
+                        g * M + m0, plane_out, at - ow0 + ow, act_a, act_b);
+        if (block == 0 && last_block == 0)  /* one block: it also takes the right end */
+            for (int ow = interior.y + 1; ow < OW; ++ow)
+                edge_column(image, w, bias, residual, output, ow, oh, cin_per_group, H, W, KH,
+                            KW, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, M, m0,
+                            g * M + m0, plane_out, at - ow0 + ow, act_a, act_b);
+    }
+
+    EACH_CHANNEL(WIDE_ZERO)
+    float staged0[EDGE_MAX], staged1[EDGE_MAX];
+    for (int ci = 0; ci < cin_per_group; ++ci) {
+        __global const float* plane = image + (size_t)ci * H * W;
+        for (int kh = 0; kh < KH; ++kh) {
+            const int ih = oh * stride_h - pad_top + kh * dil_h;
+            if (ih < 0 || ih >= H) continue;  /* zero padding contributes nothing */
+            __global const float* row = plane + ih * W;
+            __global const float* wt = w + (size_t)((ci * KH + kh) * KW) * CO_BLOCK;
+            if (tiled) {
+                for (int kw = 0; kw < KW; ++kw, wt += CO_BLOCK) {
+                    const floatv v0 = load_row(row, iw0 + kw * dil_w, stride_w, W, VW, true);
+                    const floatv v1 = load_row(row, iw1 + kw * dil_w, stride_w, W, VW, true);
+                    EACH_CHANNEL(WIDE_STEP)
+                }
+            } else {
+                const bool s0 = stage_row(row, iw0, stride_w, dil_w, W, KW, staged0);
+                const bool s1 = lanes1 > 0 && stage_row(row, iw1, stride_w, dil_w, W, KW, staged1);
+                for (int kw = 0; kw < KW; ++kw, wt += CO_BLOCK) {
+                    const floatv v0 = edge_vector(row, staged0, s0, iw0, kw, stride_w, dil_w, W,
+                                                  lanes < VW ? lanes : VW);
+                    const floatv v1 = lanes1 > 0
+                        ? edge_vector(row, staged1, s1, iw1, kw, stride_w, dil_w, W, lanes1)
+                        : (floatv)(0.0f);
+                    EACH_CHANNEL(WIDE_STEP)
+                }
+            }
+        }
+    }
+    EACH_CHANNEL(WIDE_STORE)
 }
