@@ -37,6 +37,7 @@
 
 #include "common.h"
 #include "vector.h"
+#include "activate.h"
 
 #ifndef WINO_M
 #define WINO_M 2
@@ -226,21 +227,6 @@ inline floatv stretch(const floatv v, const int part)
 #endif
 }
 
-/* The fused activation of a whole vector: Relu as a vector select, others lane by lane. */
-inline floatv activate_pixels(floatv y, const float act_a, const float act_b)
-{
-#if ACTIVATION == UNARY_NONE
-    return y;
-#elif ACTIVATION == UNARY_RELU
-    return y < 0.0f ? (floatv)(0.0f) : y;  /* NaN passes, as in unary_op */
-#else
-    float lane[VW];
-    STOREV_PRIVATE(lane, y);
-    for (int i = 0; i < VW; ++i) lane[i] = ACTIVATE(lane[i], act_a, act_b);
-    return LOADV_PRIVATE(lane);
-#endif
-}
-
 __kernel void winograd_output(__global const float* Mt,
                               __global const float* bias,
                               __global const float* residual,
@@ -305,7 +291,7 @@ __kernel void winograd_output(__global const float* Mt,
 #ifdef HAS_RESIDUAL
                 pixels += LOADV(residual + at);
 #endif
-                STOREV(output + at, activate_pixels(pixels, act_a, act_b));
+                STOREV(output + at, activate_v(pixels, act_a, act_b));
             } else {
                 float lane[VW];
                 STOREV_PRIVATE(lane, pixels);
