@@ -1,0 +1,215 @@
+"""Depthwise convolution kernels on the bench models' depthwise layers, against ONNX Runtime.
+
+For each depthwise layer shape of ShuffleNet, PP-OCR cls, rec and det (with the activation
+the converter fuses into it), every way runs --rounds times, interleaved round by round;
+prints the median kernel time (OpenCL profiling events) of each, ONNX Runtime's (CPU
+provider, --ort-threads intra-op threads, a model of that one Conv and its activation, host
+wall clock), and checks that all agree. Then, per model, the sums over its layers (each
+shape times the number of layers that have it).
+
+    python bench/depthwise_kernels.py [--rounds 7] [--models shufflenet,rec] [--ways a,b]
+
+Ways: `conv2d` = conv2d.cl's depthwise_conv2d as ops/conv.py launches it where
+ops/depthwise.py's rows_fit is false (and before it existed); `rows` = depthwise.cl's
+depthwise_rows as ops/depthwise.py launches it; `rows/N` = the same, N planes a work item.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import statistics
+import sys
+from pathlib import Path
+
+os.environ.setdefault("PYOPENCL_NO_CACHE", "1")
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conv_kernels import Runner
+
+from macecl.ops.activations import apply
+from macecl.ops.conv import DW_ROWS
+from macecl.ops.depthwise import BAND, planes_per_item
+from macecl.ops.traits import DeviceTraits
+from macecl.runtime.device import select_device
+
+RELU, HARD_SWISH = 1, 7
+SHAPES = [
+    # model, layers, (C, H, W, K, (stride_h, stride_w), pad, activation)
+    ("shufflenet", 1, (112, 56, 56, 3, (2, 2), 1, 0)),
+    ("shufflenet", 3, (136, 28, 28, 3, (1, 1), 1, 0)),
+    ("shufflenet", 1, (136, 28, 28, 3, (2, 2), 1, 0)),
+    ("shufflenet", 7, (272, 14, 14, 3, (1, 1), 1, 0)),
+    ("shufflenet", 1, (272, 14, 14, 3, (2, 2), 1, 0)),
+    ("shufflenet", 3, (544, 7, 7, 3, (1, 1), 1, 0)),
+    ("cls", 1, (8, 24, 96, 3, (2, 1), 1, RELU)),
+    ("cls", 1, (24, 12, 96, 3, (2, 1), 1, RELU)),
+    ("cls", 1, (32, 6, 96, 3, (1, 1), 1, RELU)),
+    ("cls", 1, (32, 6, 96, 5, (2, 1), 2, HARD_SWISH)),
+    ("cls", 2, (88, 3, 96, 5, (1, 1), 2, HARD_SWISH)),
+    ("cls", 1, (40, 3, 96, 5, (1, 1), 2, HARD_SWISH)),
+    ("cls", 1, (48, 3, 96, 5, (1, 1), 2, HARD_SWISH)),
+    ("cls", 1, (104, 3, 96, 5, (2, 1), 2, HARD_SWISH)),
+    ("cls", 2, (200, 2, 96, 5, (1, 1), 2, HARD_SWISH)),
+    ("rec", 1, (16, 24, 160, 3, (1, 1), 1, HARD_SWISH)),
+    ("rec", 1, (32, 24, 160, 3, (1, 1), 1, HARD_SWISH)),
+    ("rec", 1, (64, 24, 160, 3, (1, 1), 1, HARD_SWISH)),
+    ("rec", 1, (64, 24, 160, 3, (2, 1), 1, HARD_SWISH)),
+    ("rec", 1, (128, 12, 160, 3, (1, 1), 1, HARD_SWISH)),
+    ("rec", 1, (128, 12, 160, 3, (1, 2), 1, HARD_SWISH)),
+    ("rec", 4, (240, 12, 80, 5, (1, 1), 2, HARD_SWISH)),
+    ("rec", 1, (240, 12, 80, 5, (2, 1), 2, HARD_SWISH)),
+    ("rec", 1, (480, 6, 80, 5, (1, 1), 2, HARD_SWISH)),
+    ("rec", 1, (480, 6, 80, 5, (2, 1), 2, HARD_SWISH)),
+    ("rec", 1, (480, 3, 80, 5, (1, 1), 2, HARD_SWISH)),
+    ("det", 1, (16, 320, 320, 3, (1, 1), 1, HARD_SWISH)),
+    ("det", 1, (32, 320, 320, 3, (2, 2), 1, 0)),
+    ("det", 1, (48, 160, 160, 3, (1, 1), 1, HARD_SWISH)),
+    ("det", 1, (48, 160, 160, 3, (2, 2), 1, 0)),
+    ("det", 1, (96, 80, 80, 3, (1, 1), 1, HARD_SWISH)),
+    ("det", 1, (96, 80, 80, 3, (2, 2), 1, 0)),
+    ("det", 4, (192, 40, 40, 5, (1, 1), 2, HARD_SWISH)),
+    ("det", 1, (192, 40, 40, 5, (2, 2), 2, 0)),
+    ("det", 3, (384, 20, 20, 5, (1, 1), 2, HARD_SWISH)),
+]
+ACTIVATION_OPS = {RELU: "Relu", HARD_SWISH: "HardSwish"}
+
+
+def label(shape) -> str:
+    c, h, w, k, (sh, sw), _, act = shape
+    stride = "" if (sh, sw) == (1, 1) else f"/{sh}x{sw}"
+    return f"{k}x{k}{stride} {c}x{h}x{w}{' ' + ACTIVATION_OPS[act] if act else ''}"
+
+
+def layer_data(shape):
+    c, h, w, k = shape[:4]
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((c, h, w)).astype(np.float32),
+            (rng.standard_normal((c, 1, k, k)) * 0.3).astype(np.float32),
+            rng.standard_normal(c).astype(np.float32))
+
+
+def out_size(shape) -> tuple[int, int]:
+    _, h, w, k, (sh, sw), p, _ = shape
+    return (h + 2 * p - k) // sh + 1, (w + 2 * p - k) // sw + 1
+
+
+def onnxruntime_way(shape, threads: int):
+    """ONNX Runtime on a model of this one Conv and its activation: (timed run, output)."""
+    import time
+
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    c, h, w, k, strides, p, act = shape
+    image, filt, shift = layer_data(shape)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["conv" if act else "y"],
+                              kernel_shape=[k, k], strides=list(strides), pads=[p] * 4, group=c)]
+    if act:
+        nodes.append(helper.make_node(ACTIVATION_OPS[act], ["conv"], ["y"]))
+    graph = helper.make_graph(
+        nodes, "dw", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, h, w])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(filt, "w"), numpy_helper.from_array(shift, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8  # onnxruntime refuses the newer IR that onnx's helper writes
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    session = onnxruntime.InferenceSession(model.SerializeToString(), options,
+                                           providers=["CPUExecutionProvider"])
+    feed = {"x": image[None]}
+    expected = session.run(None, feed)[0].ravel()
+
+    def run() -> float:
+        started = time.perf_counter()
+        session.run(None, feed)
+        return (time.perf_counter() - started) * 1e3
+
+    return run, expected
+
+
+def ways(runner: Runner, shape, per_items: list[int]) -> dict:
+    """{name: ([launch], output buffer)}, launches as Runner.time takes them."""
+    c, h, w, k, (sh, sw), p, act = shape
+    oh, ow = out_size(shape)
+    image, filt, shift = layer_data(shape)
+    x, weights, bias = runner.buffer(image), runner.buffer(filt), runner.buffer(shift)
+    vw, i, zero = runner.vw, np.int32, np.float32(0)
+    options = f"-DVW={vw} -DHAS_BIAS -DACTIVATION={act}"
+    found = {}
+    out = runner.buffer(size=c * oh * ow)
+    args = [x, weights, bias, None, out, *map(i, (c, h, w, c, oh, ow, k, k, sh, sw, 1, 1, p, p)),
+            i(c), zero, zero]
+    found["conv2d"] = ([("conv2d", options, "depthwise_conv2d",
+                         (-(-ow // vw), -(-oh // DW_ROWS), c), args, runner.gemm_local)], out)
+    rows = f"{options} -DDW_KH={k} -DDW_KW={k} -DDW_SH={sh} -DDW_SW={sw}"
+    for name, per_item in [("rows", planes_per_item(oh, ow)),
+                           *((f"rows/{n}", n) for n in per_items)]:
+        out = runner.buffer(size=c * oh * ow)
+        args = [x, weights, bias, None, out, *map(i, (c, h, w, c, oh, ow, p, p, c, per_item)),
+                zero, zero]
+        found[name] = ([("depthwise", rows, "depthwise_rows",
+                         (-(-oh // BAND), -(-c // per_item)), args, (1, 1))], out)
+    return found
+
+
+def reference(shape) -> np.ndarray:
+    """NumPy: the layer's output (C * OH * OW), in float64."""
+    c, _, _, k, (sh, sw), p, act = shape
+    image, filt, shift = layer_data(shape)
+    oh, ow = out_size(shape)
+    padded = np.pad(image.astype(np.float64), ((0, 0), (p, p), (p, p)))
+    out = np.zeros((c, oh, ow))
+    for kh in range(k):
+        for kw in range(k):
+            out += (filt[:, 0, kh, kw, None, None]
+                    * padded[:, kh: kh + sh * (oh - 1) + 1: sh, kw: kw + sw * (ow - 1) + 1: sw])
+    out += shift[:, None, None]
+    return apply(act, out, 0.0, 0.0).ravel()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--models", default="", help="comma-separated: shufflenet,cls,rec,det")
+    parser.add_argument("--per-item", default="", help="also time these planes per work item")
+    parser.add_argument("--ort-threads", type=int, default=2)
+    options = parser.parse_args()
+    device = select_device(options.device).cl_device
+    runner = Runner(device, DeviceTraits.of(device))
+    wanted = [m for m in options.models.split(",") if m]
+    per_items = [int(v) for v in options.per_item.split(",") if v]
+    sums = collections.defaultdict(lambda: collections.defaultdict(float))
+    for model, layers, shape in SHAPES:
+        if wanted and model not in wanted:
+            continue
+        found = ways(runner, shape, per_items)
+        ort_run, ort_out = onnxruntime_way(shape, options.ort_threads)
+        times = {way: [] for way in [*found, "onnxruntime"]}
+        for _ in range(options.rounds):
+            for way, (launches, _) in found.items():
+                times[way].append(runner.time(launches))
+            times["onnxruntime"].append(ort_run())
+        want = reference(shape)
+        bad = [way for way, (_, out) in found.items()
+               if not np.allclose(runner.read(out, want.size), want, rtol=1e-4, atol=1e-4)]
+        if not np.allclose(ort_out, want, rtol=1e-4, atol=1e-4):
+            bad.append("onnxruntime")
+        medians = {way: statistics.median(t) for way, t in times.items()}
+        for way, ms in medians.items():
+            sums[model][way] += layers * ms
+        cells = "  ".join(f"{way} {ms:.3f}" for way, ms in medians.items())
+        print(f"{model} x{layers} {label(shape)}: {cells}  (ms)"
+              f"{'  WRONG: ' + ', '.join(bad) if bad else ''}", flush=True)
+    for model, totals in sums.items():
+        ort = totals["onnxruntime"]
+        cells = "  ".join(f"{way} {ms:.2f} ({ms / ort:.2f}x)" for way, ms in totals.items())
+        print(f"{model} all layers: {cells}  (ms, x ONNX Runtime)")
+
+
+if __name__ == "__main__":
+    main()

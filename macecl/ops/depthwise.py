@@ -1,0 +1,59 @@
+"""Depthwise convolution on a CPU: ``depthwise_rows`` of the ``depthwise`` program.
+
+ops/conv.py launches it for a depthwise Conv (one input channel per group) where
+:func:`rows_fit` says so, and conv2d.cl's ``depthwise_conv2d`` elsewhere. Each work item
+computes a band of whole output rows of a few channel planes, so that a launch is a few
+hundred work items of real work rather than thousands of tiny ones (PoCL runs each work
+group as one call, local size (1, 1, 1) on a CPU: ops/conv.py heavy_items).
+
+Measured by bench/depthwise_kernels.py (--rounds 7, PoCL on the 2-core Sapphire Rapids, VW
+16, the machine shared: load 4.5; kernel ms summed over each model's depthwise layers, ONNX
+Runtime 2 threads on one-Conv-and-activation models of the same shapes):
+
+    model       depthwise_conv2d   depthwise_rows   ONNX Runtime
+    shufflenet  4.20               1.04             3.13
+    ppocr cls   0.78               0.21             1.49
+    ppocr rec   9.25               2.00             6.42
+    ppocr det   33.11              7.20             19.85
+
+Planes per work item (ITEM_OUTPUTS): one plane a work item, or four, came within 10% either
+way of the rule's count on most layers, and lost up to 25% on ShuffleNet's small planes
+(3x3 on 136x28x28: 0.075 ms by the rule, 0.097 with one plane, 0.098 with four).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BAND = 4  # output rows per work item: DW_BAND in depthwise.cl
+MAX_TAPS = 7  # the widest window the kernel is built for (unrolled: compile time grows with it)
+ITEM_OUTPUTS = 2048  # outputs a work item computes at least, by taking several planes
+
+
+def rows_fit(traits, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int) -> bool:
+    """Whether depthwise_rows serves this window on this device: a CPU, dilations 1, a
+    horizontal stride of 1 or 2 (vector loads), a window of at most MAX_TAPS a side."""
+    return (traits.cpu and dh == dw == 1 and sw in (1, 2) and kh <= MAX_TAPS
+            and kw <= MAX_TAPS)
+
+
+def planes_per_item(oh: int, ow: int) -> int:
+    """Channel planes a work item takes: enough that it computes ITEM_OUTPUTS outputs."""
+    return max(1, -(-ITEM_OUTPUTS // (min(oh, BAND) * ow)))
+
+
+def rows_launch(builder, x2, w2, bias, residual, out2, window, options, act_a, act_b) -> None:
+    """depthwise_rows over (N, C_in, H, W) -> (N, C_out, OH, OW); window = (kh, kw, sh, sw,
+    pt, pl); options: conv.py's (vector width, bias, residual, activation)."""
+    kh, kw, sh, sw, pt, pl = window
+    n, c_in, h, wd = x2.shape
+    _, c_out, oh, ow = out2.shape
+    per_item = planes_per_item(oh, ow)
+    planes = n * c_out
+    sizes = (c_in, h, wd, c_out, oh, ow, pt, pl, planes, per_item)
+    builder.launch("depthwise", "depthwise_rows",
+                   [x2, w2, bias, residual, out2, *(np.int32(v) for v in sizes), act_a, act_b],
+                   (-(-oh // BAND), -(-planes // per_item)),
+                   options=[*options, f"-DDW_KH={kh}", f"-DDW_KW={kw}", f"-DDW_SH={sh}",
+                            f"-DDW_SW={sw}"],
+                   local_size=(1, 1))
