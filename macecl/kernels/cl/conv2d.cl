@@ -55,6 +55,7 @@
  *     OH = (H + pad_top + pad_bottom - dil_h * (KH - 1) - 1) / stride_h + 1.
  */
 
+#include "activation.h"
 #include "common.h"
 #include "vector.h"
 
@@ -63,21 +64,6 @@
 #define SPAN (VW * PX)
 #define EDGE_MAX 64  /* longest row segment stage_row keeps (VW 16: a 3x3 window at stride 2) */
 
-
-/* The fused activation of a whole vector: Relu as a vector select, others lane by lane. */
-inline floatv activate_v(floatv y, const float act_a, const float act_b)
-{
-#if ACTIVATION == UNARY_NONE
-    return y;
-#elif ACTIVATION == UNARY_RELU
-    return y < 0.0f ? (floatv)(0.0f) : y;  /* NaN passes, as in unary_op */
-#else
-    float lane[VW];
-    STOREV_PRIVATE(lane, y);
-    for (int i = 0; i < VW; ++i) lane[i] = ACTIVATE(lane[i], act_a, act_b);
-    return LOADV_PRIVATE(lane);
-#endif
-}
 
 /* bias, residual and activation of the first `lanes` of VW outputs at output[at] (channel
    co), then stored */
@@ -92,7 +78,7 @@ inline void conv_epilogue(floatv acc, const int lanes, const int co, const size_
 #ifdef HAS_RESIDUAL
         acc += LOADV(residual + at);
 #endif
-        STOREV(output + at, activate_v(acc, act_a, act_b));
+        STOREV(output + at, activate_vector(acc, act_a, act_b));
         return;
     }
     float lane[VW];

@@ -28,6 +28,7 @@
  *     vector go lane by lane.
  */
 
+#include "activation.h"
 #include "common.h"
 #include "vector.h"
 
@@ -55,41 +56,6 @@
 #else
 #define LANE_INDEX ((int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
 #endif
-
-/* The fused activation of a whole vector, with operators and selects (PoCL calls every
-   builtin; see vector.h). Each matches unary_op lane for lane, NaN included: a clamp is
-   written so that NaN becomes the lower bound, as clamp() (fmin(fmax())) does. Activations
-   without a select form go lane by lane. */
-inline floatv activate_vector(floatv y, const float act_a, const float act_b)
-{
-#if ACTIVATION == UNARY_NONE
-    return y;
-#elif ACTIVATION == UNARY_RELU
-    return y < 0.0f ? (floatv)(0.0f) : y;
-#elif ACTIVATION == UNARY_LEAKY_RELU
-    return y >= 0.0f ? y : act_a * y;
-#elif ACTIVATION == UNARY_CLIP
-    return y < act_a ? (floatv)(act_a) : (y > act_b ? (floatv)(act_b) : y);
-#elif ACTIVATION == UNARY_HARD_SIGMOID || ACTIVATION == UNARY_HARD_SWISH
-#if ACTIVATION == UNARY_HARD_SIGMOID
-    floatv t = act_a * y + act_b;
-#else
-    floatv t = y * (1.0f / 6.0f) + 0.5f;
-#endif
-    t = t > 0.0f ? t : (floatv)(0.0f);
-    t = t < 1.0f ? t : (floatv)(1.0f);
-#if ACTIVATION == UNARY_HARD_SIGMOID
-    return t;
-#else
-    return y * t;
-#endif
-#else
-    float lane[VW];
-    STOREV_PRIVATE(lane, y);
-    for (int i = 0; i < VW; ++i) lane[i] = ACTIVATE(lane[i], act_a, act_b);
-    return LOADV_PRIVATE(lane);
-#endif
-}
 
 /* The VW inputs of one row under a block of outputs: lane i at input[at + i * DW_SW]. */
 inline floatv inside_vector(__global const float* input, const long at)
