@@ -11,7 +11,8 @@ shape times the number of layers that have it).
 
 Ways: `conv2d` = conv2d.cl's depthwise_conv2d as ops/conv.py launches it where
 ops/depthwise.py's rows_fit is false (and before it existed); `rows` = depthwise.cl's
-depthwise_rows as ops/depthwise.py launches it; `rows/N` = the same, N planes a work item.
+depthwise_rows as ops/depthwise.py launches it; `rows/N` = the same, N planes a work item
+(--per-item); `rows, band B` = B output rows a work item (--bands).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from conv_kernels import Runner
 
 from macecl.ops.activations import apply
 from macecl.ops.conv import DW_ROWS
-from macecl.ops.depthwise import BAND, planes_per_item
+from macecl.ops.depthwise import band_rows, planes_per_item, window_options
 from macecl.ops.traits import DeviceTraits
 from macecl.runtime.device import select_device
 
@@ -131,7 +132,7 @@ def onnxruntime_way(shape, threads: int):
     return run, expected
 
 
-def ways(runner: Runner, shape, per_items: list[int]) -> dict:
+def ways(runner: Runner, shape, per_items: list[int], bands: list[int]) -> dict:
     """{name: ([launch], output buffer)}, launches as Runner.time takes them."""
     c, h, w, k, (sh, sw), p, act = shape
     oh, ow = out_size(shape)
@@ -145,14 +146,17 @@ def ways(runner: Runner, shape, per_items: list[int]) -> dict:
             i(c), zero, zero]
     found["conv2d"] = ([("conv2d", options, "depthwise_conv2d",
                          (-(-ow // vw), -(-oh // DW_ROWS), c), args, runner.gemm_local)], out)
-    rows = f"{options} -DDW_KH={k} -DDW_KW={k} -DDW_SH={sh} -DDW_SW={sw}"
-    for name, per_item in [("rows", planes_per_item(oh, ow)),
-                           *((f"rows/{n}", n) for n in per_items)]:
+    band = band_rows(oh)
+    for name, per_item, rows in [("rows", planes_per_item(oh, ow), band),
+                                 *((f"rows/{n}", n, band) for n in per_items),
+                                 *((f"rows, band {b}", planes_per_item(oh, ow), b)
+                                   for b in bands if b != band)]:
         out = runner.buffer(size=c * oh * ow)
         args = [x, weights, bias, None, out, *map(i, (c, h, w, c, oh, ow, p, p, c, per_item)),
                 zero, zero]
-        found[name] = ([("depthwise", rows, "depthwise_rows",
-                         (-(-oh // BAND), -(-c // per_item)), args, (1, 1))], out)
+        built = " ".join([options, *window_options(k, k, sh, sw, rows)])
+        found[name] = ([("depthwise", built, "depthwise_rows",
+                         (-(-oh // rows), -(-c // per_item)), args, (1, 1))], out)
     return found
 
 
@@ -177,17 +181,19 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--models", default="", help="comma-separated: shufflenet,cls,rec,det")
     parser.add_argument("--per-item", default="", help="also time these planes per work item")
+    parser.add_argument("--bands", default="", help="also time these output rows per work item")
     parser.add_argument("--ort-threads", type=int, default=2)
     options = parser.parse_args()
     device = select_device(options.device).cl_device
     runner = Runner(device, DeviceTraits.of(device))
     wanted = [m for m in options.models.split(",") if m]
     per_items = [int(v) for v in options.per_item.split(",") if v]
+    bands = [int(v) for v in options.bands.split(",") if v]
     sums = collections.defaultdict(lambda: collections.defaultdict(float))
     for model, layers, shape in SHAPES:
         if wanted and model not in wanted:
             continue
-        found = ways(runner, shape, per_items)
+        found = ways(runner, shape, per_items, bands)
         ort_run, ort_out = onnxruntime_way(shape, options.ort_threads)
         times = {way: [] for way in [*found, "onnxruntime"]}
         for _ in range(options.rounds):

@@ -1,9 +1,9 @@
 """depthwise.cl (depthwise_rows) against a NumPy convolution.
 
 Cases put rows narrower than a vector, one wider, and past a whole number of vectors (the
-last block that steps back), heights past a band of 4 rows, both strides, multipliers > 1,
+last block that steps back), heights past a band of 4 or 8 rows, both strides, multipliers > 1,
 batch 2 (planes of the second image), pads on either side and none, and plane counts that
-per_item does not divide; every vector width, several work-group shapes.
+per_item does not divide; every vector width, both bands, several work-group shapes.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from macecl.ops.activations import apply
+from macecl.ops.depthwise import window_options
 
 from .helpers import assert_close
 from .test_conv2d import conv2d_ref, out_size
@@ -32,28 +33,29 @@ CASES = {
     "one_column": ((1, 3, 5, 1), (3, 3, 3), (1, 1), (1, 1, 1, 1), 2),
     "kernel_wider_than_input": ((1, 2, 2, 3), (2, 5, 5), (1, 1), (2, 2, 2, 2), 1),
 }
-# (vector width, work-group shape)
-VARIANTS = [(4, None), (8, (2, 3)), (16, None), (16, (1, 1))]
+# (vector width, work-group shape, output rows per work item)
+VARIANTS = [(4, None, 4), (8, (2, 3), 8), (16, None, 8), (16, (1, 1), 4)]
 
 
 def run_rows(cl_env, x, w, bias, residual, stride, pads, per_item, vw, local_size=None,
-             activation=(0, 0.0, 0.0)):
+             activation=(0, 0.0, 0.0), band=4):
     n, c, h, wd = x.shape
     co, _, kh, kw = w.shape
     oh, ow = out_size(h, wd, (kh, kw), stride, (1, 1), pads)
     code, act_a, act_b = activation
-    options = (f"-DVW={vw} -DDW_KH={kh} -DDW_KW={kw} -DDW_SH={stride[0]} -DDW_SW={stride[1]}"
-               f" -DACTIVATION={code}{' -DHAS_BIAS' if bias is not None else ''}"
-               f"{' -DHAS_RESIDUAL' if residual is not None else ''}")
+    options = " ".join([f"-DVW={vw}", *window_options(kh, kw, *stride, band),
+                        f"-DACTIVATION={code}", *(["-DHAS_BIAS"] if bias is not None else []),
+                        *(["-DHAS_RESIDUAL"] if residual is not None else [])])
     args = [c, h, wd, co, oh, ow, pads[0], pads[1], n * co, per_item, act_a, act_b]
     return cl_env.run("depthwise", options, "depthwise_rows", (n, co, oh, ow),
                       [x, w, bias, residual], args,
-                      work_items=(-(-oh // 4), -(-n * co // per_item)), local_size=local_size)
+                      work_items=(-(-oh // band), -(-n * co // per_item)),
+                      local_size=local_size)
 
 
-@pytest.mark.parametrize("vw,local_size", VARIANTS)
+@pytest.mark.parametrize("vw,local_size,band", VARIANTS)
 @pytest.mark.parametrize("case", list(CASES))
-def test_depthwise_rows(cl_env, rng, case, vw, local_size):
+def test_depthwise_rows(cl_env, rng, case, vw, local_size, band):
     x_shape, (co, kh, kw), stride, pads, per_item = CASES[case]
     n, c, h, wd = x_shape
     x = rng.standard_normal(x_shape).astype(np.float32)
@@ -61,7 +63,8 @@ def test_depthwise_rows(cl_env, rng, case, vw, local_size):
     bias = rng.standard_normal(co).astype(np.float32)
     oh, ow = out_size(h, wd, (kh, kw), stride, (1, 1), pads)
     residual = rng.standard_normal((n, co, oh, ow)).astype(np.float32)
-    got = run_rows(cl_env, x, w, bias, residual, stride, pads, per_item, vw, local_size)
+    got = run_rows(cl_env, x, w, bias, residual, stride, pads, per_item, vw, local_size,
+                   band=band)
     assert_close(got, conv2d_ref(x, w, bias, stride, (1, 1), pads, c, residual), atol=1e-4)
 
 
@@ -85,7 +88,8 @@ def test_depthwise_rows_activation(cl_env, rng, activation, vw, wd):
     bias = rng.standard_normal(3).astype(np.float32)
     pads = (2, 2, 2, 2)
     residual = rng.standard_normal((1, 3, 6, wd)).astype(np.float32)
-    got = run_rows(cl_env, x, w, bias, residual, (1, 1), pads, 2, vw, activation=activation)
+    got = run_rows(cl_env, x, w, bias, residual, (1, 1), pads, 2, vw, activation=activation,
+                   band=8)
     plain = conv2d_ref(x, w, bias, (1, 1), (1, 1), pads, 3, residual)
     want = apply(activation[0], plain, *activation[1:])
     if activation[0] == 6:  # unary_op's clamp() is fmin(fmax(x, 0), 1): NaN gives 0

@@ -14,8 +14,8 @@ PROGRAMS = {
     "conv2d_tiled": ("-DTM=32 -DTN=64 -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=3",
                      {"conv2d_tiled", "conv2d_tiled_reduce"}),
     "conv_transpose2d": ("-DHAS_BIAS -DACTIVATION=1", {"conv_transpose2d"}),
-    "depthwise": (("-DVW=16 -DDW_KH=5 -DDW_KW=3 -DDW_SH=2 -DDW_SW=2 -DHAS_BIAS -DHAS_RESIDUAL"
-                   " -DACTIVATION=7"), {"depthwise_rows"}),
+    "depthwise": (("-DVW=16 -DDW_KH=5 -DDW_KW=3 -DDW_SH=2 -DDW_SW=2 -DDW_BAND=8"
+                   " -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=7"), {"depthwise_rows"}),
     "copy": ("-DMODE=1", {"copy_box", "copy_rows", "pad"}),
     "elementwise": ("-DOP=4", {"binary", "binary_flat", "binary_rows"}),
     "gemm": ("-DVW=16 -DTRANS_A -DTRANS_B -DHAS_C -DACTIVATION=2", {"gemm", "matmul"}),

@@ -10,6 +10,7 @@
  *                        unroll and the row reuse below is resolved by the compiler
  *   -DDW_SH=<n>          vertical stride (default 1)
  *   -DDW_SW=<1|2>        horizontal stride (default 1); dilations are 1
+ *   -DDW_BAND=<4|8>      output rows per work item (default 4)
  *   -DHAS_BIAS, -DHAS_RESIDUAL, -DACTIVATION=<n>   as in conv2d.cl
  *
  * Kernel (every dimension guarded by the sizes passed, so any work-group shape is correct):
@@ -22,7 +23,7 @@
  *     planes = N * C_out.
  *     Each input row under the band is read once (once per column block of VW outputs) and
  *     feeds every output row of the band whose window covers it: for a 5x5 window and a band
- *     of 4, 8 row reads instead of 20. Columns past the row (padding) are zero by a lane
+ *     of 8, 12 row reads instead of 40. Columns past the row (padding) are zero by a lane
  *     select after a whole-vector load, which stays inside the input tensor (the row before
  *     or after is read and discarded); only at the tensor's first and last floats does a
  *     vector go lane by lane.
@@ -44,7 +45,9 @@
 #ifndef DW_SW
 #define DW_SW 1
 #endif
-#define DW_BAND 4                                 /* output rows per work item */
+#ifndef DW_BAND
+#define DW_BAND 4                                 /* output rows per work item: 4 or 8 */
+#endif
 #define IN_ROWS ((DW_BAND - 1) * DW_SH + DW_KH)   /* input rows under a band */
 #define SPAN (VW * DW_SW)                         /* floats a row vector covers */
 
@@ -120,7 +123,11 @@ inline void store_outputs(floatv acc, const int lanes, const bool whole, const f
     }
 }
 
+#if DW_BAND == 8
+#define EACH_BAND_ROW(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#else
 #define EACH_BAND_ROW(X) X(0) X(1) X(2) X(3)
+#endif
 #define BAND_ZERO(r) floatv a##r = (floatv)(0.0f);
 #define BAND_STEP(r)                                                                         \
     if (ir - (r) * DW_SH >= 0 && ir - (r) * DW_SH < DW_KH)                                   \
