@@ -58,6 +58,10 @@ After (the way ops/conv.py takes marked *; GF/s of it; ONNX Runtime, 2 threads):
     dw 3x3/2 96 80x80            depthwise* 0.76 (3.6)        ORT 0.53
     dw 5x5 240 20x20             depthwise* 0.87 (5.5)        ORT 0.25
 
+On a CPU, depthwise layers now take depthwise.cl's depthwise_rows where ops/depthwise.py's
+rows_fit says so (figures in bench/depthwise_kernels.py); the `depthwise` way here is the
+kernel GPUs and the other windows keep.
+
 ConvTranspose (conv_transpose2d, PP-OCR det's two layers), --shapes convT, load 3.3:
 
     det convT 2x2/2 24->24 160x160   blocks of 1 90.69   blocks of 8* 32.46

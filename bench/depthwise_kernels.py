@@ -13,6 +13,39 @@ Ways: `conv2d` = conv2d.cl's depthwise_conv2d as ops/conv.py launches it where
 ops/depthwise.py's rows_fit is false (and before it existed); `rows` = depthwise.cl's
 depthwise_rows as ops/depthwise.py launches it; `rows/N` = the same, N planes a work item
 (--per-item); `rows, band B` = B output rows a work item (--bands).
+
+The kernel times are OpenCL profiling events (no launch overhead); ONNX Runtime's are a
+session.run each, its per-run overhead included (about 0.07 ms: the floor of cls's tiny
+layers). What it showed (--rounds 9, load 4 from other jobs on the 2 cores; ms;
+`conv2d` already with activation.h's vector HardSwish):
+
+    shufflenet x1 3x3/2x2 112x56x56:     conv2d 0.448  rows 0.090  onnxruntime 0.289
+    shufflenet x3 3x3 136x28x28:         conv2d 0.349  rows 0.075  onnxruntime 0.171
+    shufflenet x1 3x3/2x2 136x28x28:     conv2d 0.192  rows 0.033  onnxruntime 0.120
+    shufflenet x7 3x3 272x14x14:         conv2d 0.215  rows 0.042  onnxruntime 0.118
+    shufflenet x1 3x3/2x2 272x14x14:     conv2d 0.184  rows 0.031  onnxruntime 0.094
+    shufflenet x3 3x3 544x7x7:           conv2d 0.197  rows 0.036  onnxruntime 0.100
+    cls x1 3x3/2x1 8x24x96 Relu:         conv2d 0.018  rows 0.012  onnxruntime 0.097
+    cls x1 3x3 32x6x96 Relu:             conv2d 0.030  rows 0.013  onnxruntime 0.094
+    cls x2 5x5 88x3x96 HardSwish:        conv2d 0.057  rows 0.018  onnxruntime 0.117
+    cls x2 5x5 200x2x96 HardSwish:       conv2d 0.082  rows 0.027  onnxruntime 0.140
+    rec x1 3x3 64x24x160 HardSwish:      conv2d 0.438  rows 0.150  onnxruntime 0.449
+    rec x1 3x3 128x12x160 HardSwish:     conv2d 0.277  rows 0.133  onnxruntime 0.432
+    rec x1 3x3/1x2 128x12x160 HardSwish: conv2d 0.269  rows 0.093  onnxruntime 0.345
+    rec x4 5x5 240x12x80 HardSwish:      conv2d 0.688  rows 0.198  onnxruntime 0.520
+    rec x1 5x5/2x1 480x6x80 HardSwish:   conv2d 0.309  rows 0.105  onnxruntime 0.205
+    det x1 3x3 16x320x320 HardSwish:     conv2d 3.612  rows 1.528  onnxruntime 6.599
+    det x1 3x3/2x2 32x320x320:           conv2d 3.318  rows 1.058  onnxruntime 6.531
+    det x1 3x3 96x80x80 HardSwish:       conv2d 1.022  rows 0.325  onnxruntime 1.085
+    det x4 5x5 192x40x40 HardSwish:      conv2d 1.463  rows 0.287  onnxruntime 0.625
+    det x3 5x5 384x20x20 HardSwish:      conv2d 1.411  rows 0.220  onnxruntime 0.286
+    all layers, ShuffleNet / cls / rec / det:
+        conv2d 3.97 / 0.48 / 5.24 / 22.90   rows 0.78 / 0.17 / 1.70 / 6.24
+        onnxruntime 2.14 / 1.14 / 5.15 / 21.82
+
+The closest layers to ONNX Runtime are the 5x5 ones on small planes (det's 384x20x20:
+0.77x; rec's 5x5/2x1 on 480x6x80: 0.51x). ONNX Runtime's own figures swing 2x with the
+load (det's 16x320x320: 6.6 to 21.1 ms across four runs), the kernels' far less.
 """
 
 from __future__ import annotations

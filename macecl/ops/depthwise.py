@@ -6,15 +6,21 @@ computes a band of whole output rows of a few channel planes, so that a launch i
 hundred work items of real work rather than thousands of tiny ones (PoCL runs each work
 group as one call, local size (1, 1, 1) on a CPU: ops/conv.py heavy_items).
 
-Measured by bench/depthwise_kernels.py (--rounds 7, PoCL on the 2-core Sapphire Rapids, VW
-16, the machine shared: load 4.5; kernel ms summed over each model's depthwise layers, ONNX
-Runtime 2 threads on one-Conv-and-activation models of the same shapes):
+Measured by bench/depthwise_kernels.py --rounds 9 (PoCL on the 2-core Sapphire Rapids, VW
+16, the machine shared with other jobs: load 4), kernel ms summed over each model's
+depthwise layers; depthwise_conv2d already with activation.h's vector HardSwish (before
+it, lane by lane: rec 9.25, det 33.11 ms); ONNX Runtime, 2 threads, on one Conv and its
+activation per shape, host wall clock of a run:
 
     model       depthwise_conv2d   depthwise_rows   ONNX Runtime
-    shufflenet  4.20               1.04             3.13
-    ppocr cls   0.78               0.21             1.49
-    ppocr rec   9.25               2.00             6.42
-    ppocr det   33.11              7.20             19.85
+    shufflenet  3.97               0.78             2.14
+    ppocr cls   0.48               0.17             1.14
+    ppocr rec   5.24               1.70             5.15
+    ppocr det   22.90              6.24             21.82
+
+Every layer is faster than ONNX Runtime there (per-layer lines: the script's docstring).
+The edge blocks with their tap loop left rolled (half the compile time: 0.70 against 1.52 s
+for a 5x5 band-8 kernel) lost 15% to 55% (det 4.74 -> 6.08, ShuffleNet 0.76 -> 1.18 ms).
 
 Rows per work item (band_rows), --bands 4 --rounds 15 --models det,rec, load 5: 8 rows
 against 4, ms summed: rec 1.63 against 1.75, det 5.85 against 6.06; 5x5 windows gain most
