@@ -115,6 +115,10 @@ for every input channel and tap row: the same 96->24 layer without padding (a 16
 took 12.90 ms against 15.96 ms padded, 10.17 against 13.32 ms for the wide kernel before its
 ends went column by column. The 2-vector block alone (ends still staged) gained 0-20%.
 
+On a CPU, depthwise layers now take depthwise.cl's depthwise_rows where ops/depthwise.py's
+rows_fit says so (figures in bench/depthwise_kernels.py); the `depthwise` way here is the
+kernel GPUs and the other windows keep.
+
 ConvTranspose (conv_transpose2d, PP-OCR det's two layers), --shapes convT, load 3.3:
 
     det convT 2x2/2 24->24 160x160   blocks of 1 90.69   blocks of 8* 32.46

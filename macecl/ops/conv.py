@@ -19,6 +19,7 @@ from macecl.ops.activations import fused
 from macecl.ops.conv_disjoint import convolve_disjoint, disjoint_taps
 from macecl.ops.conv_tiled import convolve_tiled, tiled_fits
 from macecl.ops.conv_winograd import convolve_winograd, winograd_tile
+from macecl.ops.depthwise import rows_fit, rows_launch
 from macecl.ops.elementwise import OPS, lower_binary
 from macecl.ops.registry import checker, ints, lowering
 
@@ -192,7 +193,8 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
 
     The kernel is chosen by what each convolution is; bench/conv_kernels.py measures the
     candidates on the bench models' layer shapes (figures in its docstring):
-    - depthwise (one input channel per group): ``depthwise_conv2d``;
+    - depthwise (one input channel per group): on a CPU ``depthwise_rows`` where
+      ops/depthwise.py's rows_fit says so (figures there), else ``depthwise_conv2d``;
     - any other on a device with dedicated local memory (a GPU): ``conv2d_tiled``, see
       ops/conv_tiled.py;
     - on a CPU, 3x3, stride 1, one group, constant weights, enough output tiles:
@@ -233,6 +235,10 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
     shape = [np.int32(v) for v in (c_in, h, wd, c_out, oh, ow)]
     per_group = c_out // group
     if group > 1 and w2.shape[1] == 1:
+        if rows_fit(builder.traits, kh, kw, sh, sw, dh, dw):
+            rows_launch(builder, x2, w2, bias, residual, out2, (kh, kw, sh, sw, pt, pl),
+                        options, act_a, act_b)
+            return out
         builder.launch("conv2d", "depthwise_conv2d",
                        [x2, w2, *epilogue, *shape, *window, np.int32(n * c_out), act_a, act_b],
                        (-(-ow // width), -(-oh // DW_ROWS), n * c_out), options=options,

@@ -1,0 +1,205 @@
+/*
+ * depthwise.cl: depthwise 2-D convolution (ONNX Conv with one input channel per group) for a
+ * CPU, whole output rows per work item. ops/conv.py takes it where DeviceTraits says cpu and
+ * the window fits the options below; conv2d.cl's depthwise_conv2d serves the rest (and GPUs,
+ * which want many small work items, not a few long ones).
+ *
+ * Build options:
+ *   -DVW=<4|8|16>        floats per vector (default 4)
+ *   -DDW_KH, -DDW_KW     the window (default 3 x 3): compile-time, so the loops over taps
+ *                        unroll and the row reuse below is resolved by the compiler
+ *   -DDW_SH=<n>          vertical stride (default 1)
+ *   -DDW_SW=<1|2>        horizontal stride (default 1); dilations are 1
+ *   -DDW_BAND=<4|8>      output rows per work item (default 4)
+ *   -DHAS_BIAS, -DHAS_RESIDUAL, -DACTIVATION=<n>   as in conv2d.cl
+ *
+ * Kernel (every dimension guarded by the sizes passed, so any work-group shape is correct):
+ *   depthwise_rows(input, filter, bias, residual, output, C_in, H, W, C_out, OH, OW,
+ *                  pad_top, pad_left, planes, per_item, act_a, act_b)
+ *     output[n, co] = act(conv(input[n, co / (C_out / C_in)], filter[co]) + bias[co]
+ *                         + residual[n, co]); filter as ONNX lays it out, (C_out, 1, KH, KW).
+ *     Each work item computes DW_BAND output rows, every column, of per_item consecutive
+ *     planes (n * C_out + co). Global size (ceil(OH / DW_BAND), ceil(planes / per_item)) with
+ *     planes = N * C_out.
+ *     Each input row under the band is read once (once per column block of VW outputs) and
+ *     feeds every output row of the band whose window covers it: for a 5x5 window and a band
+ *     of 8, 12 row reads instead of 40. Columns past the row (padding) are zero by a lane
+ *     select after a whole-vector load, which stays inside the input tensor (the row before
+ *     or after is read and discarded); only at the tensor's first and last floats does a
+ *     vector go lane by lane.
+ */
+
+#include "common.h"
+#include "vector.h"
+#include "activate.h"
+
+#ifndef DW_KH
+#define DW_KH 3
+#endif
+#ifndef DW_KW
+#define DW_KW 3
+#endif
+#ifndef DW_SH
+#define DW_SH 1
+#endif
+#ifndef DW_SW
+#define DW_SW 1
+#endif
+#ifndef DW_BAND
+#define DW_BAND 4                                 /* output rows per work item: 4 or 8 */
+#endif
+#define IN_ROWS ((DW_BAND - 1) * DW_SH + DW_KH)   /* input rows under a band */
+#define SPAN (VW * DW_SW)                         /* floats a row vector covers */
+
+#define intv CAT(int, VW)
+#if VW == 4
+#define LANE_INDEX ((int4)(0, 1, 2, 3))
+#elif VW == 8
+#define LANE_INDEX ((int8)(0, 1, 2, 3, 4, 5, 6, 7))
+#else
+#define LANE_INDEX ((int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
+#endif
+
+/* The VW inputs of one row under a block of outputs: lane i at input[at + i * DW_SW]. */
+inline floatv inside_vector(__global const float* input, const long at)
+{
+#if DW_SW == 1
+    return LOADV(input + at);
+#else
+    const floatv lo = LOADV(input + at), hi = LOADV(input + at + VW);
+    return (floatv)(lo.even, hi.even);
+#endif
+}
+
+/* row_vector lane by lane, where a whole vector would leave the tensor: out of line, as
+   its loop unrolled at every tap made the kernel slow to compile */
+__attribute__((noinline))
+floatv row_lanes(__global const float* input, const long row_at, const int col, const int W)
+{
+    float lane[VW];
+    for (int i = 0; i < VW; ++i) {
+        const int c = col + i * DW_SW;
+        lane[i] = c >= 0 && c < W ? input[row_at + c] : 0.0f;
+    }
+    return LOADV_PRIVATE(lane);
+}
+
+/* The VW inputs of one row under a block of outputs, lane i at column col + i * DW_SW, zero
+   outside [0, W). row_at: the row's first float in input; total: the floats of input. */
+inline floatv row_vector(__global const float* input, const long row_at, const int col,
+                         const int W, const long total)
+{
+    const long at = row_at + col;
+    if (col < 0 || col + SPAN > W) {
+        if (at < 0 || at + SPAN > total) return row_lanes(input, row_at, col, W);
+        const intv column = col + LANE_INDEX * DW_SW;
+        return column >= 0 && column < W ? inside_vector(input, at) : (floatv)(0.0f);
+    }
+    return inside_vector(input, at);
+}
+
+/* bias, residual and activation of `lanes` outputs at output[at], then stored; `whole`:
+   all VW lanes may be stored (those past `lanes` land where this work item stores later) */
+inline void store_outputs(floatv acc, const int lanes, const bool whole, const float shift,
+                          const long at, __global const float* residual,
+                          __global float* output, const float act_a, const float act_b)
+{
+    acc += shift;
+    if (whole) {
+#ifdef HAS_RESIDUAL
+        acc += LOADV(residual + at);
+#endif
+        STOREV(output + at, activate_v(acc, act_a, act_b));
+        return;
+    }
+    float lane[VW];
+    STOREV_PRIVATE(lane, acc);
+    for (int i = 0; i < lanes; ++i) {
+        float y = lane[i];
+#ifdef HAS_RESIDUAL
+        y += residual[at + i];
+#endif
+        output[at + i] = ACTIVATE(y, act_a, act_b);
+    }
+}
+
+#if DW_BAND == 8
+#define EACH_BAND_ROW(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#else
+#define EACH_BAND_ROW(X) X(0) X(1) X(2) X(3)
+#endif
+#define BAND_ZERO(r) floatv a##r = (floatv)(0.0f);
+#define BAND_STEP(r)                                                                         \
+    if (ir - (r) * DW_SH >= 0 && ir - (r) * DW_SH < DW_KH)                                   \
+        a##r += taps[(ir - (r) * DW_SH) * DW_KW + kw] * v;
+#define BAND_STORE(r)                                                                        \
+    if ((r) < band_rows)                                                                     \
+        store_outputs(a##r, lanes, lanes == VW || (r) * OW + VW <= band_rows * OW, shift,    \
+                      out_at + (long)(r) * OW, residual, output, act_a, act_b);
+
+/* Every tap of the band's input rows into the accumulators. A window inside the row (the
+   test is once per block) loads whole vectors; one over an edge takes row_vector's tests
+   at each tap. */
+#define BAND_TAPS(INSIDE)                                                                    \
+    _Pragma("unroll")                                                                        \
+    for (int ir = 0; ir < IN_ROWS; ++ir) {                                                   \
+        const int ih = ih0 + ir;                                                             \
+        if (ih < 0 || ih >= H) continue;                                                     \
+        const long row_at = plane_at + (long)ih * W;                                         \
+        _Pragma("unroll")                                                                    \
+        for (int kw = 0; kw < DW_KW; ++kw) {                                                 \
+            const floatv v = INSIDE ? inside_vector(input, row_at + col0 + kw)               \
+                                    : row_vector(input, row_at, col0 + kw, W, total);        \
+            EACH_BAND_ROW(BAND_STEP)                                                         \
+        }                                                                                    \
+    }
+
+__kernel void depthwise_rows(__global const float* input,
+                             __global const float* filter,
+                             __global const float* bias,
+                             __global const float* residual,
+                             __global float* output,
+                             const int C_in, const int H, const int W,
+                             const int C_out, const int OH, const int OW,
+                             const int pad_top, const int pad_left,
+                             const int planes, const int per_item,
+                             const float act_a, const float act_b)
+{
+    const int band = get_global_id(0);
+    const int first = get_global_id(1) * per_item;
+    if (band * DW_BAND >= OH || first >= planes) return;
+    const int oh0 = band * DW_BAND;
+    /* A row narrower than VW is stored whole where the lanes past it fall on this band's
+       next rows, which are stored after it: 3 of 4 rows of 14 at VW 16 (ShuffleNet's 3x3
+       on 272x14x14: 0.058 -> 0.054 ms against storing each such row lane by lane). */
+    const int band_rows = MIN_I(DW_BAND, OH - oh0);
+    const int ih0 = oh0 * DW_SH - pad_top;
+    const int multiplier = C_out / C_in;
+    const long total = (long)(planes / C_out) * C_in * H * W;
+    const int end = MIN_I(planes, first + per_item);
+    for (int nc = first; nc < end; ++nc) {
+        const int co = nc % C_out;
+        const long plane_at = ((long)(nc / C_out) * C_in + co / multiplier) * H * W;
+        __global const float* taps = filter + co * DW_KH * DW_KW;
+#ifdef HAS_BIAS
+        const float shift = bias[co];
+#else
+        const float shift = 0.0f;
+#endif
+        for (int ow0 = 0; ow0 < OW; ow0 += VW) {
+            /* a last block steps back to end at OW (recomputing some of its neighbour's
+               outputs, the same values), so that every block is whole where OW >= VW */
+            const int s = OW < VW ? 0 : MIN_I(ow0, OW - VW);
+            const int lanes = MIN_I(VW, OW - s);
+            const int col0 = s * DW_SW - pad_left;
+            EACH_BAND_ROW(BAND_ZERO)
+            if (col0 >= 0 && col0 + DW_KW - 1 + SPAN <= W) {
+                BAND_TAPS(true)
+            } else {
+                BAND_TAPS(false)
+            }
+            const long out_at = ((long)nc * OH + oh0) * OW + s;
+            EACH_BAND_ROW(BAND_STORE)
+        }
+    }
+}
