@@ -1,6 +1,7 @@
 /*
  * activate.h: the fused activation (-DACTIVATION=<UNARY_*>, common.h) of a whole float
- * vector (-DVW, vector.h), for the kernels that store their outputs as vectors.
+ * vector (-DVW, vector.h), for the kernels that store their outputs as vectors, and the
+ * epilogue they share (residual, activation, store).
  */
 
 #ifndef MACECL_ACTIVATE_H
@@ -48,6 +49,32 @@ inline floatv activate_v(floatv y, const float act_a, const float act_b)
     for (int i = 0; i < VW; ++i) lane[i] = ACTIVATE(lane[i], act_a, act_b);
     return LOADV_PRIVATE(lane);
 #endif
+}
+
+/* The end of every convolution kernel's epilogue (-DHAS_RESIDUAL, -DACTIVATION; the caller
+   has added the bias): the residual and the activation of the first `lanes` of VW outputs at
+   output[at], then stored. `whole`: all VW lanes are stored as one vector (the caller knows
+   that lanes past `lanes` are outputs too, or land where it stores later). */
+inline void store_activated(floatv acc, const int lanes, const bool whole, const size_t at,
+                            __global const float* residual, __global float* output,
+                            const float act_a, const float act_b)
+{
+    if (whole) {
+#ifdef HAS_RESIDUAL
+        acc += LOADV(residual + at);
+#endif
+        STOREV(output + at, activate_v(acc, act_a, act_b));
+        return;
+    }
+    float lane[VW];
+    STOREV_PRIVATE(lane, acc);
+    for (int i = 0; i < lanes; ++i) {
+        float y = lane[i];
+#ifdef HAS_RESIDUAL
+        y += residual[at + i];
+#endif
+        output[at + i] = ACTIVATE(y, act_a, act_b);
+    }
 }
 
 #endif /* MACECL_ACTIVATE_H */

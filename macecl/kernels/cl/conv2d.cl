@@ -81,22 +81,7 @@ inline void conv_epilogue(floatv acc, const int lanes, const int co, const size_
 #ifdef HAS_BIAS
     acc += bias[co];
 #endif
-    if (lanes == VW) {
-#ifdef HAS_RESIDUAL
-        acc += LOADV(residual + at);
-#endif
-        STOREV(output + at, activate_v(acc, act_a, act_b));
-        return;
-    }
-    float lane[VW];
-    STOREV_PRIVATE(lane, acc);
-    for (int i = 0; i < lanes; ++i) {
-        float y = lane[i];
-#ifdef HAS_RESIDUAL
-        y += residual[at + i];
-#endif
-        output[at + i] = ACTIVATE(y, act_a, act_b);
-    }
+    store_activated(acc, lanes, lanes == VW, at, residual, output, act_a, act_b);
 }
 
 /* VW inputs of one image row: row[iw + i * stride] for lane i, zero outside [0, W). `inside`

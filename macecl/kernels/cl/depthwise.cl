@@ -98,31 +98,6 @@ inline floatv row_vector(__global const float* input, const long row_at, const i
     return inside_vector(input, at);
 }
 
-/* bias, residual and activation of `lanes` outputs at output[at], then stored; `whole`:
-   all VW lanes may be stored (those past `lanes` land where this work item stores later) */
-inline void store_outputs(floatv acc, const int lanes, const bool whole, const float shift,
-                          const long at, __global const float* residual,
-                          __global float* output, const float act_a, const float act_b)
-{
-    acc += shift;
-    if (whole) {
-#ifdef HAS_RESIDUAL
-        acc += LOADV(residual + at);
-#endif
-        STOREV(output + at, activate_v(acc, act_a, act_b));
-        return;
-    }
-    float lane[VW];
-    STOREV_PRIVATE(lane, acc);
-    for (int i = 0; i < lanes; ++i) {
-        float y = lane[i];
-#ifdef HAS_RESIDUAL
-        y += residual[at + i];
-#endif
-        output[at + i] = ACTIVATE(y, act_a, act_b);
-    }
-}
-
 #if DW_BAND == 8
 #define EACH_BAND_ROW(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 #else
@@ -134,8 +109,8 @@ inline void store_outputs(floatv acc, const int lanes, const bool whole, const f
         a##r += taps[(ir - (r) * DW_SH) * DW_KW + kw] * v;
 #define BAND_STORE(r)                                                                        \
     if ((r) < band_rows)                                                                     \
-        store_outputs(a##r, lanes, lanes == VW || (r) * OW + VW <= band_rows * OW, shift,    \
-                      out_at + (long)(r) * OW, residual, output, act_a, act_b);
+        store_activated(a##r + shift, lanes, lanes == VW || (r) * OW + VW <= band_rows * OW, \
+                        out_at + (long)(r) * OW, residual, output, act_a, act_b);
 
 /* Every tap of the band's input rows into the accumulators. A window inside the row (the
    test is once per block) loads whole vectors; one over an edge takes row_vector's tests

@@ -287,22 +287,7 @@ __kernel void winograd_output(__global const float* Mt,
             for (int c = 1; c < WINO_M; ++c)
                 pixels = phase == c ? stretch(y[c], part) : pixels;
             const size_t at = row + x;
-            if (x + VW <= OW) {
-#ifdef HAS_RESIDUAL
-                pixels += LOADV(residual + at);
-#endif
-                STOREV(output + at, activate_v(pixels, act_a, act_b));
-            } else {
-                float lane[VW];
-                STOREV_PRIVATE(lane, pixels);
-                for (int i = 0; i < OW - x; ++i) {
-                    float v = lane[i];
-#ifdef HAS_RESIDUAL
-                    v += residual[at + i];
-#endif
-                    output[at + i] = ACTIVATE(v, act_a, act_b);
-                }
-            }
+            store_activated(pixels, OW - x, x + VW <= OW, at, residual, output, act_a, act_b);
         }
     }
 }
