@@ -277,32 +277,40 @@ def layer_data(shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def onnxruntime_way(shape, threads: int):
     """A run of the layer as a one-Conv ONNX model on ONNX Runtime's CPU provider (host
     wall-clock time, ms) and its output."""
-    import onnxruntime
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper
 
     c, h, w, _, k, s, p, g = shape
     image, filt, shift = layer_data(shape)
     node = helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[k, k],
                             strides=[s, s], pads=[p] * 4, group=g)
+    return onnxruntime_layer([node], image, filt, shift, threads, opset=13)
+
+
+def onnxruntime_layer(nodes, image, filt, shift, threads: int, opset: int):
+    """ONNX Runtime's CPU provider on a model of ``nodes`` from input "x" (image, one batch)
+    with constants "w" (filt) and "b" (shift) to output "y": (timed run in ms, output)."""
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
     graph = helper.make_graph(
-        [node], "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, h, w])],
+        nodes, "layer", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, *image.shape])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
         [numpy_helper.from_array(filt, "w"), numpy_helper.from_array(shift, "b")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8  # onnxruntime refuses the newer IR that onnx's helper writes
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     session = onnxruntime.InferenceSession(model.SerializeToString(), options,
                                            providers=["CPUExecutionProvider"])
     feed = {"x": image[None]}
-    session.run(None, feed)
+    output = session.run(None, feed)[0].ravel()
 
     def run() -> float:
         started = time.perf_counter()
         session.run(None, feed)
         return (time.perf_counter() - started) * 1e3
 
-    return run, session.run(None, feed)[0].ravel()
+    return run, output
 
 
 def gemm_grid(m: int, pixels: int, vw: int, groups: int) -> tuple[int, int, int]:

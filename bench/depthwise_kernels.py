@@ -7,7 +7,8 @@ provider, --ort-threads intra-op threads, a model of that one Conv and its activ
 wall clock), and checks that all agree. Then, per model, the sums over its layers (each
 shape times the number of layers that have it).
 
-    python bench/depthwise_kernels.py [--rounds 7] [--models shufflenet,rec] [--ways a,b]
+    python bench/depthwise_kernels.py [--rounds 7] [--models shufflenet,rec]
+                                     [--per-item 1,4] [--bands 4]
 
 Ways: `conv2d` = conv2d.cl's depthwise_conv2d as ops/conv.py launches it where
 ops/depthwise.py's rows_fit is false (and before it existed); `rows` = depthwise.cl's
@@ -62,7 +63,7 @@ os.environ.setdefault("PYOPENCL_NO_CACHE", "1")
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conv_kernels import Runner
+from conv_kernels import Runner, onnxruntime_layer
 
 from macecl.ops.activations import apply
 from macecl.ops.conv import DW_ROWS
@@ -133,10 +134,7 @@ def out_size(shape) -> tuple[int, int]:
 
 def onnxruntime_way(shape, threads: int):
     """ONNX Runtime on a model of this one Conv and its activation: (timed run, output)."""
-    import time
-
-    import onnxruntime
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper
 
     c, h, w, k, strides, p, act = shape
     image, filt, shift = layer_data(shape)
@@ -144,25 +142,7 @@ def onnxruntime_way(shape, threads: int):
                               kernel_shape=[k, k], strides=list(strides), pads=[p] * 4, group=c)]
     if act:
         nodes.append(helper.make_node(ACTIVATION_OPS[act], ["conv"], ["y"]))
-    graph = helper.make_graph(
-        nodes, "dw", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, h, w])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        [numpy_helper.from_array(filt, "w"), numpy_helper.from_array(shift, "b")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
-    model.ir_version = 8  # onnxruntime refuses the newer IR that onnx's helper writes
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    session = onnxruntime.InferenceSession(model.SerializeToString(), options,
-                                           providers=["CPUExecutionProvider"])
-    feed = {"x": image[None]}
-    expected = session.run(None, feed)[0].ravel()
-
-    def run() -> float:
-        started = time.perf_counter()
-        session.run(None, feed)
-        return (time.perf_counter() - started) * 1e3
-
-    return run, expected
+    return onnxruntime_layer(nodes, image, filt, shift, threads, opset=14)
 
 
 def ways(runner: Runner, shape, per_items: list[int], bands: list[int]) -> dict:
