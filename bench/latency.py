@@ -2,12 +2,13 @@
 
 Models: the ONNX package's `light` models (real architectures; their weights are constants,
 which does not change the work) and the three PP-OCR models of rapidocr-onnxruntime 1.4.4.
-For each: one engine and one ONNX Runtime session, a warm-up run each, then --rounds runs
-alternating between the two, so that machine noise hits both alike. Prints median latency
-and the ratio macecl / ONNX Runtime (below 1: macecl is faster).
+For each: one engine and one ONNX Runtime session, a warm-up run each, then --rounds rounds
+in which each does one settling run and --block timed runs back to back (bench/timing.py
+says why blocks and not single runs), so that machine noise hits both alike. Prints median
+latency and the ratio macecl / ONNX Runtime (below 1: macecl is faster).
 
-    python bench/latency.py [--rounds 10] [--threads 2] [--models squeezenet,ppocr_rec]
-                            [--device SELECTOR] [--json OUT.json]
+    python bench/latency.py [--rounds 10] [--block 3] [--threads 2]
+                            [--models squeezenet,ppocr_rec] [--device SELECTOR] [--json OUT.json]
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import argparse
 import importlib.util
 import json
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+
+from timing import alternating_blocks, median_ms
 
 
 def model_list() -> dict[str, tuple[Path, dict[str, list[int]]]]:
@@ -65,8 +67,8 @@ def random_feeds(inputs, shapes: dict[str, list[int]]) -> dict[str, np.ndarray]:
     return feeds
 
 
-def measure(name: str, path: Path, shapes: dict, rounds: int, threads: int, device: str | None
-            ) -> dict:
+def measure(name: str, path: Path, shapes: dict, rounds: int, block: int, threads: int,
+            device: str | None) -> dict:
     import onnxruntime
 
     import macecl
@@ -81,16 +83,10 @@ def measure(name: str, path: Path, shapes: dict, rounds: int, threads: int, devi
     got = list(engine.run(feeds).values())
     error = max(float(np.max(np.abs(g - e))) / max(float(np.max(np.abs(e))), 1e-12)
                 for g, e in zip(got, expected))
-    times = {"macecl": [], "onnxruntime": []}
-    for _ in range(rounds):
-        started = time.perf_counter()
-        engine.run(feeds)
-        times["macecl"].append(time.perf_counter() - started)
-        started = time.perf_counter()
-        reference.run(None, feeds)
-        times["onnxruntime"].append(time.perf_counter() - started)
+    medians = median_ms(alternating_blocks({"macecl": lambda: engine.run(feeds),
+                                            "onnxruntime": lambda: reference.run(None, feeds)},
+                                           rounds, block))
     engine.close()
-    medians = {k: statistics.median(v) * 1e3 for k, v in times.items()}
     return {"model": name, "input": {k: list(v.shape) for k, v in feeds.items()},
             "macecl_ms": medians["macecl"], "onnxruntime_ms": medians["onnxruntime"],
             "ratio": medians["macecl"] / medians["onnxruntime"], "relative_error": error,
@@ -100,6 +96,7 @@ def measure(name: str, path: Path, shapes: dict, rounds: int, threads: int, devi
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--block", type=int, default=3, help="timed runs per round and runtime")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="ONNX Runtime's intra-op threads (PoCL uses every core)")
     parser.add_argument("--models", default="", help="comma-separated subset of the names")
@@ -113,13 +110,13 @@ def main() -> None:
         os.environ["MACECL_CACHE_DIR"] = cache_dir  # converted models and programs of this run
         for name, (path, shapes) in models.items():
             with console.status(f"{name}..."):
-                results.append(measure(name, path, shapes, options.rounds, options.threads,
-                                       options.device))
+                results.append(measure(name, path, shapes, options.rounds, options.block,
+                                       options.threads, options.device))
             r = results[-1]
             console.print(f"{name}: macecl {r['macecl_ms']:.1f} ms, onnxruntime "
                           f"{r['onnxruntime_ms']:.1f} ms", highlight=False)
-    table = Table(title=f"median latency of {options.rounds} runs; ONNX Runtime CPU with "
-                        f"{options.threads} threads; macecl on {results[0]['device']}")
+    table = Table(title=f"median latency of {options.rounds} x {options.block} runs; ONNX Runtime "
+                        f"CPU with {options.threads} threads; macecl on {results[0]['device']}")
     for column in ("model", "input", "macecl ms", "onnxruntime ms", "macecl / ORT", "max rel err"):
         table.add_column(column, justify="left" if column in ("model", "input") else "right")
     for r in results:
@@ -129,6 +126,7 @@ def main() -> None:
     console.print(table)
     if options.json:
         options.json.write_text(json.dumps({"results": results, "rounds": options.rounds,
+                                            "block": options.block,
                                             "threads": options.threads,
                                             "date": time.strftime("%Y-%m-%d")}, indent=2))
 
