@@ -1,12 +1,13 @@
 """Latency of two macecl source trees on the same models, interleaved round by round.
 
 A change's before/after, measured fairly on a shared machine: each tree's engine lives in its
-own worker process (PYTHONPATH = that tree), and every round times one run of each tree and
-of ONNX Runtime (CPU, --threads threads) in turn, so that machine noise hits all three
-alike. Prints median ms of each and the ratios to ONNX Runtime.
+own worker process (PYTHONPATH = that tree), and each of the three (the two trees, ONNX
+Runtime CPU with --threads threads) takes turns of a settling run and --block timed runs
+(macecl.benchmark.alternating_blocks), --rounds timed runs in all, so that machine noise hits
+all three alike. Prints median ms of each and the ratios to ONNX Runtime.
 
     git archive REV | tar -x -C /tmp/base
-    python bench/compare_trees.py /tmp/base [--rounds 7] [--threads 2] [--models ...]
+    python bench/compare_trees.py /tmp/base [--rounds 7] [--block 3] [--threads 2] [--models ...]
 
 The tree this script lives in is the "after"; the inputs are bench/latency.py's.
 """
@@ -14,13 +15,14 @@ The tree this script lives in is the "after"; the inputs are bench/latency.py's.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -53,10 +55,14 @@ def start(tree: Path, model: Path, feeds_file: Path, cache: Path) -> subprocess.
     return process
 
 
-def timed(process: subprocess.Popen) -> float:
-    process.stdin.write("run\n")
-    process.stdin.flush()
-    return float(process.stdout.readline())
+def remote_run(process: subprocess.Popen) -> Callable[[], float]:
+    """A runner for timing.alternating_blocks: one run in the worker, its seconds as timed
+    there (the pipe's round trip left out)."""
+    def run() -> float:
+        process.stdin.write("run\n")
+        process.stdin.flush()
+        return float(process.stdout.readline()) / 1e3
+    return run
 
 
 def main() -> None:
@@ -67,9 +73,12 @@ def main() -> None:
     import onnxruntime
     from latency import chosen_models, random_feeds
 
+    from macecl.benchmark import alternating_blocks, median_ms, stopwatch
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("base", type=Path, help="the other source tree (the 'before')")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--block", type=int, default=3, help="timed runs back to back per turn")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--models", default="")
     parser.add_argument("--json", type=Path, default=None)
@@ -88,18 +97,12 @@ def main() -> None:
             np.savez(feeds_file, **feeds)
             workers = {label: start(tree, path, feeds_file, Path(scratch) / label)
                        for label, tree in trees.items()}
-            reference.run(None, feeds)
-            times = {"before": [], "after": [], "onnxruntime": []}
-            for _ in range(options.rounds):
-                for label, process in workers.items():
-                    times[label].append(timed(process))
-                started = time.perf_counter()
-                reference.run(None, feeds)
-                times["onnxruntime"].append((time.perf_counter() - started) * 1e3)
+            runners = {label: remote_run(process) for label, process in workers.items()}
+            runners["onnxruntime"] = stopwatch(functools.partial(reference.run, None, feeds))
+            medians = median_ms(alternating_blocks(runners, options.rounds, options.block))
             for process in workers.values():
                 process.stdin.close()
                 process.wait()
-            medians = {k: statistics.median(v) for k, v in times.items()}
             results.append({"model": name, **{f"{k}_ms": v for k, v in medians.items()}})
             ort = medians["onnxruntime"]
             print(f"{name:14s} before {medians['before']:8.1f} ms ({medians['before'] / ort:5.2f}x "
@@ -107,7 +110,8 @@ def main() -> None:
                   f"ORT {ort:7.1f} ms   after/before {medians['after'] / medians['before']:.2f}",
                   flush=True)
     if options.json:
-        options.json.write_text(json.dumps({"rounds": options.rounds, "threads": options.threads,
+        options.json.write_text(json.dumps({"rounds": options.rounds, "block": options.block,
+                                            "threads": options.threads,
                                             "results": results}, indent=2))
 
 

@@ -2,10 +2,11 @@
 
 Models: the ONNX package's `light` models (real architectures; their weights are constants,
 which does not change the work) and the three PP-OCR models of rapidocr-onnxruntime 1.4.4.
-For each: one engine and one ONNX Runtime session, a warm-up run each, then --rounds rounds
-in which each does one settling run and --block timed runs back to back (bench/timing.py
-says why blocks and not single runs), so that machine noise hits both alike. Prints median
-latency and the ratio macecl / ONNX Runtime (below 1: macecl is faster).
+For each: one engine and one ONNX Runtime session, a warm-up run each, then --rounds timed
+runs of each, in turns of one settling run and --block timed runs back to back
+(macecl.benchmark.alternating_blocks says why blocks, not single runs), so that machine
+noise hits both alike. Prints median latency and the ratio macecl / ONNX Runtime (below 1:
+macecl is faster).
 
     python bench/latency.py [--rounds 10] [--block 3] [--threads 2]
                             [--models squeezenet,ppocr_rec] [--device SELECTOR] [--json OUT.json]
@@ -25,7 +26,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from timing import alternating_blocks, median_ms
+from macecl.benchmark import alternating_blocks, median_ms, stopwatch
 
 
 def model_list() -> dict[str, tuple[Path, dict[str, list[int]]]]:
@@ -83,9 +84,9 @@ def measure(name: str, path: Path, shapes: dict, rounds: int, block: int, thread
     got = list(engine.run(feeds).values())
     error = max(float(np.max(np.abs(g - e))) / max(float(np.max(np.abs(e))), 1e-12)
                 for g, e in zip(got, expected))
-    medians = median_ms(alternating_blocks({"macecl": lambda: engine.run(feeds),
-                                            "onnxruntime": lambda: reference.run(None, feeds)},
-                                           rounds, block))
+    runners = {"macecl": stopwatch(lambda: engine.run(feeds)),
+               "onnxruntime": stopwatch(lambda: reference.run(None, feeds))}
+    medians = median_ms(alternating_blocks(runners, rounds, block))
     engine.close()
     return {"model": name, "input": {k: list(v.shape) for k, v in feeds.items()},
             "macecl_ms": medians["macecl"], "onnxruntime_ms": medians["onnxruntime"],
@@ -96,7 +97,7 @@ def measure(name: str, path: Path, shapes: dict, rounds: int, block: int, thread
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--block", type=int, default=3, help="timed runs per round and runtime")
+    parser.add_argument("--block", type=int, default=3, help="timed runs back to back per turn")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="ONNX Runtime's intra-op threads (PoCL uses every core)")
     parser.add_argument("--models", default="", help="comma-separated subset of the names")
@@ -115,7 +116,7 @@ def main() -> None:
             r = results[-1]
             console.print(f"{name}: macecl {r['macecl_ms']:.1f} ms, onnxruntime "
                           f"{r['onnxruntime_ms']:.1f} ms", highlight=False)
-    table = Table(title=f"median latency of {options.rounds} x {options.block} runs; ONNX Runtime "
+    table = Table(title=f"median latency of {options.rounds} runs (blocks of {options.block}); ONNX Runtime "
                         f"CPU with {options.threads} threads; macecl on {results[0]['device']}")
     for column in ("model", "input", "macecl ms", "onnxruntime ms", "macecl / ORT", "max rel err"):
         table.add_column(column, justify="left" if column in ("model", "input") else "right")

@@ -6,10 +6,11 @@ figures, as `Engine.run` includes them).
 Each model: one macecl engine (default local sizes, then tuned ones if --tune), PyTorch
 eager under `torch.inference_mode`, and, unless --no-compile, `torch.compile` of the same
 module with its reshapes made static (`with_static_shapes`); a warm-up each, then --rounds
-runs alternating between them. Medians and ratios against PyTorch eager (below 1: macecl is
-faster).
+timed runs of each, in turns of a settling run and --block timed runs
+(macecl.benchmark.alternating_blocks). Medians and ratios against PyTorch eager (below 1:
+macecl is faster).
 
-    python bench/torch_latency.py [--rounds 20] [--models squeezenet,ppocr_rec]
+    python bench/torch_latency.py [--rounds 20] [--block 3] [--models squeezenet,ppocr_rec]
                                   [--device NVIDIA] [--no-compile] [--tune] [--json OUT]
 """
 
@@ -17,8 +18,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -29,7 +30,9 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
-from latency import chosen_models, random_feeds  # noqa: E402  (a sibling script, not a package)
+from latency import chosen_models, random_feeds  # a sibling script, not a package
+
+from macecl.benchmark import alternating_blocks, median_ms, stopwatch
 
 
 def with_initializers(model, shapes: dict | None = None):
@@ -194,15 +197,11 @@ def measure(name: str, path: Path, shapes: dict, args, directory: Path) -> dict:
         got = run(feeds)  # also the warm-up
         errors[runner_name] = max(float(np.max(np.abs(g - r)) / max(np.max(np.abs(r)), 1e-12))
                                   for g, r in zip(got, reference))
-    times = {runner_name: [] for runner_name in runners}
-    for _ in range(args.rounds):
-        for runner_name, run in runners.items():
-            started = time.perf_counter()
-            run(feeds)
-            times[runner_name].append(time.perf_counter() - started)
+    timed = {runner_name: stopwatch(functools.partial(run, feeds))
+             for runner_name, run in runners.items()}
+    medians = median_ms(alternating_blocks(timed, args.rounds, args.block))
     engine.close()
     context.close()
-    medians = {k: statistics.median(v) * 1e3 for k, v in times.items()}
     return {"device": context.device.name, "ms": medians,
             "ratio_to_eager": {k: v / medians["torch eager"] for k, v in medians.items()},
             "relative_error_to_eager": errors, "compile_seconds": compile_seconds,
@@ -212,6 +211,7 @@ def measure(name: str, path: Path, shapes: dict, args, directory: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--block", type=int, default=3, help="timed runs back to back per turn")
     parser.add_argument("--models", help="comma-separated names (default: all)")
     parser.add_argument("--device", default="NVIDIA")
     parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out")
@@ -230,7 +230,7 @@ def main() -> None:
             console.print(name, json.dumps(results[name]), highlight=False, soft_wrap=True)
     runners = sorted({k for r in results.values() for k in r.get("ms", {})},
                      key=["macecl", "macecl tuned", "torch eager", "torch.compile"].index)
-    table = Table(title=f"median latency ms, {args.rounds} alternating runs; "
+    table = Table(title=f"median latency ms, {args.rounds} runs (blocks of {args.block}); "
                         "(ratio to torch eager)")
     table.add_column("model")
     for runner in runners:
