@@ -91,10 +91,16 @@ def _lower(node: Node, inputs: list, builder) -> list:
 
 
 def _work_groups(traits, channels: int) -> tuple[int, int]:
-    """(work items per group, channels per group) of excite_scale."""
+    """(work items per group, channels per group) of excite_scale: on a CPU one item, which
+    takes all of a sample's channels. Each group computes the first layer whole, so splitting
+    the channels trades recomputation for parallelism; `python bench/op_kernels.py --cases
+    excite --rounds 21` (PoCL, VW 16, load 4.6 from other jobs on the 2 cores), median ms of
+    1 / 2 / 4 / 8 / 16 groups: cls 88->22->88 x 288 0.007 / 0.007 / 0.007 / 0.011 / 0.010,
+    200->50 x 192 0.012 / 0.011 / 0.013 / 0.014 / 0.019, rec 480->120 x 480 0.071 / 0.077 /
+    0.079 / 0.087 / 0.104, det 384->96 x 400 0.042 / 0.044 / 0.046 / 0.052 / 0.066, det
+    96->24 x 25600 1.159 / 1.164 / 1.166 / 1.166 / 1.114 (a run of 15 rounds alike). One group
+    is best or tied everywhere; the large det planes might gain from a second core on an
+    idle machine, which this loaded one could not show."""
     if traits.cpu:
-        return 1, max(1, -(-channels // CPU_BLOCKS))
+        return 1, channels
     return max(1, min(GPU_ITEMS, traits.work_group_size)), GPU_CHANNELS
-
-
-CPU_BLOCKS = 4  # groups a sample's channels split into on a CPU (placeholder until measured)
