@@ -1,5 +1,5 @@
 """Kernel variants of the non-convolution ops, timed interleaved: the figures behind the
-choices in resize.cl, elementwise.cl, transpose.cl and pooling.cl.
+choices in resize.cl, elementwise.cl, transpose.cl, pooling.cl and ops/squeeze_excite.py.
 
 For each case (a tensor shape of the bench models that the profile, bench/kernel_profile.py,
 showed to matter), every way runs --rounds times, the ways interleaved round by round so
@@ -542,7 +542,33 @@ def activation_cases(runner: Runner, traits: DeviceTraits):
     yield "conv_transpose2d_disjoint 2x2/2 24->1 320x320 + Sigmoid", ways, 4 * h * w
 
 
-CASES = {"resize": resize_cases, "activation": activation_cases, "copy": copy_cases, "rows": rows_cases, "softmax": softmax_cases,
+def excite_cases(runner: Runner, traits: DeviceTraits):
+    """squeeze_excite.cl's excite_scale on the SE blocks of PP-OCR cls, rec and det (Relu,
+    HardSigmoid), one item a group as on a CPU, the channels of a sample split into 1, 2, 4,
+    8 or 16 groups: each group computes the first layer whole, so more groups are more
+    parallel and more recomputation."""
+    rng = np.random.default_rng(0)
+    source = program_source("squeeze_excite")
+    options = f"-DVW={traits.vector_width} -DHIDDEN_ACTIVATION=1 -DGATE_ACTIVATION=6"
+    for channels, hidden, plane in ((88, 22, 288), (200, 50, 192), (480, 120, 480),
+                                    (384, 96, 400), (96, 24, 25600)):
+        x = runner.buffer(rng.standard_normal(channels * plane))
+        weights = [runner.buffer(rng.standard_normal(size) * 0.1) for size in
+                   (channels, hidden * channels, hidden, channels * hidden, channels)]
+        ways = {}
+        for blocks in (1, 2, 4, 8, 16):
+            block = -(-channels // blocks)
+            groups = -(-channels // block)
+            out = runner.buffer(size=channels * plane)
+            scratch = runner.buffer(size=groups * (hidden + block))
+            ways[f"{blocks} groups"] = (
+                source, options, "excite_scale", (groups,), (1,),
+                [x, *weights, scratch, out, *map(i32, (1, channels, hidden, plane, block)),
+                 f32(0), f32(0), f32(0.2), f32(0.5)], out)
+        yield f"excite {channels}->{hidden}->{channels} x {plane}", ways, channels * plane
+
+
+CASES = {"resize": resize_cases, "excite": excite_cases, "activation": activation_cases, "copy": copy_cases, "rows": rows_cases, "softmax": softmax_cases,
          "gemm": gemm_cases, "transpose": transpose_cases, "pool": pool_cases}
 
 

@@ -7,7 +7,8 @@ before or after them (affine.py), then HardSwish and Swish patterns, then LayerN
 (layer_norm.py), then residual Adds into the convolution before them, then bias Adds into
 the MatMul before them (matmul_bias.py), then activations into their producers (after the
 Add, as ResNet's Add -> Relu has it), then scalar affines after a fused HardSwish
-(activation_patterns.py), then whatever no longer feeds an output.
+(activation_patterns.py), then squeeze-and-excitation blocks, whose two convolutions carry
+their activations by then (squeeze_excite.py), then whatever no longer feeds an output.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from macecl.converter.activation_patterns import fold_scalar_affine_into_activat
 from macecl.converter.affine import fold_affine_into_consumer, fold_affine_into_producer
 from macecl.converter.layer_norm import rewrite_layer_norm
 from macecl.converter.matmul_bias import fold_bias_into_matmul
+from macecl.converter.squeeze_excite import fuse_squeeze_excite
 from macecl.errors import UnsupportedModelError
 from macecl.graph.ir import Dim, Graph, Node
 from macecl.ops import REGISTRY
@@ -45,6 +47,7 @@ def optimize(graph: Graph, value_shapes: dict[str, list[Dim]] | None = None) -> 
     fold_bias_into_matmul(graph, value_shapes or {})
     fuse_activations(graph)
     fold_scalar_affine_into_activation(graph)
+    fuse_squeeze_excite(graph)
     remove_dead(graph)
     check_supported(graph)
     return graph

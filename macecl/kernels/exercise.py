@@ -116,6 +116,12 @@ def sample_launches() -> list[Launch]:
         Launch("lrn", (), "lrn", (x, out, *_i(n, c, h, w, 5), *_f(1e-4, 0.75, 1)), total),
         Launch("layer_norm", ("-DHAS_BIAS",), "layer_norm",
                (x, t(w), t(w), out, *_i(n * c * h, w), *_f(1e-5)), n * c * h),
+        # a squeeze-and-excitation block's second launch: 8 -> 2 -> 8 channels, 2 groups
+        Launch("squeeze_excite", ("-DVW=8", "-DHIDDEN_ACTIVATION=1", "-DGATE_ACTIVATION=6"),
+               "excite_scale", (x, t(n, c), t(2, c), t(2), t(c, 2), t(c),
+                                np.zeros(2 * (2 + c // 2), np.float32), out,
+                                *_i(n, c, 2, h * w, c // 2), *_f(0, 0, 0.2, 0.5)),
+               2, local_size=(1,)),
         # F(2x2, 3x3) of the 3x3 pad-1 convolution: 8 x 8 tiles, 16 transformed positions
         Launch("winograd", ("-DVW=8", "-DWINO_M=2"), "winograd_input",
                (x, out, *_i(c, h, w, 8, 8, 1, 1, n * c)), n * c),

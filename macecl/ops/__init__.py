@@ -16,6 +16,7 @@ from macecl.ops import (  # noqa: F401  (each module registers its operators)
     resize,
     shape_ops,
     softmax,
+    squeeze_excite,
 )
 
 __all__ = ["REGISTRY", "OpDef", "supported_types"]

@@ -28,6 +28,7 @@ PROGRAMS = {
     "resize": ("-DCOORD_MODE=3 -DNEAREST_MODE=1",
                {"resize_nearest", "resize_bilinear", "resize_nearest_blocks"}),
     "softmax": ("-DLOG -DVW=16", {"softmax", "softmax_rows"}),
+    "squeeze_excite": ("-DVW=16 -DHIDDEN_ACTIVATION=7 -DGATE_ACTIVATION=4", {"excite_scale"}),
     "transpose": ("", {"transpose", "transpose_rows"}),
     "unary": ("-DOP=8", {"unary", "prelu"}),
     "winograd": ("-DVW=16 -DWINO_M=4 -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=3",
