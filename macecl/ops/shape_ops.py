@@ -301,10 +301,15 @@ def _lower_concat(node: Node, inputs: list, builder) -> list:
         return [builder.view(parts[0], shape)]
     out = builder.new(shape)
     out_strides = contiguous_strides(shape)
+    # Where every dim before the axis is 1, each input is one contiguous range of the output:
+    # its producer can write it there (SqueezeNet's fire modules, DenseNet's growing Concats).
+    in_ranges = math.prod(shape[:axis]) == 1
     position = 0
     for part in parts:
-        copy_box(builder, part, out, part.shape, contiguous_strides(part.shape), out_strides,
-                 dst_offset=position * out_strides[axis])
+        offset = position * out_strides[axis]
+        if not (in_ranges and builder.place_within(part, out, offset)):
+            copy_box(builder, part, out, part.shape, contiguous_strides(part.shape), out_strides,
+                     dst_offset=offset)
         position += part.shape[axis]
     return [out]
 
