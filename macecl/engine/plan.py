@@ -3,12 +3,13 @@
 Each node in turn is either evaluated on the host (all its inputs known there: constants,
 shapes, the integer chains exporters build from them) or lowered by its operator family to
 launches. Device tensors are :class:`Value`s backed by a :class:`Storage`; views (Reshape,
-Squeeze, ...) share their source's storage. A storage may also be placed within another, at
-an element offset (``Builder.place_within``): a Concat's inputs placed in its output are
-written there by their producers, and the Concat copies nothing. Once every node is lowered,
-storages get buffers by liveness: a buffer whose last reader has run is reused by a later
-tensor that fits; a storage placed within another lives in its buffer, which stays in use
-while any storage placed in it does.
+Squeeze, ...) share their source's storage. A storage may also lie within another, at an
+element offset, bound as a sub-buffer: a Slice or Split output that is one range of its input
+is a view of that range (``Builder.view_range``), and a Concat's inputs placed in its output
+(``Builder.place_within``) are written there by their producers; neither copies anything.
+Once every node is lowered, storages get buffers by liveness: a buffer whose last reader has
+run is reused by a later tensor that fits; a storage within another lives in its buffer,
+which stays in use while any storage within it does.
 
 A plan depends only on the input shapes, so the engine keeps one per shape it has seen, and
 a new shape re-plans without compiling anything new (the programs are keyed by their build
@@ -140,6 +141,21 @@ class Builder:
         if value.host is not None:  # a reshaped weight is still the same constant buffer
             return Value(shape, host=value.host.reshape(shape), constant=value.constant)
         return Value(shape, storage=value.storage)
+
+    def view_range(self, value: Value, offset: int, shape: Sequence[int]) -> Value | None:
+        """The elements of ``value`` from ``offset`` on as a tensor of ``shape``, sharing its
+        memory (no copy); None where that cannot be: ``value`` is not a device tensor of the
+        plan (a constant, a host value) or a sub-buffer cannot start at ``offset``
+        (``DeviceTraits.address_align``)."""
+        shape = tuple(int(d) for d in shape)
+        size, storage = math.prod(shape), value.storage
+        if storage is None or storage.constant is not None or storage.initial is not None:
+            return None
+        if not 0 <= offset <= value.size - size:
+            raise self.fail(f"cannot view {size} elements at {offset} of {list(value.shape)}")
+        if not size or (offset * FLOAT.itemsize) % self.traits.address_align:
+            return None
+        return Value(shape, storage=Storage(size, within=storage, offset=offset))
 
     def place_within(self, part: Value, whole: Value, offset: int) -> bool:
         """Make ``part``'s memory the range of ``whole``'s that starts at element ``offset``,

@@ -360,12 +360,23 @@ def _lower_split(node: Node, inputs: list, builder) -> list:
         elif size == x.shape[axis]:
             results.append(builder.view(x, shape))
         else:
-            out = builder.new(shape)
-            copy_box(builder, x, out, shape, strides, contiguous_strides(shape),
-                     src_offset=position * strides[axis])
-            results.append(out)
+            results.append(_range_or_copy(builder, x, shape, strides, position * strides[axis]))
         position += size
     return results
+
+
+def _range_or_copy(builder, x, shape: Sequence[int], strides: Sequence[int], offset: int):
+    """The box of ``shape`` at element ``offset`` of ``x`` (``strides``: the box's steps
+    through ``x``): a view where it is one range of ``x`` that a sub-buffer can start at
+    (``builder.view_range``), else a copy."""
+    dense = contiguous_strides(shape)
+    if all(n == 1 or s == d for n, s, d in zip(shape, strides, dense)):  # no gaps between rows
+        view = builder.view_range(x, offset, shape)
+        if view is not None:
+            return view
+    out = builder.new(shape)
+    copy_box(builder, x, out, shape, strides, contiguous_strides(shape), src_offset=offset)
+    return out
 
 
 # -- Slice -----------------------------------------------------------------------------------
@@ -418,11 +429,9 @@ def _lower_slice(node: Node, inputs: list, builder) -> list:
     if all(start == 0 and length == dim for (start, _, length), dim in zip(params, x.shape)):
         return [builder.view(x, shape)]  # the whole tensor (steps of 1 or a dim of 1)
     strides = contiguous_strides(x.shape)
-    out = builder.new(shape)
     offset = sum(start * s for (start, _, _), s in zip(params, strides))
-    copy_box(builder, x, out, shape, [step * s for (_, step, _), s in zip(params, strides)],
-             contiguous_strides(shape), src_offset=offset)
-    return [out]
+    steps = [step * s for (_, step, _), s in zip(params, strides)]
+    return [_range_or_copy(builder, x, shape, steps, offset)]
 
 
 # -- Transpose -------------------------------------------------------------------------------

@@ -1,11 +1,14 @@
-"""Concat without copies: inputs that are contiguous ranges of the output are written there by
-their producers (engine/plan.py's ``place_within``); the others are copied. The plans show
-which copies remain, every plan keeps tensors that live at once apart in memory, and ONNX
-Runtime checks the numbers."""
+"""Concat, Slice and Split without copies: a Concat's inputs that are contiguous ranges of its
+output are written there by their producers (engine/plan.py's ``place_within``), and a Slice
+or Split output that is one range of its input is a view of it (``view_range``); the others
+are copied. The plans show which copies remain, every plan keeps tensors that live at once
+apart in memory, and ONNX Runtime checks the numbers."""
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -218,3 +221,60 @@ def test_the_light_models_concatenate_without_copies(model):
     plan = make_plan(graph, [tuple(s.shape) for s in graph.inputs], TRAITS)
     assert_apart(plan)
     assert copies(plan) == 0
+
+
+@pytest.mark.parametrize("starts, ends, axes, steps, viewed", [
+    ([2], [5], [1], [1], True),              # channels 2..4: one range
+    ([0, 2], [1, 5], [0, 1], [1, 1], True),
+    ([1, 0], [5, 4], [1, 2], [1, 1], False),  # rows 0..3 of each plane: gaps between them
+    ([1], [6], [1], [2], False),              # every other channel
+    ([3], [4], [3], [1], False),              # one column
+    ([4], [1], [1], [-1], False),             # channels 4, 3, 2: reversed
+])
+def test_a_slice_that_is_one_range_is_a_view(tmp_path, starts, ends, axes, steps, viewed):
+    """The Slice feeds a convolution and a graph output; e is read again after it."""
+    nodes = [*conv("x", "w1", "e"),
+             helper.make_node("Slice", ["e", "starts", "ends", "axes", "steps"], ["s"]),
+             helper.make_node("ReduceMax", ["s"], ["r"], axes=[1, 2, 3], keepdims=1),
+             *conv("e", "w2", "t"), helper.make_node("Add", ["t", "r"], ["y"])]
+    initializers = {"w1": weights(6, 6, 1, 1), "w2": weights(1, 6, 1, 1),
+                    **{k: np.array(v, np.int64) for k, v in
+                       [("starts", starts), ("ends", ends), ("axes", axes), ("steps", steps)]}}
+    path = save(tmp_path, nodes, initializers, [("x", [1, 6, 8, 4])], outputs=("y", "s"))
+    plan = planned(path, [(1, 6, 8, 4)])
+    assert copies(plan) == (0 if viewed else 1)
+    same_as_onnxruntime(path, {"x": feed(1, 6, 8, 4)}, outputs=("y", "s"))
+
+
+@pytest.mark.parametrize("source, planes, viewed", [
+    ("e", (8, 4), 2),   # a computed tensor: both outputs are views
+    ("x", (8, 4), 2),   # a graph input: views of its buffer
+    ("e", (5, 5), 1),   # the second output would start at 2 x 25 floats: copied
+])
+def test_split_outputs_are_views_of_their_ranges(tmp_path, source, planes, viewed):
+    """Split's outputs go to two convolutions and to a Concat that swaps them, which copies
+    them (they lie within the Split's input already)."""
+    shape = [1, 6, *planes]
+    nodes = [*conv("x", "w1", "e"),
+             helper.make_node("Split", [source, "split"], ["a", "b"], axis=1),
+             *conv("a", "wa", "ca"), *conv("b", "wb", "cb"),
+             helper.make_node("Concat", ["b", "a"], ["ba"], axis=1),
+             helper.make_node("Concat", ["ca", "cb"], ["cc"], axis=1),
+             helper.make_node("Add", ["ba", "cc"], ["y"])]
+    path = save(tmp_path, nodes, {"w1": weights(6, 6, 1, 1), "split": np.array([2, 4], np.int64),
+                                  "wa": weights(2, 2, 1, 1), "wb": weights(4, 4, 1, 1)},
+                [("x", shape)])
+    plan = planned(path, [tuple(shape)])
+    split_copies = sum(step.op == "Split" for step in plan.steps)
+    assert split_copies == 2 - viewed
+    same_as_onnxruntime(path, {"x": feed(*shape)})
+
+
+def test_ppocr_rec_slices_its_attention_without_copies():
+    """SVTR's attention slices q, k and v off one (3, ...) tensor: six Slices in PP-OCR rec."""
+    package = importlib.util.find_spec("rapidocr_onnxruntime").submodule_search_locations[0]
+    path = Path(package) / "models" / "ch_PP-OCRv4_rec_infer.onnx"
+    graph = convert(path, input_shapes={"x": [1, 3, 48, 320]})
+    plan = make_plan(graph, [(1, 3, 48, 320)], TRAITS)
+    assert_apart(plan)
+    assert sum(step.op == "Slice" for step in plan.steps) == 0
