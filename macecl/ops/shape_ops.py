@@ -3,7 +3,10 @@
 Three kinds:
 
 - views (no copy; ``lower`` returns ``builder.view``): Reshape, Flatten, Squeeze, Unsqueeze,
-  Identity, inference Dropout, Cast to float32;
+  Identity, inference Dropout, Cast to float32; and, without a copy where the device lets a
+  sub-buffer start at the range, a Slice or Split output that is one range of its input
+  (``builder.view_range``) and a Concat whose inputs are each one range of its output
+  (``builder.place_within``: their producers write them there);
 - copies through ``copy.cl`` (``copy_box``: a strided box, which covers Concat, Split, Slice
   with steps, Expand and Tile through 0 strides, and Gather one run of indices at a time;
   ``pad``: Pad in its four modes) and ``transpose.cl``;
