@@ -13,11 +13,11 @@ from macecl.runtime.device import select_device
 
 
 def fake_device(preferred=4, local_type=1, local_size=48 * 1024, group=1024, units=132,
-                device_type=4):
+                device_type=4, align_bits=4096):
     return types.SimpleNamespace(preferred_vector_width_float=preferred,
                                  local_mem_type=local_type, local_mem_size=local_size,
                                  max_work_group_size=group, max_compute_units=units,
-                                 type=device_type)
+                                 type=device_type, mem_base_addr_align=align_bits)
 
 
 @pytest.mark.parametrize("preferred,width", [(0, 4), (1, 4), (4, 4), (8, 8), (12, 8), (16, 16),
@@ -51,6 +51,12 @@ def test_the_pocl_device_gives_a_width_its_kernels_build_with_and_no_tiles():
     assert traits.compute_units == device.max_compute_units
     assert not tiled_fits(traits)
     assert traits.cpu
+    assert traits.address_align == device.mem_base_addr_align // 8 >= 128
+
+
+def test_address_align_is_the_base_address_alignment_in_bytes():
+    assert DeviceTraits.of(fake_device(align_bits=4096)).address_align == 512
+    assert DeviceTraits.of(fake_device(align_bits=1024)).address_align == 128  # PoCL's CPU device
 
 
 @pytest.mark.parametrize("device_type,cpu", [(2, True), (4, False), (6, True), (8, False)])

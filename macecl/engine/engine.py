@@ -308,12 +308,20 @@ class Engine:
         context = self.context
         flags = cl.mem_flags
         buffers = [cl.Buffer(context.cl_context, flags.READ_WRITE, size) for size in plan.buffer_sizes]
+        ranges: dict[int, cl.Buffer] = {}  # sub-buffers of the storages placed within others
 
         def storage_buffer(value: Value) -> cl.Buffer:
             storage = value.storage
             if storage.constant is not None:
                 return self._constant(storage.constant)
-            return buffers[storage.buffer_index]
+            buffer = buffers[storage.buffer_index]
+            if storage.within is None:
+                return buffer
+            if id(storage) not in ranges:
+                offset = storage.placement()[1] * FLOAT.itemsize
+                ranges[id(storage)] = buffer.get_sub_region(
+                    offset, max(4, storage.elements * FLOAT.itemsize))
+            return ranges[id(storage)]
 
         uploads = {}  # host values computed while planning, each copied in once
         launches = []
@@ -335,8 +343,8 @@ class Engine:
         for buffer, data in uploads.values():
             cl.enqueue_copy(context.queue, buffer, data, is_blocking=True)
         outputs = [storage_buffer(v) if v.on_device else v.host for v in plan.outputs]
-        prepared = _Prepared(plan, buffers, launches, [storage_buffer(v) for v in plan.inputs],
-                             outputs)
+        prepared = _Prepared(plan, [*ranges.values(), *buffers], launches,
+                             [storage_buffer(v) for v in plan.inputs], outputs)
         self._plans[shapes] = prepared
         self.stats.plans += 1
         while len(self._plans) > PLANS_KEPT:

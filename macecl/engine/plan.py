@@ -3,8 +3,13 @@
 Each node in turn is either evaluated on the host (all its inputs known there: constants,
 shapes, the integer chains exporters build from them) or lowered by its operator family to
 launches. Device tensors are :class:`Value`s backed by a :class:`Storage`; views (Reshape,
-Squeeze, ...) share their source's storage. Once every node is lowered, storages get buffers
-by liveness: a buffer whose last reader has run is reused by a later tensor that fits.
+Squeeze, ...) share their source's storage. A storage may also lie within another, at an
+element offset, bound as a sub-buffer: a Slice or Split output that is one range of its input
+is a view of that range (``Builder.view_range``), and a Concat's inputs placed in its output
+(``Builder.place_within``) are written there by their producers; neither copies anything.
+Once every node is lowered, storages get buffers by liveness: a buffer whose last reader has
+run is reused by a later tensor that fits; a storage within another lives in its buffer,
+which stays in use while any storage within it does.
 
 A plan depends only on the input shapes, so the engine keeps one per shape it has seen, and
 a new shape re-plans without compiling anything new (the programs are keyed by their build
@@ -38,10 +43,19 @@ class Storage:
     last: int = -1  # index of the last step that touches it
     constant: str | None = None  # a graph constant: uploaded once per engine
     initial: np.ndarray | None = None  # a host value computed at plan time, uploaded per plan
-    buffer_index: int = -1
+    within: Storage | None = None  # the storage whose memory this one is a range of
+    offset: int = 0  # where that range starts in ``within`` (elements)
+    buffer_index: int = -1  # of the storage's root (the one within no other)
 
     def touch(self, step: int) -> None:
         self.first, self.last = min(self.first, step), max(self.last, step)
+
+    def placement(self) -> tuple[Storage, int]:
+        """The root storage this one lives in and its element offset there."""
+        storage, offset = self, 0
+        while storage.within is not None:
+            storage, offset = storage.within, offset + storage.offset
+        return storage, offset
 
 
 @dataclasses.dataclass(eq=False)
@@ -127,6 +141,44 @@ class Builder:
         if value.host is not None:  # a reshaped weight is still the same constant buffer
             return Value(shape, host=value.host.reshape(shape), constant=value.constant)
         return Value(shape, storage=value.storage)
+
+    def view_range(self, value: Value, offset: int, shape: Sequence[int]) -> Value | None:
+        """The elements of ``value`` from ``offset`` on as a tensor of ``shape``, sharing its
+        memory (no copy); None where that cannot be: ``value`` is not a device tensor of the
+        plan (a constant, a host value) or a sub-buffer cannot start at ``offset``
+        (``DeviceTraits.address_align``)."""
+        shape = tuple(int(d) for d in shape)
+        size, storage = math.prod(shape), value.storage
+        if storage is None or storage.constant is not None or storage.initial is not None:
+            return None
+        if not 0 <= offset <= value.size - size:
+            raise self.fail(f"cannot view {size} elements at {offset} of {list(value.shape)}")
+        if not size or (offset * FLOAT.itemsize) % self.traits.address_align:
+            return None
+        return Value(shape, storage=Storage(size, within=storage, offset=offset))
+
+    def place_within(self, part: Value, whole: Value, offset: int) -> bool:
+        """Make ``part``'s memory the range of ``whole``'s that starts at element ``offset``,
+        so that whatever wrote or writes ``part`` writes it there; False (nothing changed)
+        where it cannot be: ``part`` is not a device tensor computed by the plan (a graph
+        input, a constant, a host value), it is already placed (it appears twice, or in two
+        Concats), or the offset is not at an address the device can start a sub-buffer at
+        (``DeviceTraits.address_align``). The range must lie within ``whole``; ``whole``'s
+        storage must not be placed within ``part``'s."""
+        storage, target = part.storage, whole.storage
+        if storage is None or target is None or storage.within is not None or not part.size:
+            return False
+        if storage.constant is not None or storage.initial is not None or storage.first < 0:
+            return False
+        if storage.elements != part.size or not 0 <= offset <= target.elements - part.size:
+            raise self.fail(f"cannot place {list(part.shape)} at {offset} within "
+                            f"{list(whole.shape)}")
+        if target.placement()[0] is storage:
+            return False
+        if (offset * FLOAT.itemsize) % self.traits.address_align:
+            return False
+        storage.within, storage.offset = target, offset
+        return True
 
     def constant(self, array: np.ndarray | float) -> Value:
         """A host value made while lowering (a scale, a shape): uploaded if a launch needs it."""
@@ -254,7 +306,10 @@ def _run_node(node: Node, args: list[Value | None], builder: Builder) -> list[Va
 
 
 def _assign_buffers(inputs: list[Value], outputs: list[Value], steps: list[Step]) -> list[int]:
-    """Give every device storage a buffer index, sharing buffers between disjoint lifetimes."""
+    """Give every device storage a buffer index, sharing buffers between disjoint lifetimes.
+
+    Buffers go to root storages; a storage placed within another takes its root's buffer,
+    and the root's lifetime covers the lifetimes of everything placed in it."""
     storages: dict[int, Storage] = {}
     for step in steps:
         for arg in step.args:
@@ -263,20 +318,25 @@ def _assign_buffers(inputs: list[Value], outputs: list[Value], steps: list[Step]
     for value in (*inputs, *outputs):
         if value.storage is not None:
             storages[id(value.storage)] = value.storage
+    spans: dict[int, tuple[Storage, int, int]] = {}  # root id -> (root, first step, last step)
+    for storage in storages.values():
+        root = storage.placement()[0]
+        _, first, last = spans.get(id(root), (root, root.first, root.last))
+        spans[id(root)] = (root, min(first, storage.first), max(last, storage.last))
+    pinned = {id(v.storage.placement()[0]) for v in (*inputs, *outputs) if v.storage is not None}
     sizes: list[int] = []
     free: list[int] = []  # buffer indices not in use
     busy: list[tuple[int, int]] = []  # (last step, buffer index)
-    pinned = {id(v.storage) for v in (*inputs, *outputs) if v.storage is not None}
-    for storage in sorted(storages.values(), key=lambda s: s.first):
-        if storage.constant is not None:
+    for root, first, last in sorted(spans.values(), key=lambda span: span[1]):
+        if root.constant is not None:
             continue  # weights live in the engine's constant buffers
-        needed = max(4, storage.elements * FLOAT.itemsize)
-        if id(storage) in pinned or storage.initial is not None:
-            storage.buffer_index = len(sizes)
+        needed = max(4, root.elements * FLOAT.itemsize)
+        if id(root) in pinned or root.initial is not None:
+            root.buffer_index = len(sizes)
             sizes.append(needed)
             continue
-        free += [index for last, index in busy if last < storage.first]
-        busy = [(last, index) for last, index in busy if last >= storage.first]
+        free += [index for end, index in busy if end < first]
+        busy = [(end, index) for end, index in busy if end >= first]
         fitting = [i for i in free if sizes[i] >= needed]
         if fitting:
             index = min(fitting, key=lambda i: sizes[i])
@@ -288,6 +348,8 @@ def _assign_buffers(inputs: list[Value], outputs: list[Value], steps: list[Step]
         else:
             index = len(sizes)
             sizes.append(needed)
-        storage.buffer_index = index
-        busy.append((storage.last, index))
+        root.buffer_index = index
+        busy.append((last, index))
+    for storage in storages.values():
+        storage.buffer_index = storage.placement()[0].buffer_index
     return sizes

@@ -16,6 +16,10 @@ Lowerings turn these into ``-D`` build options and kernel choices, so each devic
   of work-group packs a launch of up to 4096 work items into one group (one core): launches
   of few, heavy work items (conv2d_gemm, depthwise_conv2d) pass local size (1, 1, 1) there,
   which bench/conv_kernels.py measured at up to 2x faster.
+- ``address_align``: CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes, where a sub-buffer may start:
+  a Concat's input is written in place in its output only at such offsets (engine/plan.py's
+  ``place_within``). 128 on PoCL's CPU device; 128 bytes (the size of a long16)
+  is the least OpenCL allows a device to report, the default here.
 """
 
 from __future__ import annotations
@@ -33,13 +37,14 @@ class DeviceTraits:
     local_memory_bytes: dedicated local memory per work group, 0 where it is emulated in
     global memory. work_group_size: the most work items of a work group. compute_units:
     the device's compute units (an NVIDIA GPU's SMs). cpu: a CPU device
-    (CL_DEVICE_TYPE_CPU)."""
+    (CL_DEVICE_TYPE_CPU). address_align: the byte alignment of a sub-buffer's start."""
 
     vector_width: int = 4
     local_memory_bytes: int = 0
     work_group_size: int = 1
     compute_units: int = 1
     cpu: bool = False
+    address_align: int = 128
 
     @classmethod
     def of(cls, cl_device) -> DeviceTraits:
@@ -50,7 +55,8 @@ class DeviceTraits:
                    local_memory_bytes=int(cl_device.local_mem_size) if dedicated else 0,
                    work_group_size=int(cl_device.max_work_group_size),
                    compute_units=int(cl_device.max_compute_units),
-                   cpu=bool(int(getattr(cl_device, "type", 0)) & CL_DEVICE_TYPE_CPU))
+                   cpu=bool(int(getattr(cl_device, "type", 0)) & CL_DEVICE_TYPE_CPU),
+                   address_align=max(1, int(cl_device.mem_base_addr_align) // 8))
 
 
 def _power_of_two(value: int) -> int:
