@@ -25,7 +25,8 @@ from macecl.ops.registry import checker, ints, lowering
 
 AUTO_PADS = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
 GEMM_CHANNELS = 8  # output channels per conv2d_gemm work item: CO_BLOCK in conv2d.cl
-GEMM_VECTORS = 2  # pixel vectors per conv2d_gemm work item: PX in conv2d.cl
+GEMM_VECTORS = 2  # pixel vectors per conv2d_gemm work item: PX in conv2d.cl (gemm_block)
+GEMM_PREFETCH = 16  # rows of cols ahead that conv2d_gemm prefetches on a CPU (gemm_block)
 DW_ROWS = 4  # output rows per depthwise_conv2d work item: DW_ROWS in conv2d.cl
 COLS_LIMIT = 16 << 20  # bytes of im2col's matrix past which conv2d_direct wins (_convolve_forward)
 
@@ -271,13 +272,15 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
                            options=options)
         return out
     pixels = oh * ow
-    span = width * GEMM_VECTORS
+    vectors, block_options = gemm_block(builder.traits, pixels, not pointwise)
+    options = [*options, *block_options]
+    span = width * vectors
     cols = x2
     if not pointwise:
         cols = builder.new((n * group, -(-pixels // span), taps, span))
         builder.launch("conv2d", "im2col", [x2, cols, *shape[:3], *shape[4:], *window,
                                             np.int32(taps), np.int32(n * c_in)],
-                       (n * c_in, cols.shape[1] * GEMM_VECTORS), options=options)
+                       (n * c_in, cols.shape[1] * vectors), options=options)
         options = [*options, "-DPACKED_COLS"]
     sizes = (per_group, taps, pixels, group, n * group)
     grid = (-(-per_group // GEMM_CHANNELS), -(-pixels // span), n * group)
@@ -285,6 +288,47 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
                    [packed, cols, *epilogue, *(np.int32(v) for v in sizes), act_a, act_b],
                    grid, options=options, local_size=heavy_items(builder))
     return out
+
+
+def gemm_block(traits, pixels: int, packed: bool) -> tuple[int, list[str]]:
+    """conv2d_gemm's pixel vectors per work item (PX; the 8 channels are fixed) and the build
+    options that set it and, on a CPU, the prefetch of cols rows ahead (-DPREFETCH).
+
+    On a CPU of 16-float vectors (AVX-512: 32 registers) 3 vectors (24 accumulators) where
+    they pad P no further than 2 do, and where P fills them unless cols are packed (fewer
+    pixels than a block take the lane-by-lane path); else 2. `python bench/gemm_kernels.py
+    --rounds 5` (PoCL, load 4.5-5.5; ms, `8x2` the kernel before, `pf` with the prefetch,
+    `8x3 pf` taken where this rule says so):
+
+                                     8x2     8x2 pf   8x3 pf
+        squeezenet 1000<-512 x 169   1.588   1.449    1.326
+        rec 480<-480 x 240           0.742   0.722    0.669
+        rec 240<-240 x 960           0.872   0.807    0.747
+        rec 128<-128 x 1920          0.557   0.500    0.438
+        rec 60<-2880 x 40, packed    0.144   0.136    0.112
+        resnet 64<-147 x 12544, packed (7x7/2)   2.388   2.056   1.825
+        squeezenet 256<-64 x 49 x16  0.232   0.237    0.338   (P 49: 96 pixels for 64)
+        rec 480<-120 x 40            0.047   0.049    0.101   (P 40: lane by lane)
+        model sums, squeezenet       4.30    4.15     (rule: 2 or 3 per P)
+                    resnet50         60.72   55.38
+                    ppocr_rec        9.49    8.82     8.46 (3 everywhere)
+
+    The prefetch (16 rows ahead, each line of the row's block) matters where a work
+    item's block spans K rows of an unpacked (K, P) input, each in another page, that no
+    hardware prefetcher follows; on packed cols it did no harm. Elsewhere the GPU's
+    choice: 2 vectors, no prefetch (a clang builtin)."""
+    width = traits.vector_width
+    if not traits.cpu:
+        return GEMM_VECTORS, []
+    options = [f"-DPREFETCH={GEMM_PREFETCH}"]
+
+    def padded(vectors: int) -> int:
+        span = vectors * width
+        return -(-pixels // span) * span
+
+    if width == 16 and (packed or pixels >= 3 * width) and padded(3) <= padded(2):
+        return 3, [*options, "-DPX=3"]
+    return GEMM_VECTORS, options
 
 
 def heavy_items(builder) -> tuple[int, int, int] | None:
