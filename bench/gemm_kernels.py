@@ -14,8 +14,40 @@ and GF/s of each way and checks every way against NumPy; then, per model, the su
 its launches (median times the launch count).
 
     python bench/gemm_kernels.py [--models squeezenet,resnet50,ppocr_rec] [--rounds 7]
-                                 [--block 3] [--ways "8x2,6x4"] [--ort-threads 2]
+                                 [--block 3] [--ways "8x2,chosen"] [--ort-threads 2]
                                  [--device SELECTOR]
+
+What it showed (PoCL 3.0 wheel, this 2-core Sapphire Rapids shared with two other jobs'
+benchmarks and tests, load 4.5-6; `--rounds 5`; ms summed over a model's launches):
+
+                    8x2 (before)  8x2 pf  8x3 pf  8x2 pf walk  8x3 pf walk  ONNX Runtime
+    squeezenet      4.30          4.15    4.53    3.99         4.56         5.88
+    ppocr_rec       9.49          8.82    8.46    9.32         8.86         10.77
+
+(`pf`: -DPREFETCH=16; `walk`: one work item computed every channel block of its pixels, a
+loop around the block, tried and dropped: squeezenet gained 4%, rec lost 6%, rec's
+240<-240 x 960 0.880 against 0.807 ms.) Per launch, 8x3 lost only where P pads further
+(squeezenet's Winograd GEMMs of 49 tiles: 0.338 against 0.237 ms; 64 pixels computed at
+8x2, 96 at 8x3) or where unpacked P is below 48 (rec's 480<-120 x 40: 0.101 against 0.049,
+the lane-by-lane path), which ops/conv.py gemm_block's rule leaves at 8x2. ResNet-50, an
+earlier run (load 4.6, the kernel with -DCO_BLOCK as an option too): 8x2 60.7, 8x2 pf
+55.4, 6x4 pf 71.1 (its 64-pixel block pads P = 49 to 64 lane by lane: 2.26 against 0.96 ms
+on 2048<-512 x 49), 8x3 pf 60.8, 8x2 pf walk 54.6.
+
+Other blocks, a first sweep on a few shapes (median of 7, load 4; ms: 64<-256 x 3136 /
+512<-2048 x 49 / 240<-240 x 960): 8x2 1.55 / 1.46 / 1.05, 4x4 1.16 / 3.58 / 1.00, 6x4
+1.23 / 2.40 / 0.92, 12x2 1.65 / 1.49 / 1.11, 16x1 2.31 / 1.75 / 1.36, 8x3 1.39 / 1.49 /
+1.00: none wins throughout, 16-channel blocks lose. The GEMM loop PoCL generates (objdump of
+the .so that POCL_LEAVE_KERNEL_COMPILER_TEMP_FILES=1 leaves, at 8x2) is what it should be:
+per k two vector loads, eight vbroadcastss from the packed weights and 16 vfmadd231ps, all
+accumulators in registers. On one thread (POCL_MAX_PTHREAD_COUNT=1) 480<-480 x 480 and
+128<-512 x 784 ran at 156-170 GF/s, about one core's FMA peak at 2.6 GHz (2 x 16 x 2 x 2.6
+= 166), and two threads did no better under that load: what is left of the gap to ONNX
+Runtime on whole models is the second core (scheduling, the shared machine), not this loop.
+
+ONNX Runtime's MatMul, one layer a session, was slower per launch than the kernel on most
+of these shapes in these runs (its time is a whole session run's, host clock), while on
+whole models it is faster; where that difference comes from was not measured here.
 """
 
 from __future__ import annotations

@@ -201,7 +201,7 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
     - on a CPU, 3x3, stride 1, one group, constant weights, enough output tiles:
       Winograd, see ops/conv_winograd.py;
     - 1x1, stride 1, no padding: ``conv2d_gemm`` straight on the input, which already is the
-      (C_in, pixels) matrix;
+      (C_in, pixels) matrix (its register block and prefetch: gemm_block);
     - rows at least a vector wide, and fewer than 32 output channels per group or an im2col
       matrix over COLS_LIMIT: ``conv2d_direct``, which reads the input in place. im2col
       writes KH * KW copies of the input and the GEMM reads them back, which few channels
