@@ -18,21 +18,37 @@ its launches (median times the launch count).
                                  [--device SELECTOR]
 
 What it showed (PoCL 3.0 wheel, this 2-core Sapphire Rapids shared with two other jobs'
-benchmarks and tests, load 4.5-6; `--rounds 5`; ms summed over a model's launches):
+benchmarks and tests; `--rounds 5`; ms summed over a model's launches; `pf`: -DPREFETCH=16;
+`chosen`: gemm_block's PX and prefetch per launch), the final run at load 3.2-3.6:
 
-                    8x2 (before)  8x2 pf  8x3 pf  8x2 pf walk  8x3 pf walk  ONNX Runtime
-    squeezenet      4.30          4.15    4.53    3.99         4.56         5.88
-    ppocr_rec       9.49          8.82    8.46    9.32         8.86         10.77
+                    8x2 (before)  8x2 pf  8x3 pf  chosen  ONNX Runtime
+    squeezenet      4.12          4.09    4.64    4.10    5.79
+    resnet50        55.53         52.46   64.89   52.57   103.37
+    ppocr_rec       8.53          8.60    8.40    8.34    10.27
 
-(`pf`: -DPREFETCH=16; `walk`: one work item computed every channel block of its pixels, a
-loop around the block, tried and dropped: squeezenet gained 4%, rec lost 6%, rec's
-240<-240 x 960 0.880 against 0.807 ms.) Per launch, 8x3 lost only where P pads further
-(squeezenet's Winograd GEMMs of 49 tiles: 0.338 against 0.237 ms; 64 pixels computed at
-8x2, 96 at 8x3) or where unpacked P is below 48 (rec's 480<-120 x 40: 0.101 against 0.049,
-the lane-by-lane path), which ops/conv.py gemm_block's rule leaves at 8x2. ResNet-50, an
-earlier run (load 4.6, the kernel with -DCO_BLOCK as an option too): 8x2 60.7, 8x2 pf
-55.4, 6x4 pf 71.1 (its 64-pixel block pads P = 49 to 64 lane by lane: 2.26 against 0.96 ms
-on 2048<-512 x 49), 8x3 pf 60.8, 8x2 pf walk 54.6.
+Per launch (same run), where the ways differ most:
+
+                                           8x2    8x2 pf  8x3 pf  chosen
+    resnet 64<-147 x 12544, packed (7x7/2) 2.691  2.429   2.268   2.110
+    resnet 128<-1152 x 784, packed         1.860  1.514   1.538   1.573
+    resnet 512<-2048 x 49                  1.002  0.884   1.482   0.875
+    rec 60<-2880 x 40, packed              0.146  0.135   0.102   0.102
+    rec 480<-480 x 480                     1.473  1.483   1.413   1.399
+    squeezenet 256<-64 x 49, 16 GEMMs      0.227  0.231   0.334   0.230
+    rec 480<-120 x 40                      0.045  0.047   0.097   0.048
+    squeezenet 64<-27 x 12321, packed      0.452  0.528   0.674   0.542   (a loss)
+
+8x3 loses where P pads further (49 pixels: 96 computed for 64 at 8x2) or where unpacked P
+is below 48 (the lane-by-lane path); gemm_block leaves those at 8x2. Launch to launch the
+runs moved by up to 10% (the same build, `8x2 pf` and `chosen` on 256<-64 x 3136, read
+0.817 and 0.896 ms). An earlier run (load 4.5-6) had squeezenet 4.30 / 4.15 / 4.53 and
+rec 9.49 / 8.82 / 8.46 for the first three ways, and two more: `walk`, one work item
+computing every channel block of its pixels (a loop around the block), 3.99 and 9.32 at
+8x2 pf, 4.56 and 8.86 at 8x3 pf: squeezenet gained 4%, rec lost 6% (240<-240 x 960 0.880
+against 0.807 ms), so it was dropped. ResNet-50 in a run before that (load 4.6, the kernel
+with -DCO_BLOCK as an option too): 8x2 60.7, 8x2 pf 55.4, 6x4 pf 71.1 (its 64-pixel block
+pads P = 49 to 64 lane by lane: 2.26 against 0.96 ms on 2048<-512 x 49), 8x3 pf 60.8,
+8x2 pf walk 54.6.
 
 Other blocks, a first sweep on a few shapes (median of 7, load 4; ms: 64<-256 x 3136 /
 512<-2048 x 49 / 240<-240 x 960): 8x2 1.55 / 1.46 / 1.05, 4x4 1.16 / 3.58 / 1.00, 6x4

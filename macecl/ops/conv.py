@@ -296,27 +296,24 @@ def gemm_block(traits, pixels: int, packed: bool) -> tuple[int, list[str]]:
 
     On a CPU of 16-float vectors (AVX-512: 32 registers) 3 vectors (24 accumulators) where
     they pad P no further than 2 do, and where P fills them unless cols are packed (fewer
-    pixels than a block take the lane-by-lane path); else 2. `python bench/gemm_kernels.py
-    --rounds 5` (PoCL, load 4.5-5.5; ms, `8x2` the kernel before, `pf` with the prefetch,
-    `8x3 pf` taken where this rule says so):
+    pixels than a block take the lane-by-lane path); else 2. The prefetch (16 rows ahead,
+    each cache line of the block's row) is for a block that spans K rows of an unpacked
+    (K, P) input, each in another page, which no hardware prefetcher follows. Measured by
+    `python bench/gemm_kernels.py --rounds 5` (PoCL, machine shared, load 3.2-3.6; ms,
+    the kernel before, with the prefetch, at 3 vectors, as chosen here; more in its
+    docstring):
 
-                                     8x2     8x2 pf   8x3 pf
-        squeezenet 1000<-512 x 169   1.588   1.449    1.326
-        rec 480<-480 x 240           0.742   0.722    0.669
-        rec 240<-240 x 960           0.872   0.807    0.747
-        rec 128<-128 x 1920          0.557   0.500    0.438
-        rec 60<-2880 x 40, packed    0.144   0.136    0.112
-        resnet 64<-147 x 12544, packed (7x7/2)   2.388   2.056   1.825
-        squeezenet 256<-64 x 49 x16  0.232   0.237    0.338   (P 49: 96 pixels for 64)
-        rec 480<-120 x 40            0.047   0.049    0.101   (P 40: lane by lane)
-        model sums, squeezenet       4.30    4.15     (rule: 2 or 3 per P)
-                    resnet50         60.72   55.38
-                    ppocr_rec        9.49    8.82     8.46 (3 everywhere)
+                                           8x2    8x2 pf  8x3 pf  chosen
+        resnet 64<-147 x 12544, packed     2.691  2.429   2.268   2.110
+        resnet 512<-2048 x 49              1.002  0.884   1.482   0.875
+        rec 60<-2880 x 40, packed          0.146  0.135   0.102   0.102
+        rec 480<-480 x 480                 1.473  1.483   1.413   1.399
+        rec 480<-120 x 40                  0.045  0.047   0.097   0.048
+        sums: squeezenet                   4.12   4.09    4.64    4.10
+              resnet50                     55.53  52.46   64.89   52.57
+              ppocr_rec                    8.53   8.60    8.40    8.34
 
-    The prefetch (16 rows ahead, each line of the row's block) matters where a work
-    item's block spans K rows of an unpacked (K, P) input, each in another page, that no
-    hardware prefetcher follows; on packed cols it did no harm. Elsewhere the GPU's
-    choice: 2 vectors, no prefetch (a clang builtin)."""
+    On other devices (GPUs) 2 vectors and no prefetch (a clang builtin)."""
     width = traits.vector_width
     if not traits.cpu:
         return GEMM_VECTORS, []
