@@ -355,7 +355,8 @@ def gemm_cases(runner: Runner, traits: DeviceTraits):
     rng = np.random.default_rng(0)
     source = program_source("gemm")
     vw = traits.vector_width
-    for m, n, k, trans_b in ((40, 6625, 120, False), (40, 360, 120, False), (1, 1000, 2048, True)):
+    for m, n, k, trans_b in ((40, 6625, 120, False), (40, 360, 120, False), (40, 240, 120, False),
+                             (40, 120, 240, False), (1, 1000, 2048, True)):
         a = runner.buffer(rng.standard_normal(m * k))
         b = runner.buffer(rng.standard_normal(k * n))
         scalars = [*map(i32, (m, n, k, 0, 0)), *map(f32, (1, 1, 0, 0))]
@@ -378,6 +379,10 @@ def gemm_cases(runner: Runner, traits: DeviceTraits):
         ways["1-D (library)"] = (source, f"{options} -DROWS={rows}", "gemm",
                                  (round_up(blocks * -(-m // rows), 64),), None,
                                  [a, b, None, out, *scalars], out)
+        out = runner.buffer(size=m * n)
+        ways["1-D (library), 1 item"] = (source, f"{options} -DROWS={rows}", "gemm",
+                                         (blocks * -(-m // rows),), (1,),
+                                         [a, b, None, out, *scalars], out)
         for width, rows in ((8, 8), (16, 4)):  # other register blocks, tried
             out = runner.buffer(size=m * n)
             count = (n if trans_b else -(-n // width)) * -(-m // min(rows, m))

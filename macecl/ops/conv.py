@@ -25,7 +25,8 @@ from macecl.ops.registry import checker, ints, lowering
 
 AUTO_PADS = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
 GEMM_CHANNELS = 8  # output channels per conv2d_gemm work item: CO_BLOCK in conv2d.cl
-GEMM_VECTORS = 2  # pixel vectors per conv2d_gemm work item: PX in conv2d.cl
+GEMM_VECTORS = 2  # pixel vectors per conv2d_gemm work item: PX in conv2d.cl (gemm_block)
+GEMM_PREFETCH = 16  # rows of cols ahead that conv2d_gemm prefetches on a CPU (gemm_block)
 DW_ROWS = 4  # output rows per depthwise_conv2d work item: DW_ROWS in conv2d.cl
 COLS_LIMIT = 16 << 20  # bytes of im2col's matrix past which conv2d_direct wins (_convolve_forward)
 
@@ -200,7 +201,7 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
     - on a CPU, 3x3, stride 1, one group, constant weights, enough output tiles:
       Winograd, see ops/conv_winograd.py;
     - 1x1, stride 1, no padding: ``conv2d_gemm`` straight on the input, which already is the
-      (C_in, pixels) matrix;
+      (C_in, pixels) matrix (its register block and prefetch: gemm_block);
     - rows at least a vector wide, and fewer than 32 output channels per group or an im2col
       matrix over COLS_LIMIT: ``conv2d_direct``, which reads the input in place. im2col
       writes KH * KW copies of the input and the GEMM reads them back, which few channels
@@ -271,13 +272,15 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
                            options=options)
         return out
     pixels = oh * ow
-    span = width * GEMM_VECTORS
+    vectors, block_options = gemm_block(builder.traits, pixels, not pointwise)
+    options = [*options, *block_options]
+    span = width * vectors
     cols = x2
     if not pointwise:
         cols = builder.new((n * group, -(-pixels // span), taps, span))
         builder.launch("conv2d", "im2col", [x2, cols, *shape[:3], *shape[4:], *window,
                                             np.int32(taps), np.int32(n * c_in)],
-                       (n * c_in, cols.shape[1] * GEMM_VECTORS), options=options)
+                       (n * c_in, cols.shape[1] * vectors), options=options)
         options = [*options, "-DPACKED_COLS"]
     sizes = (per_group, taps, pixels, group, n * group)
     grid = (-(-per_group // GEMM_CHANNELS), -(-pixels // span), n * group)
@@ -285,6 +288,44 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
                    [packed, cols, *epilogue, *(np.int32(v) for v in sizes), act_a, act_b],
                    grid, options=options, local_size=heavy_items(builder))
     return out
+
+
+def gemm_block(traits, pixels: int, packed: bool) -> tuple[int, list[str]]:
+    """conv2d_gemm's pixel vectors per work item (PX; the 8 channels are fixed) and the build
+    options that set it and, on a CPU, the prefetch of cols rows ahead (-DPREFETCH).
+
+    On a CPU of 16-float vectors (AVX-512: 32 registers) 3 vectors (24 accumulators) where
+    they pad P no further than 2 do, and where P fills them unless cols are packed (fewer
+    pixels than a block take the lane-by-lane path); else 2. The prefetch (16 rows ahead,
+    each cache line of the block's row) is for a block that spans K rows of an unpacked
+    (K, P) input, each in another page, which no hardware prefetcher follows. Measured by
+    `python bench/gemm_kernels.py --rounds 5` (PoCL, machine shared, load 3.2-3.6; ms,
+    the kernel before, with the prefetch, at 3 vectors, as chosen here; more in its
+    docstring):
+
+                                           8x2    8x2 pf  8x3 pf  chosen
+        resnet 64<-147 x 12544, packed     2.691  2.429   2.268   2.110
+        resnet 512<-2048 x 49              1.002  0.884   1.482   0.875
+        rec 60<-2880 x 40, packed          0.146  0.135   0.102   0.102
+        rec 480<-480 x 480                 1.473  1.483   1.413   1.399
+        rec 480<-120 x 40                  0.045  0.047   0.097   0.048
+        sums: squeezenet                   4.12   4.09    4.64    4.10
+              resnet50                     55.53  52.46   64.89   52.57
+              ppocr_rec                    8.53   8.60    8.40    8.34
+
+    On other devices (GPUs) 2 vectors and no prefetch (a clang builtin)."""
+    width = traits.vector_width
+    if not traits.cpu:
+        return GEMM_VECTORS, []
+    options = [f"-DPREFETCH={GEMM_PREFETCH}"]
+
+    def padded(vectors: int) -> int:
+        span = vectors * width
+        return -(-pixels // span) * span
+
+    if width == 16 and (packed or pixels >= 3 * width) and padded(3) <= padded(2):
+        return 3, [*options, "-DPX=3"]
+    return GEMM_VECTORS, options
 
 
 def heavy_items(builder) -> tuple[int, int, int] | None:

@@ -35,6 +35,23 @@ items (one work-group loop of PoCL) share their panel of B while it is in cache 
 each streaming all of B: the first case 2.75 -> 2.11 ms with the machine shared, 6.89 ->
 2.70 under heavier load (same command); the others did not change. Two float vectors of
 columns per work item (16 accumulators) gave no gain (2.31 against 2.29 ms).
+
+Then the panel blocking's sums were still a private array indexed in a loop over the rows,
+which LLVM kept in memory (PoCL's .so: a load and a store around each FMA, and each 16-float
+operation split in two of 8); as named registers, with whole-vector stores and, on a CPU,
+B's row 16 ahead prefetched (-DPREFETCH: each k reads a short run of another page of B),
+timed on one work item a group, interleaved, 15 rounds, load about 5 (ms; the kernel before,
+then named sums and vector stores, then with the prefetch; 32 rows ahead in the last
+column):
+
+    PP-OCR rec 40 x 6625 x 120:   3.10   2.19   1.30   (1.34)
+    PP-OCR rec 40 x 360 x 120:    0.090  0.042  0.042  (0.041)
+    PP-OCR rec 40 x 120 x 240:    0.118  0.066  0.049  (0.047)
+    PP-OCR rec 40 x 240 x 120:    0.075  0.054  0.045  (0.037)
+
+4 rows by a vector with the prefetch: 1.32, 0.040, 0.048, 0.044. The prefetch alone, on
+the kernel with the array: 2.57 against 2.32 ms on the first (`bench/op_kernels.py --cases
+gemm`): what bounded it then was the array.
 """
 
 from __future__ import annotations
@@ -50,6 +67,7 @@ from macecl.ops.elementwise import broadcast_strides
 from macecl.ops.registry import evaluation, lowering
 
 GEMM_ROWS = 8  # rows of Y per work item: ROWS in gemm.cl (fewer for a matrix of fewer rows)
+GEMM_PREFETCH = 16  # rows of B ahead that the panel blocking prefetches on a CPU (-DPREFETCH)
 
 
 def _gemm_attrs(node: Node) -> tuple[bool, bool, float, float]:
@@ -103,14 +121,20 @@ def launch_gemm(builder, a, b, out, m: int, n: int, k: int, trans_a: bool = Fals
     options, act_a, act_b = fused(node) if node is not None else ([], np.float32(0), np.float32(0))
     width = builder.traits.vector_width
     rows = min(GEMM_ROWS, m)
-    options = ([f"-DVW={width}", *([f"-DROWS={rows}"] if rows != GEMM_ROWS else []),
+    prefetch = [f"-DPREFETCH={GEMM_PREFETCH}"] if builder.traits.cpu and not trans_b else []
+    options = ([f"-DVW={width}", *([f"-DROWS={rows}"] if rows != GEMM_ROWS else []), *prefetch,
                 *(["-DTRANS_A"] if trans_a else []),
                 *(["-DTRANS_B"] if trans_b else []), *(["-DHAS_C"] if c is not None else []),
                 *options])
     args = [a, b, c, out, np.int32(m), np.int32(n), np.int32(k), np.int32(strides[0]),
             np.int32(strides[1]), np.float32(alpha), np.float32(beta), act_a, act_b]
     blocks = n if trans_b else -(-n // width)
-    builder.launch("gemm", "gemm", args, blocks * -(-m // rows), options=options)
+    # one work item a group on a CPU, as conv2d_gemm (ops/conv.py heavy_items): 40 x 6625 x 120
+    # 2.09 against 2.42 ms with the driver's groups, the others within 5% either way
+    # (`python bench/op_kernels.py --cases gemm --rounds 15`, load 5.9)
+    local = (1,) if builder.traits.cpu else None
+    builder.launch("gemm", "gemm", args, blocks * -(-m // rows), options=options,
+                   local_size=local)
 
 
 @lowering("Gemm")

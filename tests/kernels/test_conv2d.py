@@ -89,11 +89,11 @@ def pack_ref(w, groups):
 
 
 def _gemm(cl_env, options, w, cols, bias, residual, groups, out_shape, local_size=None,
-          act=(0.0, 0.0)):
+          act=(0.0, 0.0), vectors=2):
     n, c_out = out_shape[:2]
     m, k, p = c_out // groups, w[0].size, int(np.prod(out_shape[2:]))
     vw = int(options.split("-DVW=")[1].split()[0])
-    grid = (-(-m // 8), -(-p // (2 * vw)), n * groups)
+    grid = (-(-m // 8), -(-p // (vectors * vw)), n * groups)
     return cl_env.run("conv2d", options, "conv2d_gemm", out_shape,
                       [pack_ref(w, groups), cols, bias, residual],
                       [m, k, p, groups, n * groups, *act], work_items=grid,
@@ -153,6 +153,52 @@ def test_conv2d_gemm(cl_env, rng, case, vw, local_size, packed):
     if packed:
         cols, options = packed_cols_ref(cols, groups, 2 * vw), f"{options} -DPACKED_COLS"
     got = _gemm(cl_env, options, w, cols, bias, residual, groups, residual.shape, local_size)
+    want = conv2d_ref(x, w, bias, stride, dilation, pads, groups, residual)
+    assert_close(got, want, atol=1e-4)
+
+
+# conv2d_gemm's other blocks (ops/conv.py gemm_block): 3 pixel vectors, the CPU's prefetch
+GEMM_BLOCKS = {"px3": (3, "-DPX=3"), "px3_prefetch": (3, "-DPX=3 -DPREFETCH=16"),
+               "px2_prefetch": (2, "-DPREFETCH=16")}
+# the GEMM shapes past CASES: pixels that fill 3 vectors at VW 16 with a tail (1x1 on 7x9 is
+# 63 pixels; 11x13 is 143), and more channels than a block and a few
+GEMM_CASES = {**CASES,
+              "pointwise_63_pixels": ((2, 7, 7, 9), (13, 1, 1), (1, 1), (1, 1), (0, 0, 0, 0), 1),
+              "pointwise_143_pixels": ((1, 12, 11, 13), (17, 1, 1), (1, 1), (1, 1),
+                                       (0, 0, 0, 0), 1),
+              "3x3_143_pixels_groups": ((1, 6, 11, 13), (10, 3, 3), (1, 1), (1, 1),
+                                        (1, 1, 1, 1), 2)}
+
+
+@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize("vw,local_size", [(4, (3, 2, 1)), (16, (1, 1, 1))])
+@pytest.mark.parametrize("block", list(GEMM_BLOCKS))
+@pytest.mark.parametrize("case", list(GEMM_CASES))
+def test_conv2d_gemm_blocks(cl_env, rng, case, block, vw, local_size, packed):
+    """conv2d_gemm built with PX 3 or the prefetch against NumPy: every tail of the wider
+    block (lanes in its second and third vector), packed cols written by im2col with the
+    same PX, bias and a residual."""
+    x_shape, (co, kh, kw), stride, dilation, pads, groups = GEMM_CASES[case]
+    vectors, block_options = GEMM_BLOCKS[block]
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal((co, x_shape[1] // groups, kh, kw)).astype(np.float32)
+    bias = rng.standard_normal(co).astype(np.float32)
+    oh, ow = out_size(*x_shape[2:], (kh, kw), stride, dilation, pads)
+    residual = rng.standard_normal((x_shape[0], co, oh, ow)).astype(np.float32)
+    cols = im2col_ref(x, (kh, kw), stride, dilation, pads).astype(np.float32)
+    options = f"-DVW={vw} -DHAS_BIAS -DHAS_RESIDUAL {block_options}"
+    if packed:
+        n, c, h, wd = x_shape
+        span = vectors * vw
+        want_cols = packed_cols_ref(cols, groups, span)
+        args = [c, h, wd, oh, ow, kh, kw, *stride, *dilation, pads[0], pads[1],
+                c // groups * kh * kw, n * c]
+        cols = cl_env.run("conv2d", f"-DVW={vw} {block_options}", "im2col", want_cols.shape,
+                          [x], args, work_items=(n * c, want_cols.shape[1] * vectors))
+        assert_close(cols, want_cols)
+        options = f"{options} -DPACKED_COLS"
+    got = _gemm(cl_env, options, w, cols, bias, residual, groups, residual.shape, local_size,
+                vectors=vectors)
     want = conv2d_ref(x, w, bias, stride, dilation, pads, groups, residual)
     assert_close(got, want, atol=1e-4)
 

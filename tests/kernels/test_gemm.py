@@ -49,6 +49,36 @@ def test_gemm_c_broadcast(cl_env, rng, c_shape, c_strides):
     assert_close(got, a.astype(np.float64) @ b + 2.0 * c, atol=1e-4)
 
 
+# C of the panel blocking's whole-vector store: a full (M, N), a row, a column, one value
+C_MODES = {"full": (lambda m, n: (m, n), lambda m, n: (n, 1)),
+           "row": (lambda m, n: (n,), lambda m, n: (0, 1)),
+           "column": (lambda m, n: (m, 1), lambda m, n: (1, 0)),
+           "scalar": (lambda m, n: (), lambda m, n: (0, 0))}
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+@pytest.mark.parametrize("vw", [4, 16])
+@pytest.mark.parametrize("c_mode", [*C_MODES, None])
+@pytest.mark.parametrize("m,n,k,rows", [(9, 48, 70, 8), (17, 35, 20, 8), (5, 64, 3, 3)])
+def test_gemm_panel_stores(cl_env, rng, m, n, k, rows, c_mode, vw, prefetch):
+    """The panel blocking's stores, whole vectors (C broadcast every way, a fused Relu) and
+    the tail block's lanes, with and without the CPU's prefetch of B's rows."""
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    options = "-DACTIVATION=1" + " -DPREFETCH=16" * prefetch
+    want = 0.5 * (a.astype(np.float64) @ b)
+    c, strides = None, (0, 0)
+    if c_mode:
+        shape, stride_of = C_MODES[c_mode]
+        c = rng.standard_normal(shape(m, n)).astype(np.float32)
+        strides, options = stride_of(m, n), f"{options} -DHAS_C"
+        want = want - 2.0 * c
+    got = _gemm(cl_env, options, a, b, c, m, n, k, strides, 0.5, -2.0, vw=vw, rows=rows,
+                local_size=(1,))
+    assert (want < 0).any()
+    assert_close(got, np.maximum(want, 0), atol=1e-4)
+
+
 def test_gemm_without_c(cl_env, rng):
     a = rng.standard_normal((4, 9)).astype(np.float32)
     b = rng.standard_normal((9, 3)).astype(np.float32)

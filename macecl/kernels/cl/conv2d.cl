@@ -13,6 +13,10 @@
  *   -DACTIVATION=<n>    fused activation, a UNARY_* code of common.h (default 0, none)
  *   -DPACKED_COLS       conv2d_gemm reads cols as im2col writes them; without it, (N *
  *                       groups, K, P) as they lie (a 1x1 convolution's input)
+ *   -DPX=<2|3>          pixel vectors per conv2d_gemm work item, and of im2col's layout
+ *                       (default 2; ops/conv.py gemm_block chooses)
+ *   -DPREFETCH=<rows>   conv2d_gemm prefetches the cols row that many ahead (a clang
+ *                       builtin: CPUs only)
  *
  * The GEMM and the direct kernel read the filter packed: (groups, ceil(M / CO_BLOCK), taps,
  * CO_BLOCK), zero past M, so one tap's weights of a channel block are CO_BLOCK neighbouring
@@ -67,7 +71,9 @@
 #include "activate.h"
 
 #define CO_BLOCK 8  /* output channels per conv2d_gemm / conv2d_direct work item */
-#define PX 2        /* pixel vectors per conv2d_gemm work item */
+#ifndef PX
+#define PX 2        /* pixel vectors per conv2d_gemm work item (-DPX, 2 or 3) */
+#endif
 #define SPAN (VW * PX)
 #define EDGE_MAX 64  /* longest row segment stage_row keeps (VW 16: a 3x3 window at stride 2) */
 
@@ -213,16 +219,25 @@ __kernel void pack_filter(__global const float* filter,
 }
 
 #define EACH_CHANNEL(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
-#define GEMM_ZERO(j) floatv a##j = (floatv)(0.0f), b##j = (floatv)(0.0f);
-#define GEMM_STEP(j) a##j += wk[j] * v0; b##j += wk[j] * v1;
-#define GEMM_STORE(j)                                                                      \
-    if (m0 + j < M) {                                                                      \
-        conv_epilogue(a##j, lanes < VW ? lanes : VW, g * M + m0 + j, at + (size_t)j * P,   \
-                      bias, residual, output, act_a, act_b);                               \
-        if (lanes > VW)                                                                    \
-            conv_epilogue(b##j, lanes - VW, g * M + m0 + j, at + (size_t)j * P + VW,       \
-                          bias, residual, output, act_a, act_b);                           \
-    }
+#if PX == 2
+#define EACH_VECTOR(X, j) X(j, 0) X(j, 1)
+#define LOAD_VECTORS(from) const floatv x0 = from(xk), x1 = from(xk + VW);
+#elif PX == 3
+#define EACH_VECTOR(X, j) X(j, 0) X(j, 1) X(j, 2)
+#define LOAD_VECTORS(from) \
+    const floatv x0 = from(xk), x1 = from(xk + VW), x2 = from(xk + 2 * VW);
+#else
+#error "conv2d_gemm takes PX 2 or 3"
+#endif
+#define GEMM_ZERO1(j, v) floatv a##j##_##v = (floatv)(0.0f);
+#define GEMM_ZERO(j) EACH_VECTOR(GEMM_ZERO1, j)
+#define GEMM_STEP1(j, v) a##j##_##v += w##j * x##v;
+#define GEMM_STEP(j) { const float w##j = wk[j]; EACH_VECTOR(GEMM_STEP1, j) }
+#define GEMM_STORE1(j, v)                                                                  \
+    if (v * VW < lanes)                                                                    \
+        conv_epilogue(a##j##_##v, MIN_I(lanes - v * VW, VW), g * M + m0 + j,               \
+                      at + (size_t)j * P + v * VW, bias, residual, output, act_a, act_b);
+#define GEMM_STORE(j) if (m0 + j < M) { EACH_VECTOR(GEMM_STORE1, j) }
 
 __kernel void conv2d_gemm(__global const float* packed,
                           __global const float* cols,
@@ -261,22 +276,27 @@ __kernel void conv2d_gemm(__global const float* packed,
     const bool whole = lanes == SPAN;
 #endif
 
-    __global const float* w = packed + ((size_t)g * m_blocks + mb) * K * CO_BLOCK;
+    __global const float* wk = packed + ((size_t)g * m_blocks + mb) * K * CO_BLOCK;
     EACH_CHANNEL(GEMM_ZERO)
     if (whole) {
-        for (int k = 0; k < K; ++k) {
-            const floatv v0 = LOADV(x + k * step);
-            const floatv v1 = LOADV(x + k * step + VW);
-            __global const float* wk = w + (size_t)k * CO_BLOCK;
+        __global const float* xk = x;
+        for (int k = 0; k < K; ++k, xk += step, wk += CO_BLOCK) {
+#ifdef PREFETCH
+            /* a CPU's prefetchers do not follow a short run in each row (page) of an
+               unpacked (K, P) input: each cache line of the block's row PREFETCH ahead (a
+               clang builtin: the CPU's build only) */
+            for (int i = 0; i < SPAN; i += 16) __builtin_prefetch(xk + PREFETCH * step + i);
+            __builtin_prefetch(xk + PREFETCH * step + SPAN - 1);
+#endif
+            LOAD_VECTORS(LOADV)
             EACH_CHANNEL(GEMM_STEP)
         }
     } else {  /* fewer than SPAN pixels in all: gather them one by one, the rest zero */
-        for (int k = 0; k < K; ++k) {
+        for (int k = 0; k < K; ++k, wk += CO_BLOCK) {
             float lane[SPAN];
             for (int i = 0; i < SPAN; ++i) lane[i] = i < lanes ? x[(size_t)k * P + i] : 0.0f;
-            const floatv v0 = LOADV_PRIVATE(lane);
-            const floatv v1 = LOADV_PRIVATE(lane + VW);
-            __global const float* wk = w + (size_t)k * CO_BLOCK;
+            const float* xk = lane;
+            LOAD_VECTORS(LOADV_PRIVATE)
             EACH_CHANNEL(GEMM_STEP)
         }
     }

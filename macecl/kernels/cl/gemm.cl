@@ -8,7 +8,9 @@
  *   -DTRANS_B           (gemm) B is stored (N, K) and used transposed; otherwise (K, N)
  *   -DHAS_C             (gemm) add beta * C; without it C is unused and may be NULL
  *   -DACTIVATION=<n>    fused activation, a UNARY_* code of common.h (default 0, none)
- *   -DROWS=<n>          rows of Y per work item (default 8); the host takes fewer for a
+ *   -DPREFETCH=<rows>   (panel blocking) prefetch B's row that many ahead (a clang
+ *                       builtin: CPUs only)
+ *   -DROWS=<1..8>       rows of Y per work item (default 8); the host takes fewer for a
  *                       matrix of fewer rows (a fully connected layer's one), whose rows
  *                       past M would only repeat row M - 1
  *
@@ -41,6 +43,7 @@
 
 #include "common.h"
 #include "vector.h"
+#include "activate.h"
 
 #ifndef ROWS
 #define ROWS 8
@@ -52,10 +55,46 @@
 #define A_AT(m, k) A[(size_t)(m) * K + (k)]
 #endif
 
-/* acc[r] += A(m0 + r, k) * B[k, n0 .. n0 + VW) over k: the panel blocking's inner loop.
-   Rows past M read row M - 1 (computed, never stored); B's columns past N read zeros. */
+#if ROWS == 1
+#define EACH_ROW(X, arg) X(0, arg)
+#elif ROWS == 2
+#define EACH_ROW(X, arg) X(0, arg) X(1, arg)
+#elif ROWS == 3
+#define EACH_ROW(X, arg) X(0, arg) X(1, arg) X(2, arg)
+#elif ROWS == 4
+#define EACH_ROW(X, arg) X(0, arg) X(1, arg) X(2, arg) X(3, arg)
+#elif ROWS == 5
+#define EACH_ROW(X, arg) X(0, arg) X(1, arg) X(2, arg) X(3, arg) X(4, arg)
+#elif ROWS == 6
+#define EACH_ROW(X, arg) X(0, arg) X(1, arg) X(2, arg) X(3, arg) X(4, arg) X(5, arg)
+#elif ROWS == 7
+#define EACH_ROW(X, arg) X(0, arg) X(1, arg) X(2, arg) X(3, arg) X(4, arg) X(5, arg) X(6, arg)
+#elif ROWS == 8
+#define EACH_ROW(X, arg) \
+    X(0, arg) X(1, arg) X(2, arg) X(3, arg) X(4, arg) X(5, arg) X(6, arg) X(7, arg)
+#else
+#error "the panel blocking takes 1 to 8 ROWS"
+#endif
+#ifdef PREFETCH
+/* B's rows lie N floats apart, one short run each in another page, which a CPU's prefetchers
+   do not follow: the run of row k + PREFETCH (a clang builtin: the CPU's build only) */
+#define PREFETCH_PANEL(k)                                                                   \
+    __builtin_prefetch(B + (size_t)((k) + PREFETCH) * N + n0);                              \
+    __builtin_prefetch(B + (size_t)((k) + PREFETCH) * N + n0 + VW - 1);
+#else
+#define PREFETCH_PANEL(k)
+#endif
+#define PANEL_ZERO(r, unused) floatv acc##r = (floatv)(0.0f);
+#define PANEL_STEP(r, A_ROW_AT) acc##r += (floatv)(A_ROW_AT(r, k)) * v;
+
+/* acc<r> = sum over k of A(m0 + r, k) * B[k, n0 .. n0 + VW): the panel blocking. Rows past
+   M read row M - 1 (computed, never stored); B's columns past N read zeros. The sums are
+   named registers (an array indexed in a loop over the rows stayed in memory: a load and a
+   store around every FMA, PP-OCR rec's 40 x 6625 x 120 at 19-33 GF/s). */
 #define PANEL_LOOP(A_ROW_AT)                                                                 \
+    EACH_ROW(PANEL_ZERO, 0)                                                                 \
     for (int k = 0; k < K; ++k) {                                                           \
+        PREFETCH_PANEL(k)                                                                   \
         floatv v;                                                                           \
         if (lanes == VW) {                                                                  \
             v = LOADV(B + (size_t)k * N + n0);                                              \
@@ -64,8 +103,44 @@
             for (int i = 0; i < VW; ++i) lane[i] = i < lanes ? B[(size_t)k * N + n0 + i] : 0.0f; \
             v = LOADV_PRIVATE(lane);                                                        \
         }                                                                                   \
-        for (int r = 0; r < ROWS; ++r) acc[r] += (floatv)(A_ROW_AT(r, k)) * v;             \
+        EACH_ROW(PANEL_STEP, A_ROW_AT)                                                      \
     }
+
+/* Y[m, n0 .. n0 + lanes) = act(alpha * sums + beta * C), lane by lane. (A float vector
+   argument also lets LLVM keep the kernel's vectors whole: without one it split each
+   16-float operation into two of 8.) */
+inline void store_row(const floatv sums, const int m, const int n0, const int lanes,
+                      const int N, __global const float* C, const int c_stride_m,
+                      const int c_stride_n, const float alpha, const float beta,
+                      __global float* Y, const float act_a, const float act_b)
+{
+    if (lanes == VW) {  /* a whole vector: C's row is contiguous (stride 1) or one value */
+        floatv y = alpha * sums;
+#ifdef HAS_C
+        __global const float* c = C + m * c_stride_m + n0 * c_stride_n;
+        y += beta * (c_stride_n ? LOADV(c) : (floatv)(c[0]));
+#endif
+        STOREV(Y + (size_t)m * N + n0, activate_v(y, act_a, act_b));
+        return;
+    }
+    float lane[VW];
+    STOREV_PRIVATE(lane, sums);
+    for (int i = 0; i < lanes; ++i) {
+        float y = alpha * lane[i];
+#ifdef HAS_C
+        y += beta * C[m * c_stride_m + (n0 + i) * c_stride_n];
+#endif
+        Y[(size_t)m * N + n0 + i] = ACTIVATE(y, act_a, act_b);
+    }
+}
+
+/* the first `lanes` of a row's sums at y */
+inline void store_lanes(const floatv sums, const int lanes, __global float* y)
+{
+    float lane[VW];
+    STOREV_PRIVATE(lane, sums);
+    for (int i = 0; i < lanes; ++i) y[i] = lane[i];
+}
 
 __kernel void gemm(__global const float* A,
                    __global const float* B,
@@ -126,22 +201,13 @@ __kernel void gemm(__global const float* A,
 #else
     const int n0 = N >= VW ? min(column_block * VW, N - VW) : 0;  /* a tail block steps back */
     const int lanes = min(VW, N - n0);
-    floatv acc[ROWS];
-    for (int r = 0; r < ROWS; ++r) acc[r] = (floatv)(0.0f);
 #define GEMM_A(r, k) A_AT(MIN_I(m0 + (r), M - 1), k)
     PANEL_LOOP(GEMM_A)
-    for (int r = 0; r < ROWS && m0 + r < M; ++r) {
-        float lane[VW];
-        STOREV_PRIVATE(lane, acc[r]);
-        const int m = m0 + r;
-        for (int i = 0; i < lanes; ++i) {
-            float y = alpha * lane[i];
-#ifdef HAS_C
-            y += beta * C[m * c_stride_m + (n0 + i) * c_stride_n];
-#endif
-            Y[(size_t)m * N + n0 + i] = ACTIVATE(y, act_a, act_b);
-        }
-    }
+#define GEMM_STORE(r, unused)                                                                \
+    if (m0 + r < M)                                                                         \
+        store_row(acc##r, m0 + r, n0, lanes, N, C, c_stride_m, c_stride_n, alpha, beta, Y,   \
+                  act_a, act_b);
+    EACH_ROW(GEMM_STORE, 0)
 #endif
 }
 
@@ -172,15 +238,10 @@ __kernel void matmul(__global const float* A,
     B += b_off;
     const int n0 = N >= VW ? min(block * VW, N - VW) : 0;
     const int lanes = min(VW, N - n0);
-    floatv acc[ROWS];
-    for (int r = 0; r < ROWS; ++r) acc[r] = (floatv)(0.0f);
 #define MATMUL_A(r, k) A[(size_t)MIN_I(m0 + (r), M - 1) * K + (k)]
     PANEL_LOOP(MATMUL_A)
-    __global float* y = Y + (size_t)batch * M * N;
-    for (int r = 0; r < ROWS && m0 + r < M; ++r) {
-        float lane[VW];
-        STOREV_PRIVATE(lane, acc[r]);
-        for (int i = 0; i < lanes; ++i)
-            y[(size_t)(m0 + r) * N + n0 + i] = lane[i];
-    }
+    __global float* y = Y + (size_t)batch * M * N + n0;
+#define MATMUL_STORE(r, unused) \
+    if (m0 + r < M) store_lanes(acc##r, lanes, y + (size_t)(m0 + r) * N);
+    EACH_ROW(MATMUL_STORE, 0)
 }
