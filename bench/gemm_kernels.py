@@ -82,12 +82,12 @@ import numpy as np
 import pyopencl as cl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import conv_kernels
 from conv_kernels import onnxruntime_layer
 from latency import chosen_models
 
 from macecl.converter import convert
 from macecl.engine.plan import make_plan
-from macecl.kernels import program_source
 from macecl.ops.conv import GEMM_PREFETCH, gemm_block
 from macecl.ops.traits import DeviceTraits
 from macecl.runtime.device import select_device
@@ -140,27 +140,11 @@ def packed_cols(x: np.ndarray, span: int) -> np.ndarray:
     return np.ascontiguousarray(padded.reshape(g, k, blocks, span).transpose(0, 2, 1, 3))
 
 
-class Runner:
-    def __init__(self, device, vw: int):
-        self.ctx = cl.Context([device])
-        self.queue = cl.CommandQueue(
-            self.ctx, properties=cl.command_queue_properties.PROFILING_ENABLE)
-        self.vw = vw
-        self.programs = {}
+class Runner(conv_kernels.Runner):
+    """conv_kernels.py's context, queue, program and buffer cache, on conv2d_gemm alone."""
 
     def program(self, options: str):
-        if options not in self.programs:
-            program = cl._cl._Program(self.ctx, program_source("conv2d"))
-            program.build(options.encode())
-            self.programs[options] = program
-        return self.programs[options]
-
-    def buffer(self, array=None, size=0):
-        flags = cl.mem_flags
-        if array is None:
-            return cl.Buffer(self.ctx, flags.READ_WRITE, max(4, size * 4))
-        return cl.Buffer(self.ctx, flags.READ_WRITE | flags.COPY_HOST_PTR,
-                         hostbuf=np.ascontiguousarray(array, np.float32))
+        return super().program("conv2d", options)
 
     def way(self, launch, data, build: dict):
         """(run -> ms, read -> output) of conv2d_gemm built with ``build`` on ``launch``."""
@@ -240,7 +224,7 @@ def main() -> None:
     options = parser.parse_args()
     device = select_device(options.device).cl_device
     traits = DeviceTraits.of(device)
-    runner = Runner(device, traits.vector_width)
+    runner = Runner(device, traits)
     ways = {n: WAYS[n] for n in options.ways.split(",") if n} or WAYS
     print(f"{device.name}: {traits}", flush=True)
     for model, launches in gemm_launches(options.models, traits).items():
