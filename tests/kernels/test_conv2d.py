@@ -136,19 +136,26 @@ def test_im2col(cl_env, rng, case, vw, local_size):
     assert_close(got, want)
 
 
-@pytest.mark.parametrize("packed", [False, True])
-@pytest.mark.parametrize("vw,local_size", VARIANTS)
-@pytest.mark.parametrize("case", list(CASES))
-def test_conv2d_gemm(cl_env, rng, case, vw, local_size, packed):
-    """The GEMM on NumPy's im2col, as it lies or packed (-DPACKED_COLS): bias and a residual,
-    groups, every tail."""
-    x_shape, (co, kh, kw), stride, dilation, pads, groups = CASES[case]
+def _gemm_operands(rng, case):
+    """(x, w, bias, residual, cols) of a CASES row: random operands and NumPy's im2col."""
+    x_shape, (co, kh, kw), stride, dilation, pads, groups = case
     x = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal((co, x_shape[1] // groups, kh, kw)).astype(np.float32)
     bias = rng.standard_normal(co).astype(np.float32)
     oh, ow = out_size(*x_shape[2:], (kh, kw), stride, dilation, pads)
     residual = rng.standard_normal((x_shape[0], co, oh, ow)).astype(np.float32)
     cols = im2col_ref(x, (kh, kw), stride, dilation, pads).astype(np.float32)
+    return x, w, bias, residual, cols
+
+
+@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize("vw,local_size", VARIANTS)
+@pytest.mark.parametrize("case", list(CASES))
+def test_conv2d_gemm(cl_env, rng, case, vw, local_size, packed):
+    """The GEMM on NumPy's im2col, as it lies or packed (-DPACKED_COLS): bias and a residual,
+    groups, every tail."""
+    x, w, bias, residual, cols = _gemm_operands(rng, CASES[case])
+    _, _, stride, dilation, pads, groups = CASES[case]
     options = f"-DVW={vw} -DHAS_BIAS -DHAS_RESIDUAL"
     if packed:
         cols, options = packed_cols_ref(cols, groups, 2 * vw), f"{options} -DPACKED_COLS"
@@ -178,14 +185,10 @@ def test_conv2d_gemm_blocks(cl_env, rng, case, block, vw, local_size, packed):
     """conv2d_gemm built with PX 3 or the prefetch against NumPy: every tail of the wider
     block (lanes in its second and third vector), packed cols written by im2col with the
     same PX, bias and a residual."""
-    x_shape, (co, kh, kw), stride, dilation, pads, groups = GEMM_CASES[case]
+    x_shape, (_, kh, kw), stride, dilation, pads, groups = GEMM_CASES[case]
     vectors, block_options = GEMM_BLOCKS[block]
-    x = rng.standard_normal(x_shape).astype(np.float32)
-    w = rng.standard_normal((co, x_shape[1] // groups, kh, kw)).astype(np.float32)
-    bias = rng.standard_normal(co).astype(np.float32)
-    oh, ow = out_size(*x_shape[2:], (kh, kw), stride, dilation, pads)
-    residual = rng.standard_normal((x_shape[0], co, oh, ow)).astype(np.float32)
-    cols = im2col_ref(x, (kh, kw), stride, dilation, pads).astype(np.float32)
+    x, w, bias, residual, cols = _gemm_operands(rng, GEMM_CASES[case])
+    oh, ow = residual.shape[2:]
     options = f"-DVW={vw} -DHAS_BIAS -DHAS_RESIDUAL {block_options}"
     if packed:
         n, c, h, wd = x_shape
