@@ -8,7 +8,7 @@ build options of conv2d.cl), interleaved: --rounds times, each way in turn does 
 untimed settling run and --block timed ones (kernel time from OpenCL profiling events).
 ONNX Runtime runs the same product as a MatMul (MLAS's SGEMM) and an Add of the bias,
 timed by host wall clock the same way (in blocks: its intra-op threads spin after a run,
-bench/timing.py; a one-Conv model of a (K, 1, P) image took up to 10x as long on some
+macecl.benchmark.alternating_blocks; a one-Conv model of a (K, 1, P) image took up to 10x as long on some
 shapes, not MLAS's GEMM). Prints per launch the median ms
 and GF/s of each way and checks every way against NumPy; then, per model, the sum over
 its launches (median times the launch count).
@@ -86,6 +86,7 @@ import conv_kernels
 from conv_kernels import onnxruntime_layer
 from latency import chosen_models
 
+from macecl.benchmark import alternating_blocks
 from macecl.converter import convert
 from macecl.engine.plan import make_plan
 from macecl.ops.conv import GEMM_PREFETCH, gemm_block
@@ -202,16 +203,6 @@ def onnxruntime_way(launch, data, threads: int):
                              bias.reshape(groups, m, 1)[pick], threads, opset=13)
 
 
-def timed(runs: dict, rounds: int, block: int) -> dict[str, float]:
-    """Median ms of each runner over rounds of one settling run and ``block`` timed runs."""
-    times = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, run in runs.items():
-            run()
-            times[name].extend(run() for _ in range(block))
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="squeezenet,resnet50,ppocr_rec")
@@ -241,7 +232,8 @@ def main() -> None:
                 ort_run, ort_out = onnxruntime_way(launch, data, options.ort_threads)
                 runs["onnxruntime"] = ort_run
             started = time.perf_counter()
-            medians = timed(runs, options.rounds, options.block)
+            times = alternating_blocks(runs, options.rounds * options.block, options.block)
+            medians = {name: statistics.median(ms) for name, ms in times.items()}
             wrong = [n for n, read in reads.items()
                      if not np.allclose(read(), expected, rtol=1e-3, atol=1e-3)]
             if options.ort_threads and not np.allclose(ort_out, expected, rtol=1e-3, atol=1e-3):
