@@ -27,8 +27,10 @@ CONCURRENT = [{"build_workers": 3, "build_mode": "threads"},
               {"build_workers": 2, "build_mode": "processes"}]
 MODE_IDS = ["threads", "processes"]
 # Library programs cheap to build, each with the options it needs.
-LIBRARY = [("unary", ("-DOP=1",)), ("unary", ("-DOP=4",)), ("elementwise", ("-DOP=0",)),
-           ("softmax", ()), ("transpose", ())]
+# (program, options, kernel), as the engine asks for them.
+LIBRARY = [("unary", ("-DOP=1",), "unary"), ("unary", ("-DOP=4",), "unary"),
+           ("elementwise", ("-DOP=0",), "binary"), ("softmax", (), "softmax"),
+           ("transpose", (), "transpose")]
 
 
 def small_cnn(path):
@@ -95,13 +97,15 @@ def test_a_failed_build_raises_from_get_with_its_log(concurrent):
     # elementwise.cl stops with #error without -DOP: a real CL_BUILD_PROGRAM_FAILURE.
     with config.override(**concurrent):
         context = build_context()
-        context.programs.prefetch([("elementwise", ()), ("unary", ("-DOP=1",))])
+        context.programs.prefetch([("elementwise", (), "binary"),
+                                   ("unary", ("-DOP=1",), "unary")])
         with pytest.raises(ProgramBuildError) as raised:
-            context.programs.get("elementwise")
-        assert context.programs.get("unary", options=["-DOP=1"]).origin is Origin.SOURCE
+            context.programs.get("elementwise", kernel="binary")
+        unary = context.programs.get("unary", options=["-DOP=1"], kernel="unary")
+        assert unary.origin is Origin.SOURCE
     error = raised.value
     assert (error.program, error.options, error.status) == (
-        "elementwise", "", "CL_BUILD_PROGRAM_FAILURE")
+        "elementwise.binary", "", "CL_BUILD_PROGRAM_FAILURE")
     assert "needs -DOP" in error.log
     assert (context.stats.from_source, len(context.programs.programs)) == (1, 1)
 
@@ -110,17 +114,17 @@ def test_one_worker_fetches_in_turn_and_raises_at_once():
     with config.override(build_workers=1):
         context = build_context()
         with pytest.raises(ProgramBuildError, match="needs -DOP"):
-            context.programs.prefetch([("unary", ("-DOP=1",)), ("elementwise", ()),
-                                       ("softmax", ())])
+            context.programs.prefetch([("unary", ("-DOP=1",), "unary"),
+                                       ("elementwise", (), "binary"), ("softmax", (), "softmax")])
     # Fetched in order up to the failure, in this thread: nothing was left building.
-    assert [p.key.name for p in context.programs.programs] == ["unary"]
+    assert [p.key.name for p in context.programs.programs] == ["unary.unary"]
 
 
 @pytest.mark.parametrize("concurrent", CONCURRENT, ids=MODE_IDS)
 def test_rejected_binaries_are_rebuilt_concurrently(cache_dir, concurrent):
     first = build_context()
-    for name, options in LIBRARY[:2]:
-        first.programs.get(name, options=options)
+    for name, options, kernel in LIBRARY[:2]:
+        first.programs.get(name, options=options, kernel=kernel)
     assert first.flush() == 2
     path = first.cache_path
     # Well-formed entries whose bytes PoCL cannot load (NVIDIA PTX): a real CL_INVALID_BINARY.
@@ -131,13 +135,14 @@ def test_rejected_binaries_are_rebuilt_concurrently(cache_dir, concurrent):
         second = build_context()
         with pytest.warns(CacheWarning, match="CL_INVALID_BINARY") as caught:
             second.programs.prefetch(LIBRARY[:2])
-        programs = [second.programs.get(n, options=o) for n, o in LIBRARY[:2]]
+        programs = [second.programs.get(n, options=o, kernel=k) for n, o, k in LIBRARY[:2]]
     assert len(caught) == 2
     assert {p.origin for p in programs} == {Origin.SOURCE}
     assert (second.stats.rejected_binaries, second.stats.from_source) == (2, 2)
     assert second.flush() == 2
     third = build_context()
-    assert {third.programs.get(n, options=o).origin for n, o in LIBRARY[:2]} == {Origin.CACHE}
+    assert {third.programs.get(n, options=o, kernel=k).origin
+            for n, o, k in LIBRARY[:2]} == {Origin.CACHE}
 
 
 def test_broken_worker_processes_leave_the_builds_to_this_process(caplog):
@@ -151,10 +156,10 @@ def test_broken_worker_processes_leave_the_builds_to_this_process(caplog):
             manager.device, fingerprint=dataclasses.replace(real, driver_version="0.0-other"))
         with caplog.at_level(logging.WARNING, logger="macecl.runtime.programs"):
             manager.prefetch(LIBRARY[:3])
-            programs = [manager.get(n, options=o) for n, o in LIBRARY[:3]]
+            programs = [manager.get(n, options=o, kernel=k) for n, o, k in LIBRARY[:3]]
     assert {p.origin for p in programs} == {Origin.SOURCE}
     assert manager.stats.from_source == 3
-    assert [p.kernel(p.key.name).name for p in programs[:2]] == ["unary", "unary"]
+    assert [p.kernel("unary").name for p in programs[:2]] == ["unary", "unary"]
     broken = [m for m in caplog.messages if "build worker processes failed" in m]
     assert len(broken) == 1
 
@@ -169,7 +174,7 @@ def test_threads_asking_at_once_share_one_build_each_and_the_counters_add_up():
 
         def ask(index: int) -> None:
             wanted = LIBRARY[index % 3:] + LIBRARY[:index % 3]
-            got[index] = [context.programs.get(n, options=o) for n, o in wanted]
+            got[index] = [context.programs.get(n, options=o, kernel=k) for n, o, k in wanted]
 
         threads = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
         for thread in threads:

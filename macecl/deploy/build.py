@@ -182,10 +182,10 @@ def _fetch_programs(context: GPUContext, models: list[Path], device: Device, ste
     for path in models:
         graph = model_file.load(path)
         for step in make_plan(graph, [tuple(s.shape) for s in graph.inputs]).steps:
-            wanted[(step.program, step.options)] = None
+            wanted[(step.program, step.options, step.kernel)] = None
     steps.start(f"compiling {len(wanted)} programs on {device.name}", len(wanted))
-    for program, options in wanted:
-        context.programs.get(program, options=options)
+    for program, options, kernel in wanted:
+        context.programs.get(program, options=options, kernel=kernel)
         steps.advance()
 
 

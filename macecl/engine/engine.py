@@ -8,8 +8,9 @@ then waits, step by step, only for the program of the step it is about to enqueu
 start runs its first ops while later programs still build. ``stats.init_seconds`` therefore
 covers everything but builds still in flight (with MACECL_BUILD_WORKERS=1 it is the whole
 cold cost, as builds then happen at start-up), and ``stats.first_run_seconds`` includes the
-waiting for them. The first successful run saves the programs built from source to the cache
-(``GPUContext.flush``); a run that fails saves nothing.
+waiting for them. The first successful run of each input shape saves the programs built
+from source to the cache (``GPUContext.flush``; counted in ``first_run_seconds`` too, as the
+caller waits for it); a run that fails saves nothing.
 
 The run path is: copy the inputs in, enqueue every step's kernel, copy the outputs out.
 Kernel arguments are set once per plan, not per run; nothing on it grows with the weights.
@@ -119,7 +120,7 @@ class Engine:
         self._kernels: dict[tuple, Kernel] = {}
         self._bound: dict[tuple, _Prepared] = {}
         self._refused: set[tuple] = set()  # tuned launches warned about as not fitting
-        self._saved = False
+        self._saved: set[tuple[tuple[int, ...], ...]] = set()  # input shapes run and saved
         fixed = self._fixed_shapes()
         if fixed is not None:
             self._prepare(fixed)
@@ -153,13 +154,13 @@ class Engine:
             return self._execute(shapes, arrays)
 
         outputs = self.context.run_with_fallback(attempt)
-        if self.stats.first_run_seconds is None:
-            self.stats.first_run_seconds = time.perf_counter() - started
         self.stats.runs += 1
-        if not self._saved:
+        if shapes not in self._saved:  # a new shape may have built kernels: keep them too
             self.context.flush()
-            self._saved = True
+            self._saved.add(shapes)
             self._count_programs()
+        if self.stats.first_run_seconds is None:  # the whole call, saving included
+            self.stats.first_run_seconds = time.perf_counter() - started
         named = dict(zip((s.name for s in self.graph.outputs), outputs))
         return {name: named[name] for name in wanted}
 
@@ -366,14 +367,15 @@ class Engine:
 
     def _prefetch(self, steps: Sequence[Step]) -> None:
         """Start fetching the programs of ``steps`` that have no kernel yet, in step order."""
-        wanted = dict.fromkeys((s.program, tuple(s.options)) for s in steps
+        wanted = dict.fromkeys((s.program, tuple(s.options), s.kernel) for s in steps
                                if s.key not in self._kernels)
         self.context.programs.prefetch(wanted)
 
     def _kernel(self, step: Step) -> Kernel:
         kernel = self._kernels.get(step.key)
         if kernel is None:
-            program = self.context.programs.get(step.program, options=step.options)
+            program = self.context.programs.get(step.program, options=step.options,
+                                                kernel=step.kernel)
             kernel = program.kernel(step.kernel)
             self._kernels[step.key] = kernel
         return kernel

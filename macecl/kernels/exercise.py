@@ -147,7 +147,8 @@ def run_launches(context: GPUContext, launches: list[Launch]) -> None:
         return value
 
     for launch in launches:
-        program = context.programs.get(launch.program, options=launch.options)
+        program = context.programs.get(launch.program, options=launch.options,
+                                       kernel=launch.kernel)
         kernel = program.kernel(launch.kernel)
         kernel.set_args(*(device_arg(a) for a in launch.args))
         size = launch.global_size

@@ -4,7 +4,9 @@ Programs built from source are not written when they are built but when the cont
 flushed after the warm-up run: on PoCL a kernel's machine code is generated at its first
 launch and only a binary taken after that launch holds it, so a warm start then compiles
 nothing at all. (PoCL also freezes a program's binary the first time it is asked for, which
-is one more reason to ask only at the flush.)
+is one more reason to ask only at the flush.) Taking the binary is also when PoCL compiles
+every kernel of the program for any work-group size, used or not, so the engine asks for
+each library kernel as a program of its own (``get(..., kernel=)``).
 
 A cold start builds many programs. ``prefetch`` starts building a whole set at once, on
 ``MACECL_BUILD_WORKERS`` threads or worker processes (``MACECL_BUILD_MODE``), and ``get``
@@ -149,23 +151,27 @@ class ProgramManager:
         self._cached = store.load() if store is not None else None
         self._said_no_precompiled = False
 
-    def get(self, name: str, source: str | None = None, options: Sequence[str] | str = ()) -> Program:
-        """Program ``name`` (from the kernel library unless ``source`` is given) built with ``options``.
+    def get(self, name: str, source: str | None = None, options: Sequence[str] | str = (),
+            kernel: str | None = None) -> Program:
+        """Program ``name`` built with ``options``: from ``source`` when given, else from the
+        kernel library, restricted to ``kernel`` when that is given (what the engine uses: each
+        library kernel is a program of its own, see ``kernels.kernel_source``).
 
         Waits when the program is being built (after ``prefetch``, or by another thread).
         """
-        key, source = self._key(name, source, options)
+        key, source = self._key(name, source, options, kernel)
         return self._fetch(key, source, here=True).result()
 
-    def prefetch(self, wanted: Iterable[tuple[str, Sequence[str] | str]]) -> None:
-        """Start fetching library programs ``(name, options)``, in order, without waiting.
+    def prefetch(self, wanted: Iterable[tuple[str, Sequence[str] | str, str | None]]) -> None:
+        """Start fetching library programs ``(name, options, kernel)``, as ``get`` takes them,
+        in order, without waiting.
 
         Stored binaries are loaded at once; builds from source go to the build workers. With
         one worker (MACECL_BUILD_WORKERS=1) this builds them one by one before returning.
         """
         here = config.settings().build_workers == 1
-        for name, options in wanted:
-            fetched = self._fetch(*self._key(name, None, options), here=here)
+        for name, options, kernel in wanted:
+            fetched = self._fetch(*self._key(name, None, options, kernel), here=here)
             if here:
                 fetched.result()  # raises a build error now, as one-by-one fetching always did
 
@@ -189,9 +195,14 @@ class ProgramManager:
     # -- fetching --------------------------------------------------------------------------
 
     @staticmethod
-    def _key(name: str, source: str | None, options: Sequence[str] | str
+    def _key(name: str, source: str | None, options: Sequence[str] | str, kernel: str | None
              ) -> tuple[ProgramKey, str]:
-        if source is None:
+        if source is not None:
+            if kernel is not None:
+                raise ValueError("kernel= picks a kernel of a library program, not of a source")
+        elif kernel is not None:
+            source, name = kernels.kernel_source(name, kernel), f"{name}.{kernel}"
+        else:
             source = kernels.program_source(name)
         return ProgramKey.for_source(name, source, options), source
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pyopencl as cl
 import pytest
 
-from macecl.kernels import program_names, program_source
+from macecl.errors import MaceclError
+from macecl.kernels import kernel_names, kernel_source, program_names, program_source
 
 # program -> (the options of its fullest variant, its kernels): the engine's contract
 PROGRAMS = {
@@ -49,6 +50,21 @@ def test_program_builds_strict_cl12(cl_env, name):
     prg.build(f"-cl-std=CL1.2 -Werror {options}".encode())
     names = set(prg.get_info(cl.program_info.KERNEL_NAMES).split(";"))
     assert names == kernels
+
+
+@pytest.mark.parametrize("name, kernel", [(n, k) for n in sorted(PROGRAMS)
+                                          for k in sorted(PROGRAMS[n][1])])
+def test_each_kernel_builds_alone(cl_env, name, kernel):
+    """What the engine builds: the program's source with its other kernels left out."""
+    assert set(kernel_names(name)) == PROGRAMS[name][1]
+    prg = cl._cl._Program(cl_env.ctx, kernel_source(name, kernel))
+    prg.build(f"-cl-std=CL1.2 -Werror {PROGRAMS[name][0]}".encode())
+    assert prg.get_info(cl.program_info.KERNEL_NAMES).split(";") == [kernel]
+
+
+def test_an_unknown_kernel_is_named_with_the_programs_kernels():
+    with pytest.raises(MaceclError, match="'pooling' has no kernel 'avg_pool'.*global_avg_pool"):
+        kernel_source("pooling", "avg_pool")
 
 
 @pytest.mark.parametrize("name", ["elementwise", "reduce"])
