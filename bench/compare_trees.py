@@ -2,7 +2,7 @@
 
 A change's before/after, measured fairly on a shared machine: each tree's engine lives in its
 own worker process (PYTHONPATH = that tree), and each of the three (the two trees, ONNX
-Runtime CPU with --threads threads) takes turns of a settling run and --block timed runs
+Runtime CPU with --threads threads) takes turns of settling runs and --block timed runs
 (macecl.benchmark.alternating_blocks), --rounds timed runs in all, so that machine noise hits
 all three alike. Prints median ms of each and the ratios to ONNX Runtime.
 

@@ -5,7 +5,7 @@ Every distinct ``conv2d_gemm`` launch that the engine plans for the models (1x1
 convolutions straight on their input, im2col'd ones with PACKED_COLS, Winograd's T * T
 GEMMs as groups) is rebuilt on random data and timed in each way (a register block and
 build options of conv2d.cl), interleaved: --rounds times, each way in turn does one
-untimed settling run and --block timed ones (kernel time from OpenCL profiling events).
+untimed settling runs and --block timed ones (kernel time from OpenCL profiling events).
 ONNX Runtime runs the same product as a MatMul (MLAS's SGEMM) and an Add of the bias,
 timed by host wall clock the same way (in blocks: its intra-op threads spin after a run,
 macecl.benchmark.alternating_blocks; a one-Conv model of a (K, 1, P) image took up to 10x as long on some

@@ -3,7 +3,7 @@
 Models: the ONNX package's `light` models (real architectures; their weights are constants,
 which does not change the work) and the three PP-OCR models of rapidocr-onnxruntime 1.4.4.
 For each: one engine and one ONNX Runtime session, a warm-up run each, then --rounds timed
-runs of each, in turns of one settling run and --block timed runs back to back
+runs of each, in turns of settling runs (0.1 s) and --block timed runs back to back
 (macecl.benchmark.alternating_blocks says why blocks, not single runs), so that machine
 noise hits both alike. Prints median latency and the ratio macecl / ONNX Runtime (below 1:
 macecl is faster).

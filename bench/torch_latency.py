@@ -6,7 +6,7 @@ figures, as `Engine.run` includes them).
 Each model: one macecl engine (default local sizes, then tuned ones if --tune), PyTorch
 eager under `torch.inference_mode`, and, unless --no-compile, `torch.compile` of the same
 module with its reshapes made static (`with_static_shapes`); a warm-up each, then --rounds
-timed runs of each, in turns of a settling run and --block timed runs
+timed runs of each, in turns of settling runs and --block timed runs
 (macecl.benchmark.alternating_blocks). Medians and ratios against PyTorch eager (below 1:
 macecl is faster).
 

@@ -30,6 +30,7 @@ from macecl.errors import ConfigError, MaceclError
 from macecl.progress import Silent, Steps
 
 BLOCK = 3  # timed runs back to back per turn of alternating_blocks
+SETTLE_SECONDS = 0.1  # of untimed runs that start each turn of alternating_blocks
 START = "start_to_result_seconds"  # what ``demo.start_up`` reports as the start's cost
 NO_ONNXRUNTIME = "onnxruntime is not installed: macecl alone (pip install 'macecl[test]')"
 
@@ -174,25 +175,30 @@ def stopwatch(action: Callable[[], object]) -> Callable[[], float]:
 
 
 def alternating_blocks(runners: dict[str, Callable[[], float]], runs: int, block: int = BLOCK,
-                       progress: Callable[[], object] | None = None) -> dict[str, list[float]]:
+                       progress: Callable[[], object] | None = None,
+                       settle: float = SETTLE_SECONDS) -> dict[str, list[float]]:
     """Seconds of ``runs`` timed runs of each runner (a runner does one run and returns its
     seconds: :func:`stopwatch`, or a time taken where the run happens).
 
     The runners take turns so that machine noise falls on all of them alike, but a turn is
-    one untimed settling run and then up to ``block`` timed runs back to back, not a single
-    run: ONNX Runtime's intra-op threads spin for a while after a run returns (its default
-    ``session.intra_op.allow_spinning``), and whatever runs next on those cores pays for it.
-    PP-OCR cls took 2.0-2.1 ms in macecl right after an ONNX Runtime run, 0.8-0.9 ms back to
-    back. The settling run takes that hit; the timed runs are each runner's steady state, as
-    an app that runs one model in a loop sees it. ``progress`` is called once per turn of all
-    the runners.
+    untimed settling runs, at least one and until they add up to ``settle`` seconds, then up
+    to ``block`` timed runs back to back. ONNX Runtime's intra-op threads spin after a run
+    returns (its default ``session.intra_op.allow_spinning``), and whatever runs next on
+    those cores pays for it: on 2 cores, macecl's SqueezeNet runs right after five ONNX
+    Runtime runs took 8.0, 7.1, 6.7, 6.7, 7.1, 6.6 and 7.1 ms, then 5.4, 5.5, 5.3 (medians
+    of 6 repeats): about 50 ms of spinning. With the spinning off they were back to 5.3 ms
+    by the third run; ONNX Runtime after macecl settled within 2-3 runs. The timed runs are
+    each runner's steady state, as an app that runs one model in a loop sees it.
+    ``progress`` is called once per turn of all the runners.
     """
     if runs < 1 or block < 1:
         raise ValueError(f"runs and block must be at least 1, got {runs} and {block}")
     times: dict[str, list[float]] = {name: [] for name in runners}
     for first in range(0, runs, block):
         for name, run in runners.items():
-            run()
+            settled = run()
+            while settled < settle:
+                settled += run()
             times[name].extend(run() for _ in range(min(block, runs - first)))
         if progress is not None:
             progress()

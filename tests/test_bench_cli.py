@@ -74,9 +74,10 @@ def test_unfixed_input_shapes_and_missing_models_are_named(model, tmp_path):
         benchmark.measure(model, tmp_path, runs=1, rounds=1)
 
 
-def test_alternating_blocks_times_each_runner_back_to_back_after_a_settling_run():
-    """The latency comparison's schedule: runners take turns, each turn one untimed run and
-    then up to ``block`` timed ones; exactly ``runs`` timings per runner; progress per turn."""
+def test_alternating_blocks_times_each_runner_back_to_back_after_settling_runs():
+    """The latency comparison's schedule: runners take turns, each turn untimed runs until
+    they add up to ``settle`` seconds (at least one), then up to ``block`` timed ones;
+    exactly ``runs`` timings per runner; progress per turn."""
     calls, turns = [], []
 
     def runner_of(name):
@@ -86,9 +87,14 @@ def test_alternating_blocks_times_each_runner_back_to_back_after_a_settling_run(
         return run
 
     times = benchmark.alternating_blocks({"a": runner_of("a"), "b": runner_of("b")}, runs=5,
-                                         block=2, progress=lambda: turns.append(len(calls)))
+                                         block=2, progress=lambda: turns.append(len(calls)),
+                                         settle=0)
     assert calls == ["a"] * 3 + ["b"] * 3 + ["a"] * 3 + ["b"] * 3 + ["a"] * 2 + ["b"] * 2
     assert times == {"a": [2.0, 3.0, 8.0, 9.0, 14.0], "b": [5.0, 6.0, 11.0, 12.0, 16.0]}
     assert turns == [6, 12, 16]
+    calls.clear()
+    # Settling runs of 1, 2 and 3 "seconds" reach 5; then the timed ones.
+    times = benchmark.alternating_blocks({"a": runner_of("a")}, runs=2, block=2, settle=5)
+    assert times == {"a": [4.0, 5.0]}
     with pytest.raises(ValueError, match="at least 1"):
         benchmark.alternating_blocks({"a": runner_of("a")}, runs=0)
