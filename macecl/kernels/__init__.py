@@ -5,9 +5,7 @@ hash of its *full* source. ``#include "x.h"`` lines naming a header of this libr
 therefore inlined here, never left to the compiler's include path: a changed header then
 changes the key of every program that uses it, and a stale binary can never be reused.
 
-The runtime builds each kernel of a file as a program of its own (``kernel_source``): a
-driver may compile every kernel of a program when the program's binary is taken, and the
-binary is taken for the cache after every cold start (see ``kernel_source``).
+The runtime builds each kernel of a file as a program of its own (``kernel_source`` says why).
 """
 
 from __future__ import annotations
