@@ -8,7 +8,9 @@ import hashlib
 import json
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 from tiny_models import chain_model
 from typer.testing import CliRunner
 
@@ -110,6 +112,33 @@ def test_an_app_loads_the_shipped_files_without_building_anything(project, tmp_p
                                    atol=1e-6)
     assert binary.read_bytes() == before
     assert not (out / f"{config.CACHE_FILE_NAME}.lock").exists()
+
+
+def test_the_binary_holds_just_the_programs_the_device_runs(tmp_path):
+    """Kernel variants are chosen by the device's traits (PoCL's convolutions are not a GPU's):
+    what is precompiled must be what an engine on that device asks for, and nothing more."""
+    weights = numpy_helper.from_array(np.ones((8, 3, 3, 3), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [weights])
+    model = tmp_path / "conv.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
+                                ir_version=8), model)
+    config_file = tmp_path / "deploy.yml"
+    config_file.write_text(
+        "library_name: conv\ntarget_devices:\n  - platform: portable computing\n"
+        f"models:\n  - path: conv.onnx\n    sha256: {digest(model)}\n    data_type: float32\n"
+        "    input_names: [x]\n    input_shapes: [[1, 3, 16, 16]]\n    output_names: [y]\n")
+    out = tmp_path / "out"
+    build(load_config(config_file), out)
+    binary = out / config.CACHE_FILE_NAME
+    with macecl.Engine(out / "conv.macecl", compiled_program=binary) as engine:
+        engine.run({"x": np.ones((1, 3, 16, 16), np.float32)})
+        used = engine.stats.programs_from_precompiled
+        assert used > 0 and engine.stats.programs_from_source == 0
+    with opened(binary) as cache:
+        assert len(cache.entries) == used
 
 
 def test_a_second_build_replaces_the_first(project, tmp_path):

@@ -28,6 +28,7 @@ from macecl.converter.onnx_import import read
 from macecl.deploy.config import DeployConfig, ModelSpec
 from macecl.engine import Engine
 from macecl.engine.plan import make_plan
+from macecl.ops.traits import DeviceTraits
 from macecl.errors import ConfigError
 from macecl.graph import model_file
 from macecl.graph.ir import Graph
@@ -179,9 +180,10 @@ def _fetch_programs(context: GPUContext, models: list[Path], device: Device, ste
                     ) -> None:
     """Get each distinct program of the models' plans, one by one, so they can be counted."""
     wanted = {}
+    traits = DeviceTraits.of(device.cl_device)  # they pick the kernels its engines ask for
     for path in models:
         graph = model_file.load(path)
-        for step in make_plan(graph, [tuple(s.shape) for s in graph.inputs]).steps:
+        for step in make_plan(graph, [tuple(s.shape) for s in graph.inputs], traits).steps:
             wanted[(step.program, step.options, step.kernel)] = None
     steps.start(f"compiling {len(wanted)} programs on {device.name}", len(wanted))
     for program, options, kernel in wanted:
