@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
 import macecl
@@ -28,15 +28,16 @@ CL_INVALID_WORK_GROUP_SIZE = -54
 
 @pytest.fixture
 def model(tmp_path):
-    """Two launches the tuner takes on every device: a max pool over 3 dimensions, a global
-    pool over 1. (A convolution would not do: on a GPU it runs as the tiled kernel, whose
-    work-group shape is its own and never tuned.)"""
-    nodes = [helper.make_node("MaxPool", ["x"], ["m"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+    """Two launches the tuner takes on every device: a bilinear resize over 3 dimensions, a
+    global pool over 1. (A convolution or a windowed pool would not do: their work-group
+    shapes are fixed on a CPU, and on a GPU a convolution runs as the tiled kernel.)"""
+    nodes = [helper.make_node("Resize", ["x", "", "scales"], ["m"], mode="linear",
                               name="window"),
              helper.make_node("GlobalAveragePool", ["m"], ["y"], name="pool")]
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
     graph = helper.make_graph(
         nodes, "tunable", [helper.make_tensor_value_info("x", TensorProto.FLOAT, SHAPE)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [scales])
     path = tmp_path / "tunable.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     return path
@@ -51,7 +52,7 @@ def engine_for(model, **builder):
 
 def sized(result, first: int) -> tuple[int, ...]:
     """A local size of ``first`` work items along dimension 0 for the tuned launch ``result``
-    (the max pool launches over 3 dimensions, the global pool over 1)."""
+    (the resize launches over 3 dimensions, the global pool over 1)."""
     return (first,) + (1,) * (len(result.global_size) - 1)
 
 
@@ -68,7 +69,7 @@ def test_tuning_times_each_launch_saves_it_and_a_new_engine_uses_it(model):
         done = []
         results = engine.tune(repeats=2, progress=lambda n, total: done.append((n, total)))
         assert done[-1] == (2, 2) and len(results) == 2
-        assert {r.kernel for r in results} == {"max_pool2d", "global_avg_pool"}
+        assert {r.kernel for r in results} == {"resize_bilinear", "global_avg_pool"}
         assert all(r.best_ns > 0 and r.best_ns <= r.default_ns for r in results)
         np.testing.assert_array_equal(engine.run({"x": x})["y"], expected)
         path = engine.context.parameter_path
@@ -81,7 +82,7 @@ def test_tuning_times_each_launch_saves_it_and_a_new_engine_uses_it(model):
     with engine_for(model) as fresh, warnings.catch_warnings():
         warnings.simplefilter("error")  # the sizes fit: no warning at all
         np.testing.assert_array_equal(fresh.run({"x": x})["y"], expected)
-        assert launch_sizes(fresh) == [("max_pool2d", (4, 1, 1)), ("global_avg_pool", (4,))]
+        assert launch_sizes(fresh) == [("resize_bilinear", (4, 1, 1)), ("global_avg_pool", (4,))]
 
 
 def test_candidates_respect_the_kernel_limits():
@@ -112,7 +113,7 @@ def test_warm_up_after_a_failed_cache_with_sizes_from_another_driver_does_not_cr
         fingerprint = engine.context.device.fingerprint
     other_driver = dataclasses.replace(fingerprint, driver_version="an older driver")
     other_device = dataclasses.replace(fingerprint, device_name="another GPU")
-    pool, window = sorted(results, key=lambda r: r.kernel)  # global_avg_pool, max_pool2d
+    pool, window = sorted(results, key=lambda r: r.kernel)  # global_avg_pool, resize_bilinear
     hostile = [
         dataclasses.replace(window, device=other_driver,
                             local_size=sized(window, limit.item_sizes[0] * 2)),
@@ -125,7 +126,7 @@ def test_warm_up_after_a_failed_cache_with_sizes_from_another_driver_does_not_cr
     with pytest.warns(CacheWarning) as caught, engine_for(model) as warm:
         warm.warmup()
         np.testing.assert_array_equal(warm.run({"x": x})["y"], expected)
-        assert launch_sizes(warm) == [("max_pool2d", None), ("global_avg_pool", None)]
+        assert launch_sizes(warm) == [("resize_bilinear", None), ("global_avg_pool", None)]
         assert warm.stats.programs_from_source == 2  # both pool kernels, rebuilt
     messages = [str(w.message) for w in caught]
     assert any("damaged" in m for m in messages)
@@ -143,10 +144,10 @@ def test_reuse_none_ignores_sizes_tuned_under_another_driver(model):
     engine.context.parameter_path.write_bytes(encode(moved))
     with engine_for(model) as same_gpu:
         same_gpu.warmup()
-        assert launch_sizes(same_gpu) == [("max_pool2d", (2, 1, 1)), ("global_avg_pool", (2,))]
+        assert launch_sizes(same_gpu) == [("resize_bilinear", (2, 1, 1)), ("global_avg_pool", (2,))]
     with engine_for(model, opencl_cache_reuse_policy=macecl.ReusePolicy.REUSE_NONE) as strict:
         strict.warmup()
-        assert launch_sizes(strict) == [("max_pool2d", None), ("global_avg_pool", None)]
+        assert launch_sizes(strict) == [("resize_bilinear", None), ("global_avg_pool", None)]
 
 
 def test_a_size_the_driver_refuses_at_launch_falls_back_to_the_drivers_choice(model):
@@ -162,7 +163,7 @@ def test_a_size_the_driver_refuses_at_launch_falls_back_to_the_drivers_choice(mo
         with faults.inject("launch", CL_INVALID_WORK_GROUP_SIZE), \
                 pytest.warns(CacheWarning, match="CL_INVALID_WORK_GROUP_SIZE.*driver's choice"):
             np.testing.assert_array_equal(fresh.run({"x": x})["y"], expected)
-        assert launch_sizes(fresh) == [("max_pool2d", None), ("global_avg_pool", (4,))]
+        assert launch_sizes(fresh) == [("resize_bilinear", None), ("global_avg_pool", (4,))]
 
 
 def test_tuning_needs_a_profiling_queue(model):
@@ -177,7 +178,7 @@ def test_cli_tune_writes_the_file_and_reports_json(model, tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["parameter_file"] == str(target)
-    assert {r["kernel"] for r in report["launches"]} == {"max_pool2d", "global_avg_pool"}
+    assert {r["kernel"] for r in report["launches"]} == {"resize_bilinear", "global_avg_pool"}
     assert report["tuned_ms"] <= report["default_ms"]
     assert len(TuningFile(target.read_bytes()).entries) == 2
     shown = CliRunner().invoke(app, ["tune", str(model), "-o", str(target), "--repeats", "1"])
