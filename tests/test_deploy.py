@@ -22,6 +22,7 @@ from macecl.cache.tuning_format import TuningFile
 from macecl.cli import app
 from macecl.deploy import build, load_config
 from macecl.errors import ConfigError
+from macecl.runtime.device import list_devices
 
 runner = CliRunner()
 
@@ -48,6 +49,16 @@ models:
     input_shapes: [[2, 8]]
     output_names: [y]
 """
+
+
+@pytest.fixture(autouse=True)
+def on_pocl(cache_dir):
+    """The deployment files target PoCL: the apps in these tests open PoCL too, also where a
+    GPU would be the default device (the GPU machine)."""
+    index = next(d.index for d in list_devices()
+                 if d.fingerprint.platform_name == "Portable Computing Language")
+    with config.override(device=str(index)):
+        yield
 
 
 def digest(path) -> str:
