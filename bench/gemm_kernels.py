@@ -4,12 +4,12 @@ Runtime (MLAS) on the same product. The measurements behind ops/conv.py's gemm_b
 Every distinct ``conv2d_gemm`` launch that the engine plans for the models (1x1
 convolutions straight on their input, im2col'd ones with PACKED_COLS, Winograd's T * T
 GEMMs as groups) is rebuilt on random data and timed in each way (a register block and
-build options of conv2d.cl), interleaved: --rounds times, each way in turn does one
-untimed settling runs and --block timed ones (kernel time from OpenCL profiling events).
+build options of conv2d.cl), interleaved: --rounds times, each way in turn does untimed
+settling runs (0.1 s) and --block timed ones (kernel time from OpenCL profiling events).
 ONNX Runtime runs the same product as a MatMul (MLAS's SGEMM) and an Add of the bias,
 timed by host wall clock the same way (in blocks: its intra-op threads spin after a run,
-macecl.benchmark.alternating_blocks; a one-Conv model of a (K, 1, P) image took up to 10x as long on some
-shapes, not MLAS's GEMM). Prints per launch the median ms
+macecl.benchmark.alternating_blocks; a one-Conv model of a (K, 1, P) image took up to 10x
+as long on some shapes, not MLAS's GEMM). Prints per launch the median ms
 and GF/s of each way and checks every way against NumPy; then, per model, the sum over
 its launches (median times the launch count).
 

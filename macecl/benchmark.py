@@ -176,13 +176,16 @@ def stopwatch(action: Callable[[], object]) -> Callable[[], float]:
 
 def alternating_blocks(runners: dict[str, Callable[[], float]], runs: int, block: int = BLOCK,
                        progress: Callable[[], object] | None = None,
-                       settle: float = SETTLE_SECONDS) -> dict[str, list[float]]:
-    """Seconds of ``runs`` timed runs of each runner (a runner does one run and returns its
-    seconds: :func:`stopwatch`, or a time taken where the run happens).
+                       settle: float = SETTLE_SECONDS,
+                       clock: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
+    """The times of ``runs`` timed runs of each runner (a runner does one run and returns its
+    time: :func:`stopwatch`'s seconds, or a time taken where the run happens, such as a
+    kernel's from its profiling event).
 
     The runners take turns so that machine noise falls on all of them alike, but a turn is
-    untimed settling runs, at least one and until they add up to ``settle`` seconds, then up
-    to ``block`` timed runs back to back. ONNX Runtime's intra-op threads spin after a run
+    untimed settling runs, at least one and until ``settle`` seconds have passed on
+    ``clock`` (wall time, whatever unit the runners report in), then up to ``block`` timed
+    runs back to back. ONNX Runtime's intra-op threads spin after a run
     returns (its default ``session.intra_op.allow_spinning``), and whatever runs next on
     those cores pays for it: on 2 cores, macecl's SqueezeNet runs right after five ONNX
     Runtime runs took 8.0, 7.1, 6.7, 6.7, 7.1, 6.6 and 7.1 ms, then 5.4, 5.5, 5.3 (medians
@@ -196,9 +199,10 @@ def alternating_blocks(runners: dict[str, Callable[[], float]], runs: int, block
     times: dict[str, list[float]] = {name: [] for name in runners}
     for first in range(0, runs, block):
         for name, run in runners.items():
-            settled = run()
-            while settled < settle:
-                settled += run()
+            settled = clock() + settle
+            run()
+            while clock() < settled:
+                run()
             times[name].extend(run() for _ in range(min(block, runs - first)))
         if progress is not None:
             progress()

@@ -76,8 +76,8 @@ def test_unfixed_input_shapes_and_missing_models_are_named(model, tmp_path):
 
 def test_alternating_blocks_times_each_runner_back_to_back_after_settling_runs():
     """The latency comparison's schedule: runners take turns, each turn untimed runs until
-    they add up to ``settle`` seconds (at least one), then up to ``block`` timed ones;
-    exactly ``runs`` timings per runner; progress per turn."""
+    ``settle`` seconds have passed (at least one), then up to ``block`` timed ones; exactly
+    ``runs`` timings per runner; progress per turn."""
     calls, turns = [], []
 
     def runner_of(name):
@@ -93,8 +93,10 @@ def test_alternating_blocks_times_each_runner_back_to_back_after_settling_runs()
     assert times == {"a": [2.0, 3.0, 8.0, 9.0, 14.0], "b": [5.0, 6.0, 11.0, 12.0, 16.0]}
     assert turns == [6, 12, 16]
     calls.clear()
-    # Settling runs of 1, 2 and 3 "seconds" reach 5; then the timed ones.
-    times = benchmark.alternating_blocks({"a": runner_of("a")}, runs=2, block=2, settle=5)
+    # A clock each run moves on by one second: settling for 2.5 s takes three runs; then
+    # the timed ones.
+    times = benchmark.alternating_blocks({"a": runner_of("a")}, runs=2, block=2, settle=2.5,
+                                         clock=lambda: float(len(calls)))
     assert times == {"a": [4.0, 5.0]}
     with pytest.raises(ValueError, match="at least 1"):
         benchmark.alternating_blocks({"a": runner_of("a")}, runs=0)
