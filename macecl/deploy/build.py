@@ -28,11 +28,11 @@ from macecl.converter.onnx_import import read
 from macecl.deploy.config import DeployConfig, ModelSpec
 from macecl.engine import Engine
 from macecl.engine.plan import make_plan
-from macecl.ops.traits import DeviceTraits
 from macecl.errors import ConfigError
 from macecl.graph import model_file
 from macecl.graph.ir import Graph
 from macecl.graph.model_file import SUFFIX
+from macecl.ops.traits import DeviceTraits
 from macecl.progress import Silent, Steps
 from macecl.runtime.context import GPUContext, GPUContextBuilder
 from macecl.runtime.device import Device, list_devices

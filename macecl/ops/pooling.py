@@ -72,14 +72,13 @@ def _lower_pool(node: Node, inputs: list, builder) -> list:
     if node.op == "MaxPool":
         if len(node.outputs) > 1 and node.outputs[1]:
             raise builder.fail("MaxPool with an Indices output is not supported")
-        args = [x2, out2, *(np.int32(v) for v in geometry)]
-        builder.launch("pooling", "max_pool2d", args, grid, options=_options(builder),
-                       local_size=_window_items(builder, grid))
+        program_kernel, args = "max_pool2d", [x2, out2, *(np.int32(v) for v in geometry)]
     else:
         include = int(node.attrs.get("count_include_pad", 0))
+        program_kernel = "avg_pool2d"
         args = [x2, out2, *(np.int32(v) for v in (*geometry, *e, include))]
-        builder.launch("pooling", "avg_pool2d", args, grid, options=_options(builder),
-                       local_size=_window_items(builder, grid))
+    builder.launch("pooling", program_kernel, args, grid, options=_options(builder),
+                   local_size=_window_items(builder, grid))
     return [out]
 
 
@@ -98,7 +97,8 @@ def _window_items(builder, grid: tuple[int, int, int]) -> tuple[int, int, int] |
 
 
 def _options(builder) -> list[str]:
-    """Every pooling launch is built alike, so that a model's pools share one program."""
+    """Every pooling launch is built alike, so that a model's pools of one kernel share one
+    program."""
     return [f"-DVW={builder.traits.vector_width}"]
 
 
