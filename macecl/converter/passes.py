@@ -8,7 +8,8 @@ before or after them (affine.py), then HardSwish and Swish patterns, then LayerN
 the MatMul before them (matmul_bias.py), then activations into their producers (after the
 Add, as ResNet's Add -> Relu has it), then scalar affines after a fused HardSwish
 (activation_patterns.py), then squeeze-and-excitation blocks, whose two convolutions carry
-their activations by then (squeeze_excite.py), then whatever no longer feeds an output.
+their activations by then (squeeze_excite.py), then channel shuffles into the depthwise
+convolutions after them (channel_shuffle.py), then whatever no longer feeds an output.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from macecl.converter.activation_patterns import fold_scalar_affine_into_activation, rewrite_swish
 from macecl.converter.affine import fold_affine_into_consumer, fold_affine_into_producer
+from macecl.converter.channel_shuffle import fuse_channel_shuffle
 from macecl.converter.layer_norm import rewrite_layer_norm
 from macecl.converter.matmul_bias import fold_bias_into_matmul
 from macecl.converter.squeeze_excite import fuse_squeeze_excite
@@ -48,6 +50,7 @@ def optimize(graph: Graph, value_shapes: dict[str, list[Dim]] | None = None) -> 
     fuse_activations(graph)
     fold_scalar_affine_into_activation(graph)
     fuse_squeeze_excite(graph)
+    fuse_channel_shuffle(graph, value_shapes or {})
     remove_dead(graph)
     check_supported(graph)
     return graph

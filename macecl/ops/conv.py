@@ -195,7 +195,8 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
     The kernel is chosen by what each convolution is; bench/conv_kernels.py measures the
     candidates on the bench models' layer shapes (figures in its docstring):
     - depthwise (one input channel per group): on a CPU ``depthwise_rows`` where
-      ops/depthwise.py's rows_fit says so (figures there), else ``depthwise_conv2d``;
+      ops/depthwise.py's rows_fit says so (figures there), else ``depthwise_conv2d``; either
+      reads a channel shuffle the converter fused (``attrs["input_shuffle"]``) in place;
     - any other on a device with dedicated local memory (a GPU): ``conv2d_tiled``, see
       ops/conv_tiled.py;
     - on a CPU, 3x3, stride 1, one group, constant weights, enough output tiles:
@@ -235,6 +236,12 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
     window = [np.int32(v) for v in (kh, kw, sh, sw, dh, dw, pt, pl)]
     shape = [np.int32(v) for v in (c_in, h, wd, c_out, oh, ow)]
     per_group = c_out // group
+    shuffle = int(node.attrs.get("input_shuffle", 0))
+    if shuffle:  # converter/channel_shuffle.py: only on a depthwise Conv, one output a channel
+        if not (group == c_in == c_out and w2.shape[1] == 1 and c_in % shuffle == 0):
+            raise builder.fail(f"input_shuffle {shuffle} on a Conv that is not depthwise over "
+                               f"channels it divides ({c_in} -> {c_out}, group {group})")
+        options = [*options, f"-DSHUFFLE={shuffle}"]
     if group > 1 and w2.shape[1] == 1:
         if rows_fit(builder.traits, kh, kw, sh, sw, dh, dw):
             rows_launch(builder, x2, w2, bias, residual, out2, (kh, kw, sh, sw, pt, pl),

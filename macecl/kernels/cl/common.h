@@ -82,4 +82,16 @@ float unary_op(const int kind, const float x, const float a, const float b)
 /* The fused activation of programs built with -DACTIVATION=<UNARY_*>. */
 #define ACTIVATE(x, a, b) unary_op(ACTIVATION, (x), (a), (b))
 
+/* The input channel that output channel co of a depthwise convolution reads (C_out = C_in *
+   multiplier): co / multiplier; built with -DSHUFFLE=<g>, a channel shuffle of g groups read
+   in place (converter/channel_shuffle.py, multiplier 1), (co % g) * (C_in / g) + co / g. */
+inline int depthwise_source(const int co, const int C_in, const int multiplier)
+{
+#ifdef SHUFFLE
+    return co % SHUFFLE * (C_in / SHUFFLE) + co / SHUFFLE;
+#else
+    return co / multiplier;
+#endif
+}
+
 #endif /* MACECL_COMMON_H */

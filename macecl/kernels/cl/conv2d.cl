@@ -17,6 +17,8 @@
  *                       (default 2; ops/conv.py gemm_block chooses)
  *   -DPREFETCH=<rows>   conv2d_gemm prefetches the cols row that many ahead (a clang
  *                       builtin: CPUs only)
+ *   -DSHUFFLE=<g>       depthwise_conv2d reads its input through a channel shuffle of g
+ *                       groups (common.h depthwise_source)
  *
  * The GEMM and the direct kernel read the filter packed: (groups, ceil(M / CO_BLOCK), taps,
  * CO_BLOCK), zero past M, so one tap's weights of a channel block are CO_BLOCK neighbouring
@@ -45,8 +47,8 @@
  *   depthwise_conv2d(input, filter, bias, residual, output, C_in, H, W, C_out, OH, OW,
  *                    KH, KW, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, batch_out,
  *                    act_a, act_b)
- *     groups = C_in; output channel c reads input channel c / (C_out / C_in); the filter as
- *     ONNX lays it out. Each work item computes VW pixels of DW_ROWS output rows (four
+ *     groups = C_in; output channel c reads input channel c / (C_out / C_in), or the
+ *     shuffled one of -DSHUFFLE (common.h depthwise_source); the filter as ONNX lays it out. Each work item computes VW pixels of DW_ROWS output rows (four
  *     accumulator chains). Global size (ceil(OW / VW), ceil(OH / DW_ROWS), N * C_out) with
  *     batch_out = N * C_out.
  *   conv2d_direct(input, packed, bias, residual, output, C_in, H, W, C_out, OH, OW, KH, KW,
@@ -373,7 +375,7 @@ __kernel void depthwise_conv2d(__global const float* input,
     const int lanes = OW - ow0 < VW ? OW - ow0 : VW;
     const int co = nc % C_out;
     const int n = nc / C_out;
-    const int ci = co / (C_out / C_in);
+    const int ci = depthwise_source(co, C_in, C_out / C_in);
     __global const float* plane = input + ((size_t)n * C_in + ci) * H * W;
     __global const float* taps = filter + (size_t)co * KH * KW;
     const int iw0 = ow0 * stride_w - pad_left;

@@ -11,13 +11,15 @@
  *   -DDW_SH=<n>          vertical stride (default 1)
  *   -DDW_SW=<1|2>        horizontal stride (default 1); dilations are 1
  *   -DDW_BAND=<4|8>      output rows per work item (default 4)
- *   -DHAS_BIAS, -DHAS_RESIDUAL, -DACTIVATION=<n>   as in conv2d.cl
+ *   -DHAS_BIAS, -DHAS_RESIDUAL, -DACTIVATION=<n>, -DSHUFFLE=<g>   as in conv2d.cl
  *
  * Kernel (every dimension guarded by the sizes passed, so any work-group shape is correct):
  *   depthwise_rows(input, filter, bias, residual, output, C_in, H, W, C_out, OH, OW,
  *                  pad_top, pad_left, planes, per_item, act_a, act_b)
  *     output[n, co] = act(conv(input[n, co / (C_out / C_in)], filter[co]) + bias[co]
- *                         + residual[n, co]); filter as ONNX lays it out, (C_out, 1, KH, KW).
+ *                         + residual[n, co]) (the input channel shuffled with -DSHUFFLE:
+ *                         common.h depthwise_source); filter as ONNX lays it out, (C_out,
+ *                         1, KH, KW).
  *     Each work item computes DW_BAND output rows, every column, of per_item consecutive
  *     planes (n * C_out + co). Global size (ceil(OH / DW_BAND), ceil(planes / per_item)) with
  *     planes = N * C_out.
@@ -154,7 +156,8 @@ __kernel void depthwise_rows(__global const float* input,
     const int end = MIN_I(planes, first + per_item);
     for (int nc = first; nc < end; ++nc) {
         const int co = nc % C_out;
-        const long plane_at = ((long)(nc / C_out) * C_in + co / multiplier) * H * W;
+        const long plane_at =
+            ((long)(nc / C_out) * C_in + depthwise_source(co, C_in, multiplier)) * H * W;
         __global const float* taps = filter + co * DW_KH * DW_KW;
 #ifdef HAS_BIAS
         const float shift = bias[co];
