@@ -102,6 +102,6 @@ def test_shuffle_on_a_conv_that_is_not_depthwise_is_refused(tmp_path):
     path = save(tmp_path, nodes, constants, [("x", [1, 3, 6, 10])])
     graph = convert(path)
     graph.nodes[0].attrs["input_shuffle"] = 3  # the 1x1 Conv from 3 channels
-    with pytest.raises(MaceclError, match="input_shuffle 3 on a Conv that is not depthwise"):
-        with macecl.Engine(graph) as engine:
-            engine.run(feed(1, 6, 10))
+    with pytest.raises(MaceclError, match="input_shuffle 3 on a Conv that is not depthwise"), \
+            macecl.Engine(graph) as engine:
+        engine.run(feed(1, 6, 10))
