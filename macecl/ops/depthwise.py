@@ -1,7 +1,9 @@
-"""Depthwise convolution on a CPU: ``depthwise_rows`` of the ``depthwise`` program.
+"""Depthwise convolution on a CPU: ``depthwise_rows`` of the ``depthwise`` program, and the
+pools as ``pool_rows`` of the same program.
 
 ops/conv.py launches it for a depthwise Conv (one input channel per group) where
-:func:`rows_fit` says so, and conv2d.cl's ``depthwise_conv2d`` elsewhere. Each work item
+:func:`rows_fit` says so, and conv2d.cl's ``depthwise_conv2d`` elsewhere; ops/pooling.py
+launches ``pool_rows`` likewise, and pooling.cl's kernels elsewhere. Each work item
 computes a band of whole output rows of a few channel planes, so that a launch is a few
 hundred work items of real work rather than thousands of tiny ones (PoCL runs each work
 group as one call, local size (1, 1, 1) on a CPU: ops/conv.py heavy_items).
@@ -74,6 +76,22 @@ def rows_launch(builder, x2, w2, bias, residual, out2, window, options, act_a, a
                    [x2, w2, bias, residual, out2, *(np.int32(v) for v in sizes), act_a, act_b],
                    (-(-oh // band), -(-planes // per_item)),
                    options=[*options, *window_options(kh, kw, sh, sw, band)],
+                   local_size=(1, 1))
+
+
+def pool_rows_launch(builder, x2, out2, window, pool: int, counted: tuple[int, int, int, int],
+                     options: list[str]) -> None:
+    """pool_rows over (N, C, H, W) -> (N, C, OH, OW): pool 1 max, 2 average; window = (kh,
+    kw, sh, sw, pt, pl); counted = the box (h_lo, h_hi, w_lo, w_hi) whose taps an average
+    counts; options: the pooling program's (the vector width)."""
+    kh, kw, sh, sw, pt, pl = window
+    n, c, h, wd = x2.shape
+    oh, ow = out2.shape[2:]
+    per_item, band = planes_per_item(oh, ow), band_rows(oh)
+    sizes = (h, wd, oh, ow, pt, pl, *counted, n * c, per_item)
+    builder.launch("depthwise", "pool_rows", [x2, out2, *(np.int32(v) for v in sizes)],
+                   (-(-oh // band), -(-(n * c) // per_item)),
+                   options=[*options, f"-DPOOL={pool}", *window_options(kh, kw, sh, sw, band)],
                    local_size=(1, 1))
 
 

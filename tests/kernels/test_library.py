@@ -18,7 +18,7 @@ PROGRAMS = {
     "conv_transpose2d": ("-DVW=16 -DHAS_BIAS -DACTIVATION=4 -DCO_BLOCK=4 -DPX=2 -DSTEP_H=2 -DSTEP_W=2",
                          {"conv_transpose2d", "conv_transpose2d_disjoint"}),
     "depthwise": (("-DVW=16 -DDW_KH=5 -DDW_KW=3 -DDW_SH=2 -DDW_SW=2 -DDW_BAND=8"
-                   " -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=7"), {"depthwise_rows"}),
+                   " -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=7"), {"depthwise_rows", "pool_rows"}),
     "copy": ("-DMODE=1", {"copy_box", "copy_rows", "pad"}),
     "elementwise": ("-DOP=4", {"binary", "binary_flat", "binary_rows"}),
     "gemm": ("-DVW=16 -DTRANS_A -DTRANS_B -DHAS_C -DACTIVATION=2", {"gemm", "matmul"}),

@@ -86,6 +86,45 @@ def test_pool(run_node, case, op, count_include_pad):
     assert_close(got, pool_reference(X, op, **lifted(attrs)))
 
 
+WIDE = RNG.standard_normal((2, 5, 29, 45)).astype(np.float32)  # rows wider than two vectors
+ROWS_CASES = {  # pool_rows on a CPU (dilation 1, horizontal stride 1 or 2, at most 7 taps)
+    "k3s2_pad": {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]},
+    "k3s1_pad": {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]},
+    "k7s3x1": {"kernel_shape": [7, 5], "strides": [3, 1], "pads": [3, 2, 1, 0]},
+    "ceil_pads": {"kernel_shape": [3, 2], "strides": [2, 2], "pads": [0, 1, 1, 1],
+                  "ceil_mode": 1},
+    "band_of_4": {"kernel_shape": [7, 3], "strides": [7, 2]},  # 4 output rows
+    "whole_plane": {"kernel_shape": [7, 7]},  # on a 7x7 crop: ShuffleNet's last, a global pool
+}
+
+
+@pytest.mark.parametrize("op, count_include_pad", KINDS)
+@pytest.mark.parametrize("case", sorted(ROWS_CASES))
+def test_pool_over_wide_rows(run_node, case, op, count_include_pad):
+    """Whole-vector loads inside the rows, the lane selects at their edges, bands of 8 and
+    of 4 rows and the average's divisor per lane; a window over the whole plane."""
+    attrs = dict(ROWS_CASES[case])
+    if op == "AveragePool":
+        attrs["count_include_pad"] = count_include_pad
+    x = WIDE[:, :, :7, :7] if case == "whole_plane" else WIDE
+    (got,) = run_node(op, {"x": x}, attrs)
+    assert_close(got, pool_reference(x, op, **lifted(attrs)))
+
+
+def test_max_pool_nan_wins(run_node):
+    """A NaN in a window makes its maximum NaN, wherever it lies in the window (as
+    onnxruntime and ReduceMax); windows without it are unaffected."""
+    x = WIDE.copy()
+    x[0, 1, 11, 21] = np.nan  # an odd row and column: in two windows each way
+    attrs = {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}
+    (got,) = run_node("MaxPool", {"x": x}, attrs)
+    want = pool_reference(np.nan_to_num(x, nan=np.inf), "MaxPool", **lifted(attrs))
+    want[np.isinf(want) & (want > 0)] = np.nan
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.isnan(got).sum() == 4
+    assert_close(np.nan_to_num(got), np.nan_to_num(want))
+
+
 @pytest.mark.parametrize("op, count_include_pad", KINDS)
 @pytest.mark.parametrize("case", ["ceil_pads", "ceil_drops_window", "asym_pads", "dilated"])
 def test_pool_matches_onnxruntime(run_node, case, op, count_include_pad):

@@ -1,8 +1,10 @@
 /*
- * depthwise.cl: depthwise 2-D convolution (ONNX Conv with one input channel per group) for a
- * CPU, whole output rows per work item. ops/conv.py takes it where DeviceTraits says cpu and
- * the window fits the options below; conv2d.cl's depthwise_conv2d serves the rest (and GPUs,
- * which want many small work items, not a few long ones).
+ * depthwise.cl: depthwise 2-D convolution (ONNX Conv with one input channel per group), and
+ * the max and average pools, which are windows over one channel plane too, for a CPU, whole
+ * output rows per work item. ops/conv.py and ops/pooling.py take it where DeviceTraits says
+ * cpu and the window fits the options below (ops/depthwise.py rows_fit); conv2d.cl's
+ * depthwise_conv2d and pooling.cl serve the rest (and GPUs, which want many small work
+ * items, not a few long ones).
  *
  * Build options:
  *   -DVW=<4|8|16>        floats per vector (default 4)
@@ -12,6 +14,7 @@
  *   -DDW_SW=<1|2>        horizontal stride (default 1); dilations are 1
  *   -DDW_BAND=<4|8>      output rows per work item (default 4)
  *   -DHAS_BIAS, -DHAS_RESIDUAL, -DACTIVATION=<n>, -DSHUFFLE=<g>   as in conv2d.cl
+ *   -DPOOL=<1|2>         pool_rows: 1 max pool, 2 average pool
  *
  * Kernel (every dimension guarded by the sizes passed, so any work-group shape is correct):
  *   depthwise_rows(input, filter, bias, residual, output, C_in, H, W, C_out, OH, OW,
@@ -29,6 +32,13 @@
  *     select after a whole-vector load, which stays inside the input tensor (the row before
  *     or after is read and discarded); only at the tensor's first and last floats does a
  *     vector go lane by lane.
+ *   pool_rows(input, output, H, W, OH, OW, pad_top, pad_left, h_lo, h_hi, w_lo, w_hi,
+ *             planes, per_item)
+ *     input (planes, H, W) -> output (planes, OH, OW): the max (NaN wins, as in
+ *     pooling.cl) or the average of each window, padding never a tap. The average divides
+ *     by the window's taps inside [h_lo, h_hi) x [w_lo, w_hi): [0, H) x [0, W) without
+ *     count_include_pad, the padded input with it; a window with none gives 0, one with no
+ *     input tap at all in a max pool -inf. Work items as depthwise_rows'.
  */
 
 #include "common.h"
@@ -76,26 +86,27 @@ inline floatv inside_vector(__global const float* input, const long at)
 /* row_vector lane by lane, where a whole vector would leave the tensor: out of line, as
    its loop unrolled at every tap made the kernel slow to compile */
 __attribute__((noinline))
-floatv row_lanes(__global const float* input, const long row_at, const int col, const int W)
+floatv row_lanes(__global const float* input, const long row_at, const int col, const int W,
+                 const float fill)
 {
     float lane[VW];
     for (int i = 0; i < VW; ++i) {
         const int c = col + i * DW_SW;
-        lane[i] = c >= 0 && c < W ? input[row_at + c] : 0.0f;
+        lane[i] = c >= 0 && c < W ? input[row_at + c] : fill;
     }
     return LOADV_PRIVATE(lane);
 }
 
-/* The VW inputs of one row under a block of outputs, lane i at column col + i * DW_SW, zero
+/* The VW inputs of one row under a block of outputs, lane i at column col + i * DW_SW, `fill`
    outside [0, W). row_at: the row's first float in input; total: the floats of input. */
 inline floatv row_vector(__global const float* input, const long row_at, const int col,
-                         const int W, const long total)
+                         const int W, const long total, const float fill)
 {
     const long at = row_at + col;
     if (col < 0 || col + SPAN > W) {
-        if (at < 0 || at + SPAN > total) return row_lanes(input, row_at, col, W);
+        if (at < 0 || at + SPAN > total) return row_lanes(input, row_at, col, W, fill);
         const intv column = col + LANE_INDEX * DW_SW;
-        return column >= 0 && column < W ? inside_vector(input, at) : (floatv)(0.0f);
+        return column >= 0 && column < W ? inside_vector(input, at) : (floatv)(fill);
     }
     return inside_vector(input, at);
 }
@@ -106,18 +117,17 @@ inline floatv row_vector(__global const float* input, const long row_at, const i
 #define EACH_BAND_ROW(X) X(0) X(1) X(2) X(3)
 #endif
 #define BAND_ZERO(r) floatv a##r = (floatv)(0.0f);
-#define BAND_STEP(r)                                                                         \
-    if (ir - (r) * DW_SH >= 0 && ir - (r) * DW_SH < DW_KH)                                   \
-        a##r += taps[(ir - (r) * DW_SH) * DW_KW + kw] * v;
+#define IN_WINDOW(r) (ir - (r) * DW_SH >= 0 && ir - (r) * DW_SH < DW_KH)
+#define BAND_STEP(r) if (IN_WINDOW(r)) a##r += taps[(ir - (r) * DW_SH) * DW_KW + kw] * v;
 #define BAND_STORE(r)                                                                        \
     if ((r) < band_rows)                                                                     \
         store_activated(a##r + shift, lanes, lanes == VW || (r) * OW + VW <= band_rows * OW, \
                         out_at + (long)(r) * OW, residual, output, act_a, act_b);
 
-/* Every tap of the band's input rows into the accumulators. A window inside the row (the
-   test is once per block) loads whole vectors; one over an edge takes row_vector's tests
-   at each tap. */
-#define BAND_TAPS(INSIDE)                                                                    \
+/* Every tap v of the band's input rows into the accumulators, by STEP(r) for each band row
+   r whose window holds it. A window inside the row (the test is once per block) loads
+   whole vectors; one over an edge takes row_vector's tests at each tap, `fill` outside. */
+#define BAND_TAPS(INSIDE, STEP, fill)                                                        \
     _Pragma("unroll")                                                                        \
     for (int ir = 0; ir < IN_ROWS; ++ir) {                                                   \
         const int ih = ih0 + ir;                                                             \
@@ -126,8 +136,8 @@ inline floatv row_vector(__global const float* input, const long row_at, const i
         _Pragma("unroll")                                                                    \
         for (int kw = 0; kw < DW_KW; ++kw) {                                                 \
             const floatv v = INSIDE ? inside_vector(input, row_at + col0 + kw)               \
-                                    : row_vector(input, row_at, col0 + kw, W, total);        \
-            EACH_BAND_ROW(BAND_STEP)                                                         \
+                                    : row_vector(input, row_at, col0 + kw, W, total, fill);  \
+            EACH_BAND_ROW(STEP)                                                              \
         }                                                                                    \
     }
 
@@ -172,12 +182,94 @@ __kernel void depthwise_rows(__global const float* input,
             const int col0 = s * DW_SW - pad_left;
             EACH_BAND_ROW(BAND_ZERO)
             if (col0 >= 0 && col0 + DW_KW - 1 + SPAN <= W) {
-                BAND_TAPS(true)
+                BAND_TAPS(true, BAND_STEP, 0.0f)
             } else {
-                BAND_TAPS(false)
+                BAND_TAPS(false, BAND_STEP, 0.0f)
             }
             const long out_at = ((long)nc * OH + oh0) * OW + s;
             EACH_BAND_ROW(BAND_STORE)
+        }
+    }
+}
+
+/* pool_rows: the pools over whole rows, as depthwise_rows convolves (its band, planes per
+   work item and row reads). */
+#define POOL_MAX 1
+#define POOL_AVG 2
+#ifndef POOL
+#define POOL POOL_MAX
+#endif
+#if POOL == POOL_MAX
+/* a plain maximum (one instruction) and whether a NaN came by, which then wins; a NaN-aware
+   select at each tap took 1.3x to 1.7x as long (SqueezeNet's three max pools, kernel ms
+   over two runs: 0.27, 0.11, 0.07 against 0.15-0.20, 0.08, 0.055) */
+#define POOL_FILL (-INFINITY)
+#define POOL_STEP(r)                                                                         \
+    if (IN_WINDOW(r)) {                                                                      \
+        a##r = v > a##r ? v : a##r;                                                          \
+        nan##r |= v != v;                                                                    \
+    }
+#define POOL_VALUE(r) select(a##r, (floatv)(NAN), nan##r)
+#define POOL_ZERO(r) floatv a##r = (floatv)(POOL_FILL); intv nan##r = (intv)(0);
+#else
+#define POOL_FILL 0.0f
+#define POOL_STEP(r) if (IN_WINDOW(r)) a##r += v;
+#define POOL_VALUE(r) (a##r / (count_w * (float)window_rows(oh0 + (r), h_lo, h_hi, pad_top)))
+#define POOL_ZERO(r) floatv a##r = (floatv)(POOL_FILL);
+#endif
+#define POOL_STORE(r)                                                                        \
+    if ((r) < band_rows)                                                                     \
+        store_activated(POOL_VALUE(r), lanes, lanes == VW || (r) * OW + VW <= band_rows * OW, \
+                        out_at + (long)(r) * OW, NULL, output, 0.0f, 0.0f);
+
+/* The taps of a window starting at i0 (K taps, stride 1) that lie in [lo, hi). */
+inline int taps_within(const int i0, const int K, const int lo, const int hi)
+{
+    return max(0, min(i0 + K, hi) - max(i0, lo));
+}
+
+/* How many of output row oh's window rows the average counts, at least 1 (a window with no
+   counted row has no input tap either, so its sum is 0 and so is the result). */
+inline int window_rows(const int oh, const int h_lo, const int h_hi, const int pad_top)
+{
+    return max(1, taps_within(oh * DW_SH - pad_top, DW_KH, h_lo, h_hi));
+}
+
+__kernel void pool_rows(__global const float* input,
+                        __global float* output,
+                        const int H, const int W, const int OH, const int OW,
+                        const int pad_top, const int pad_left,
+                        const int h_lo, const int h_hi, const int w_lo, const int w_hi,
+                        const int planes, const int per_item)
+{
+    const int band = get_global_id(0);
+    const int first = get_global_id(1) * per_item;
+    if (band * DW_BAND >= OH || first >= planes) return;
+    const int oh0 = band * DW_BAND;
+    const int band_rows = MIN_I(DW_BAND, OH - oh0);
+    const int ih0 = oh0 * DW_SH - pad_top;
+    const long total = (long)planes * H * W;
+    const int end = MIN_I(planes, first + per_item);
+    for (int nc = first; nc < end; ++nc) {
+        const long plane_at = (long)nc * H * W;
+        for (int ow0 = 0; ow0 < OW; ow0 += VW) {
+            const int s = OW < VW ? 0 : MIN_I(ow0, OW - VW);
+            const int lanes = MIN_I(VW, OW - s);
+            const int col0 = s * DW_SW - pad_left;
+#if POOL == POOL_AVG
+            float cols[VW];
+            for (int i = 0; i < VW; ++i)
+                cols[i] = (float)max(1, taps_within(col0 + i * DW_SW, DW_KW, w_lo, w_hi));
+            const floatv count_w = LOADV_PRIVATE(cols);
+#endif
+            EACH_BAND_ROW(POOL_ZERO)
+            if (col0 >= 0 && col0 + DW_KW - 1 + SPAN <= W) {
+                BAND_TAPS(true, POOL_STEP, POOL_FILL)
+            } else {
+                BAND_TAPS(false, POOL_STEP, POOL_FILL)
+            }
+            const long out_at = ((long)nc * OH + oh0) * OW + s;
+            EACH_BAND_ROW(POOL_STORE)
         }
     }
 }
