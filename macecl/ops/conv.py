@@ -28,6 +28,7 @@ GEMM_CHANNELS = 8  # output channels per conv2d_gemm work item: CO_BLOCK in conv
 GEMM_VECTORS = 2  # pixel vectors per conv2d_gemm work item: PX in conv2d.cl (gemm_block)
 GEMM_PREFETCH = 16  # rows of cols ahead that conv2d_gemm prefetches on a CPU (gemm_block)
 DW_ROWS = 4  # output rows per depthwise_conv2d work item: DW_ROWS in conv2d.cl
+STEM_INPUTS = 4  # input channels a group up to which stem_block's wide direct kernel runs
 COLS_LIMIT = 16 << 20  # bytes of im2col's matrix past which conv2d_direct wins (_convolve_forward)
 
 
@@ -201,6 +202,9 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
       ops/conv_tiled.py;
     - on a CPU, 3x3, stride 1, one group, constant weights, enough output tiles:
       Winograd, see ops/conv_winograd.py;
+    - on a CPU, a network's first layer (at most STEM_INPUTS input channels a group,
+      constant weights, rows at least a vector wide): ``conv2d_direct`` in blocks of 16 or
+      24 channels (stem_block), whatever its channel count or window;
     - 1x1, stride 1, no padding: ``conv2d_gemm`` straight on the input, which already is the
       (C_in, pixels) matrix (its register block and prefetch: gemm_block);
     - rows at least a vector wide, and fewer than 32 output channels per group or an im2col
@@ -263,6 +267,20 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
         return out
     pointwise = (kh, kw, sh, sw, pt, pl, oh, ow) == (1, 1, 1, 1, 0, 0, h, wd)
     taps = c_in // group * kh * kw
+    stem = stem_block(builder.traits, c_in // group, per_group, pointwise, w2.host is not None)
+    if stem and ow >= width:
+        blocks = n * group * -(-per_group // stem)
+        args = [x2, builder.constant(pack_filter_array(np.asarray(w2.host), group, stem)),
+                *epilogue, *shape, *window, np.int32(group), np.int32(blocks), act_a, act_b]
+        grid = (blocks, -(-ow // width), oh)
+        # groups of up to 8 x 8 pixel vectors (neighbouring rows share input rows): kernel ms
+        # (the tuner's timing) PoCL's own choice / one work item / this: SqueezeNet's 3x3/2
+        # 3 -> 64 0.70 / 0.77 / 0.36, ShuffleNet's 3 -> 24 0.24 / 0.11 / 0.14, ResNet-50's
+        # 7x7/2 2.75 / 2.38 / 1.15 (im2col + conv2d_gemm took 0.59 and 1.88 in the profile)
+        local = (1, min(8, 1 << (grid[1] - 1).bit_length()), min(8, 1 << (oh - 1).bit_length()))
+        builder.launch("conv2d", "conv2d_direct", args, grid,
+                       options=[*options, f"-DCO_BLOCK={stem}"], local_size=local)
+        return out
     packed = packed_filter(builder, w2, group, per_group, taps)
     cols_bytes = 4 * n * c_in * kh * kw * oh * ow
     if not pointwise and ow >= width and (per_group < 4 * GEMM_CHANNELS
@@ -361,14 +379,28 @@ def packed_filter(builder, w2, group: int, per_group: int, taps: int):
     return packed
 
 
-def pack_filter_array(filt: np.ndarray, group: int) -> np.ndarray:
-    """A host filter (C_out, C_in / group, KH, KW) in packed_filter's layout."""
+def pack_filter_array(filt: np.ndarray, group: int, channels: int = GEMM_CHANNELS
+                      ) -> np.ndarray:
+    """A host filter (C_out, C_in / group, KH, KW) in packed_filter's layout, in blocks of
+    ``channels`` (CO_BLOCK)."""
     per_group, taps = filt.shape[0] // group, filt[0].size
-    blocks = -(-per_group // GEMM_CHANNELS)
-    padded = np.zeros((group, blocks * GEMM_CHANNELS, taps), np.float32)
+    blocks = -(-per_group // channels)
+    padded = np.zeros((group, blocks * channels, taps), np.float32)
     padded[:, :per_group] = filt.astype(np.float32).reshape(group, per_group, taps)
-    blocked = padded.reshape(group, blocks, GEMM_CHANNELS, taps).transpose(0, 1, 3, 2)
+    blocked = padded.reshape(group, blocks, channels, taps).transpose(0, 1, 3, 2)
     return np.ascontiguousarray(blocked)
+
+
+def stem_block(traits, inputs: int, per_group: int, pointwise: bool, constant: bool) -> int:
+    """The channel block of conv2d_direct for a network's first convolution on a CPU (at most
+    STEM_INPUTS input channels a group, constant weights, a window), or 0 where this rule
+    does not apply. Its few input channels give each work item little to reuse: wider
+    channel blocks make each input vector it loads feed 16 or 24 multiply-adds, not 8."""
+    if not traits.cpu or pointwise or not constant or inputs > STEM_INPUTS:
+        return 0
+    if per_group % 24 == 0:
+        return 24
+    return 16 if per_group >= 16 else GEMM_CHANNELS
 
 
 @lowering("Conv")

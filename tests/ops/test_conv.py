@@ -143,6 +143,14 @@ CONV_CASES = {
     "3x3_wide_rows_groups_stride1": ((2, 6, 4, 36), (20, 3, 3, 3),
                                      {"group": 2, "pads": [1, 1, 1, 1]},
                                      {"group": 2, "pads": (1, 1, 1, 1)}),
+    # a network's first layer (conv.py stem_block on a CPU): blocks of 24 channels, of 16
+    # with a tail block, batch 2, and ResNet's 7x7/2 window
+    "stem_blocks_of_24": ((1, 3, 9, 40), (48, 3, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]},
+                          {"strides": (2, 2), "pads": (1, 1, 1, 1)}),
+    "stem_blocks_of_16_tail_batch2": ((2, 3, 11, 37), (21, 3, 3, 3), {"pads": [0, 1, 1, 0]},
+                                      {"pads": (0, 1, 1, 0)}),
+    "stem_7x7": ((1, 3, 20, 45), (16, 3, 7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]},
+                 {"strides": (2, 2), "pads": (3, 3, 3, 3)}),
 }
 
 

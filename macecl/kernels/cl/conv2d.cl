@@ -17,6 +17,8 @@
  *                       (default 2; ops/conv.py gemm_block chooses)
  *   -DPREFETCH=<rows>   conv2d_gemm prefetches the cols row that many ahead (a clang
  *                       builtin: CPUs only)
+ *   -DCO_BLOCK=<8|16|24> output channels per work item (default 8; 16 and 24 for
+ *                       conv2d_direct only, whose filter the host then packs in such blocks)
  *   -DSHUFFLE=<g>       depthwise_conv2d reads its input through a channel shuffle of g
  *                       groups (common.h depthwise_source)
  *
@@ -72,7 +74,9 @@
 #include "vector.h"
 #include "activate.h"
 
-#define CO_BLOCK 8  /* output channels per conv2d_gemm / conv2d_direct work item */
+#ifndef CO_BLOCK
+#define CO_BLOCK 8  /* output channels per work item: conv2d_direct also takes 16 or 24 */
+#endif
 #ifndef PX
 #define PX 2        /* pixel vectors per conv2d_gemm work item (-DPX, 2 or 3) */
 #endif
@@ -220,7 +224,18 @@ __kernel void pack_filter(__global const float* filter,
     packed[i] = m < M ? filter[((size_t)(gb / m_blocks) * M + m) * K + k] : 0.0f;
 }
 
-#define EACH_CHANNEL(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define CHANNELS_0_7(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define CHANNELS_8_15(X) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+#define CHANNELS_16_23(X) X(16) X(17) X(18) X(19) X(20) X(21) X(22) X(23)
+#if CO_BLOCK == 8
+#define EACH_CHANNEL(X) CHANNELS_0_7(X)
+#elif CO_BLOCK == 16
+#define EACH_CHANNEL(X) CHANNELS_0_7(X) CHANNELS_8_15(X)
+#elif CO_BLOCK == 24
+#define EACH_CHANNEL(X) CHANNELS_0_7(X) CHANNELS_8_15(X) CHANNELS_16_23(X)
+#else
+#error "CO_BLOCK is 8, 16 or 24"
+#endif
 #if PX == 2
 #define EACH_VECTOR(X, j) X(j, 0) X(j, 1)
 #define LOAD_VECTORS(from) const floatv x0 = from(xk), x1 = from(xk + VW);
