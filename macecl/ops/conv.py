@@ -203,7 +203,7 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
     - on a CPU, 3x3, stride 1, one group, constant weights, enough output tiles:
       Winograd, see ops/conv_winograd.py;
     - on a CPU, a network's first layer (at most STEM_INPUTS input channels a group,
-      constant weights, rows at least a vector wide): ``conv2d_direct`` in blocks of 16 or
+      constant weights, rows at least a vector wide): ``conv2d_direct`` in blocks of up to
       24 channels (stem_block), whatever its channel count or window;
     - 1x1, stride 1, no padding: ``conv2d_gemm`` straight on the input, which already is the
       (C_in, pixels) matrix (its register block and prefetch: gemm_block);
@@ -267,28 +267,30 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
         return out
     pointwise = (kh, kw, sh, sw, pt, pl, oh, ow) == (1, 1, 1, 1, 0, 0, h, wd)
     taps = c_in // group * kh * kw
-    stem = stem_block(builder.traits, c_in // group, per_group, pointwise, w2.host is not None)
-    if stem and ow >= width:
-        blocks = n * group * -(-per_group // stem)
-        args = [x2, builder.constant(pack_filter_array(np.asarray(w2.host), group, stem)),
-                *epilogue, *shape, *window, np.int32(group), np.int32(blocks), act_a, act_b]
-        grid = (blocks, -(-ow // width), oh)
-        # groups of up to 8 x 8 pixel vectors (neighbouring rows share input rows): kernel ms
-        # (the tuner's timing) PoCL's own choice / one work item / this: SqueezeNet's 3x3/2
-        # 3 -> 64 0.70 / 0.77 / 0.36, ShuffleNet's 3 -> 24 0.24 / 0.11 / 0.14, ResNet-50's
-        # 7x7/2 2.75 / 2.38 / 1.15 (im2col + conv2d_gemm took 0.59 and 1.88 in the profile)
-        local = (1, min(8, 1 << (grid[1] - 1).bit_length()), min(8, 1 << (oh - 1).bit_length()))
-        builder.launch("conv2d", "conv2d_direct", args, grid,
-                       options=[*options, f"-DCO_BLOCK={stem}"], local_size=local)
-        return out
-    packed = packed_filter(builder, w2, group, per_group, taps)
+    stem = (stem_block(builder.traits, c_in // group, per_group, pointwise, w2.host is not None)
+            if ow >= width else 0)
+    if stem:
+        packed = builder.constant(pack_filter_array(np.asarray(w2.host), group, stem))
+    else:
+        packed = packed_filter(builder, w2, group, per_group, taps)
     cols_bytes = 4 * n * c_in * kh * kw * oh * ow
-    if not pointwise and ow >= width and (per_group < 4 * GEMM_CHANNELS
-                                          or cols_bytes > COLS_LIMIT):
-        blocks = n * group * -(-per_group // GEMM_CHANNELS)
+    if stem or not pointwise and ow >= width and (per_group < 4 * GEMM_CHANNELS
+                                                  or cols_bytes > COLS_LIMIT):
+        blocks = n * group * -(-per_group // (stem or GEMM_CHANNELS))
         args = [x2, packed, *epilogue, *shape, *window, np.int32(group), np.int32(blocks),
                 act_a, act_b]
-        if sw == 1:
+        if stem:
+            # groups of up to 8 x 8 pixel vectors (neighbouring rows share input rows): kernel
+            # ms (the tuner's timing) PoCL's own choice / one work item / this: SqueezeNet's
+            # 3x3/2 3 -> 64 0.70 / 0.77 / 0.36, ShuffleNet's 3 -> 24 0.24 / 0.11 / 0.14,
+            # ResNet-50's 7x7/2 2.75 / 2.38 / 1.15 (im2col + conv2d_gemm took 0.59 and 1.88
+            # in the profile)
+            grid = (blocks, -(-ow // width), oh)
+            local = (1, min(8, 1 << (grid[1] - 1).bit_length()),
+                     min(8, 1 << (oh - 1).bit_length()))
+            builder.launch("conv2d", "conv2d_direct", args, grid,
+                           options=[*options, f"-DCO_BLOCK={stem}"], local_size=local)
+        elif sw == 1:
             builder.launch("conv2d", "conv2d_direct_wide", args,
                            (blocks, -(-ow // (width * GEMM_VECTORS)), oh), options=options,
                            local_size=heavy_items(builder))

@@ -66,17 +66,10 @@ def planes_per_item(oh: int, ow: int) -> int:
 def rows_launch(builder, x2, w2, bias, residual, out2, window, options, act_a, act_b) -> None:
     """depthwise_rows over (N, C_in, H, W) -> (N, C_out, OH, OW); window = (kh, kw, sh, sw,
     pt, pl); options: conv.py's (vector width, bias, residual, activation)."""
-    kh, kw, sh, sw, pt, pl = window
-    n, c_in, h, wd = x2.shape
+    _, c_in, h, wd = x2.shape
     _, c_out, oh, ow = out2.shape
-    per_item, band = planes_per_item(oh, ow), band_rows(oh)
-    planes = n * c_out
-    sizes = (c_in, h, wd, c_out, oh, ow, pt, pl, planes, per_item)
-    builder.launch("depthwise", "depthwise_rows",
-                   [x2, w2, bias, residual, out2, *(np.int32(v) for v in sizes), act_a, act_b],
-                   (-(-oh // band), -(-planes // per_item)),
-                   options=[*options, *window_options(kh, kw, sh, sw, band)],
-                   local_size=(1, 1))
+    _launch_bands(builder, "depthwise_rows", [x2, w2, bias, residual, out2],
+                  (c_in, h, wd, c_out, oh, ow, *window[4:]), out2, window, options, (act_a, act_b))
 
 
 def pool_rows_launch(builder, x2, out2, window, pool: int, counted: tuple[int, int, int, int],
@@ -84,15 +77,24 @@ def pool_rows_launch(builder, x2, out2, window, pool: int, counted: tuple[int, i
     """pool_rows over (N, C, H, W) -> (N, C, OH, OW): pool 1 max, 2 average; window = (kh,
     kw, sh, sw, pt, pl); counted = the box (h_lo, h_hi, w_lo, w_hi) whose taps an average
     counts; options: the pooling program's (the vector width)."""
-    kh, kw, sh, sw, pt, pl = window
-    n, c, h, wd = x2.shape
+    _launch_bands(builder, "pool_rows", [x2, out2],
+                  (*x2.shape[2:], *out2.shape[2:], *window[4:], *counted), out2, window,
+                  [*options, f"-DPOOL={pool}"])
+
+
+def _launch_bands(builder, kernel: str, buffers: list, sizes: tuple, out2, window,
+                  options: list[str], tail: tuple = ()) -> None:
+    """``kernel`` of the depthwise program over its work items: a band of band_rows output
+    rows of planes_per_item planes of ``out2`` each. Its arguments: ``buffers``, the int
+    ``sizes``, then the planes and the planes a work item takes, then ``tail``."""
+    kh, kw, sh, sw = window[:4]
     oh, ow = out2.shape[2:]
+    planes = out2.shape[0] * out2.shape[1]
     per_item, band = planes_per_item(oh, ow), band_rows(oh)
-    sizes = (h, wd, oh, ow, pt, pl, *counted, n * c, per_item)
-    builder.launch("depthwise", "pool_rows", [x2, out2, *(np.int32(v) for v in sizes)],
-                   (-(-oh // band), -(-(n * c) // per_item)),
-                   options=[*options, f"-DPOOL={pool}", *window_options(kh, kw, sh, sw, band)],
-                   local_size=(1, 1))
+    builder.launch("depthwise", kernel,
+                   [*buffers, *(np.int32(v) for v in (*sizes, planes, per_item)), *tail],
+                   (-(-oh // band), -(-planes // per_item)),
+                   options=[*options, *window_options(kh, kw, sh, sw, band)], local_size=(1, 1))
 
 
 def window_options(kh: int, kw: int, sh: int, sw: int, band: int) -> list[str]:

@@ -105,10 +105,11 @@ def _lower_pool(node: Node, inputs: list, builder) -> list:
 
 
 def _window_items(builder, grid: tuple[int, int, int]) -> tuple[int, int, int] | None:
-    """On a CPU, a group of up to 16 output rows of one vector column of one plane; the
-    driver's (or the tuner's) choice elsewhere. PoCL's own choice runs thousands of work
-    items as one group, so a small pool ran on one core. Kernel ms, PoCL's choice against
-    this (the tuner's best in brackets), PoCL 3.0 on 2 cores: SqueezeNet's 3x3/2 max pools
+    """On a CPU (for the windows pool_rows does not take), a group of up to 16 output rows of
+    one vector column of one plane; the driver's (or the tuner's) choice elsewhere. PoCL's
+    own choice runs thousands of work items as one group, so a small pool ran on one core.
+    Kernel ms, PoCL's choice against this (the tuner's best in brackets), PoCL 3.0 on 2
+    cores, measured when these pools still ran here: SqueezeNet's 3x3/2 max pools
     0.354 / 0.214 (0.168), 0.165 / 0.088 (0.070), 0.089 / 0.087 (0.074); ShuffleNet's max
     pool 0.146 / 0.118 (0.096) and 3x3/2 average pools 0.074 / 0.047 (0.041), 0.155 / 0.082
     (0.080), 0.107 / 0.075 (0.073); PP-OCR rec's and ShuffleNet's last pools, one row, on a

@@ -50,8 +50,9 @@
  *                    KH, KW, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, batch_out,
  *                    act_a, act_b)
  *     groups = C_in; output channel c reads input channel c / (C_out / C_in), or the
- *     shuffled one of -DSHUFFLE (common.h depthwise_source); the filter as ONNX lays it out. Each work item computes VW pixels of DW_ROWS output rows (four
- *     accumulator chains). Global size (ceil(OW / VW), ceil(OH / DW_ROWS), N * C_out) with
+ *     shuffled one of -DSHUFFLE (common.h depthwise_source); the filter as ONNX lays it
+ *     out. Each work item computes VW pixels of DW_ROWS output rows (four accumulator
+ *     chains). Global size (ceil(OW / VW), ceil(OH / DW_ROWS), N * C_out) with
  *     batch_out = N * C_out.
  *   conv2d_direct(input, packed, bias, residual, output, C_in, H, W, C_out, OH, OW, KH, KW,
  *                 stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, groups, blocks,
