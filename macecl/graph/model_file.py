@@ -1,9 +1,12 @@
 """The ``.macecl`` model file: a safetensors file whose metadata holds the graph.
 
 safetensors is a documented, widely read format (8-byte header length, JSON header, raw
-little-endian tensors), so any safetensors tool can list a model's weights. macecl writes it
-with the ``safetensors`` package and reads it itself, mapping the file and viewing each
-weight in place: loading costs no copy and no time that grows with the weights.
+little-endian tensors), so any safetensors tool can list a model's weights. macecl writes and
+reads it itself. Writing: the ``safetensors`` package orders the metadata by a hash map seeded
+anew in every process, so one graph saved twice gave two different files; ours are the same
+bytes every time (sorted keys), which content hashes and shipped artifacts rely on. Reading:
+the file is mapped and each weight viewed in place, so loading costs no copy and no time that
+grows with the weights.
 
 The graph goes in the header's ``__metadata__`` under ``macecl.graph`` (JSON), with
 ``macecl.format`` the version of that JSON's layout.
@@ -27,7 +30,8 @@ from macecl.graph.ir import Graph, Node, TensorSpec
 FORMAT_VERSION = "1"
 SUFFIX = ".macecl"
 _DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "I64": "int64", "I32": "int32",
-           "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+           "I16": "int16", "I8": "int8", "U64": "uint64", "U32": "uint32", "U16": "uint16",
+           "U8": "uint8", "BOOL": "bool"}
 _MAX_HEADER = 256 * 1024 * 1024
 
 
@@ -56,12 +60,34 @@ def graph_to_json(graph: Graph) -> str:
     }, ensure_ascii=False)
 
 
+def encode(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
+    """A safetensors file of ``tensors``, its bytes fixed by its content alone.
+
+    Tensors go widest element first, then by name, so each starts at a multiple of its
+    element size (the header is padded with spaces to 8 bytes, as safetensors does).
+    """
+    codes = {np.dtype(name): code for code, name in _DTYPES.items()}
+    header: dict[str, Any] = {"__metadata__": dict(sorted(metadata.items()))}
+    chunks, offset = [], 0
+    for name, array in sorted(tensors.items(), key=lambda item: (-item[1].itemsize, item[0])):
+        code = codes.get(array.dtype.newbyteorder("="))
+        if code is None:
+            raise ModelFormatError(f"constant {name!r} has dtype {array.dtype}, which a "
+                                   f"{SUFFIX} file cannot hold (one of {sorted(_DTYPES)})")
+        raw = np.ascontiguousarray(array, array.dtype.newbyteorder("<")).tobytes()
+        header[name] = {"dtype": code, "shape": list(array.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + b"".join(chunks)
+
+
 def save(graph: Graph, path: str | Path) -> Path:
     """Write ``graph`` to ``path`` atomically (a crash leaves the old file or none)."""
-    from safetensors.numpy import save as encode
-
     path = Path(path)
-    tensors = {name: np.ascontiguousarray(array) for name, array in graph.constants.items()}
+    tensors = {name: np.asarray(array) for name, array in graph.constants.items()}
     try:
         layout = graph_to_json(graph)
     except (TypeError, ValueError) as error:  # NOTE: protobuf hands non-UTF-8 names as bytes

@@ -151,7 +151,12 @@ def _huge_inputs() -> list[tuple[str, bytes]]:
     return cases
 
 
-@pytest.mark.parametrize("target, data", _huge_inputs())
+HUGE_INPUTS = _huge_inputs()
+
+
+# NOTE: numbered ids, not the bytes, so that every pytest-xdist worker collects the same names
+@pytest.mark.parametrize("target, data", HUGE_INPUTS,
+                         ids=[f"{target}-{n}" for n, (target, _) in enumerate(HUGE_INPUTS)])
 def test_huge_counts_and_lengths_are_refused_without_allocating(target, data):
     tracemalloc.start()
     try:
