@@ -93,11 +93,9 @@ def convolve_winograd(builder, x2, w2, bias, residual, out2, pads: tuple[int, in
     products = builder.new((n * t * t, c_out, tiles))
     packed = builder.constant(transformed_filter(np.asarray(w2.host), tile))
     sizes = (c_out, c_in, tiles, t * t, n * t * t)
-    grid = (-(-c_out // conv.GEMM_CHANNELS), -(-tiles // (width * conv.GEMM_VECTORS)), n * t * t)
-    builder.launch("conv2d", "conv2d_gemm",
-                   [packed, v, None, None, products, *(i32(s) for s in sizes), np.float32(0),
-                    np.float32(0)],
-                   grid, options=[f"-DVW={width}"], local_size=heavy)
+    conv.gemm_launch(builder, [packed, v, None, None, products, *(i32(s) for s in sizes),
+                               np.float32(0), np.float32(0)],
+                     c_out, tiles, width * conv.GEMM_VECTORS, n * t * t, [f"-DVW={width}"])
     builder.launch("winograd", "winograd_output",
                    [products, bias, residual, out2,
                     *(i32(s) for s in (c_out, oh, ow, tiles_h, tiles_w, n * c_out)), act_a, act_b],

@@ -21,7 +21,7 @@ def conv_reference(x, w, b=None, strides=(1, 1), dilations=(1, 1), pads=(0, 0, 0
     x, w = x.astype(np.float64), w.astype(np.float64)
     top, left, bottom, right = pads
     xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
-    n, c, hp, wp = xp.shape
+    n, _, hp, wp = xp.shape
     m, cg, kh, kw = w.shape
     sh, sw = strides
     dh, dw = dilations
@@ -333,3 +333,34 @@ def test_3d_is_rejected_at_conversion(op):
     node = Node(op, "n", ["x", "w"], ["y"], {"pads": [1, 1, 1, 1, 1, 1]})
     assert unsupported_reason(node) == f"{op} with 3 spatial dims"
     assert unsupported_reason(Node(op, "n", ["x", "w"], ["y"], {"kernel_shape": [3, 3]})) is None
+
+
+@pytest.mark.parametrize("x_shape, w_shape, attrs, pixels_first", [
+    ((2, 40, 7, 7), (20, 40, 1, 1), {}, True),  # 49 pixels: 2 blocks, a tail channel block
+    ((1, 24, 9, 9), (16, 24, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}, True),  # im2col
+    ((1, 40, 15, 15), (20, 40, 1, 1), {}, False),  # 225 pixels: 5 to 8 blocks
+], ids=["pointwise_49", "im2col_25", "pointwise_225"])
+def test_gemm_grid_order(run_node, shared_context, x_shape, w_shape, attrs, pixels_first):
+    """On a CPU, conv2d_gemm over a few pixel blocks runs them fastest (-DPIXELS_FIRST, a
+    transposed grid); both orders compute every output, residual and activation included."""
+    from macecl.engine.plan import make_plan
+    from macecl.graph import Graph, TensorSpec
+    from macecl.ops.traits import DeviceTraits
+
+    x, w, b = rand(*x_shape), rand(*w_shape), rand(w_shape[0])
+    y = conv_reference(x, w, b, **{k: tuple(v) for k, v in attrs.items()})
+    r = rand(*y.shape)
+    attrs = {**attrs, "activation": [1, 0.0, 0.0]}
+    graph = Graph(nodes=[Node("Conv", "conv", ["x", "w", "b", "r"], ["y"], attrs)],
+                  inputs=[TensorSpec("x", "float32", list(x.shape)),
+                          TensorSpec("r", "float32", list(r.shape))],
+                  outputs=[TensorSpec("y", "float32", [])], constants={"w": w, "b": b},
+                  opset=18)
+    traits = DeviceTraits.of(shared_context.device.cl_device)
+    gemms = [s for s in make_plan(graph, [x.shape, r.shape], traits).steps
+             if s.kernel == "conv2d_gemm"]
+    assert len(gemms) == 1
+    assert ("-DPIXELS_FIRST" in gemms[0].options) == (pixels_first and traits.cpu)
+    (got,) = run_node("Conv", {"x": x, "r": r}, attrs, {"w": w, "b": b},
+                      inputs=["x", "w", "b", "r"])
+    assert_close(got, np.maximum(y + r, 0))

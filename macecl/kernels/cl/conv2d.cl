@@ -17,6 +17,7 @@
  *                       (default 2; ops/conv.py gemm_block chooses)
  *   -DPREFETCH=<rows>   conv2d_gemm prefetches the cols row that many ahead (a clang
  *                       builtin: CPUs only)
+ *   -DPIXELS_FIRST      conv2d_gemm's grid is (pixel blocks, channel blocks, batch_groups)
  *   -DCO_BLOCK=<8|16|24> output channels per work item (default 8; 16 and 24 for
  *                       conv2d_direct only, whose filter the host then packs in such blocks)
  *   -DSHUFFLE=<g>       depthwise_conv2d reads its input through a channel shuffle of g
@@ -45,7 +46,8 @@
  *     filter: the ONNX weight (C_out, C_in / groups, KH, KW), packed; cols (N, groups * K,
  *     P), or im2col's layout with PACKED_COLS; output and residual (N, groups * M, P).
  *     Each work item computes CO_BLOCK output channels by SPAN = PX * VW pixels. Global
- *     size (ceil(M / CO_BLOCK), ceil(P / SPAN), batch_groups).
+ *     size (ceil(M / CO_BLOCK), ceil(P / SPAN), batch_groups), its first two swapped with
+ *     -DPIXELS_FIRST.
  *   depthwise_conv2d(input, filter, bias, residual, output, C_in, H, W, C_out, OH, OW,
  *                    KH, KW, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, batch_out,
  *                    act_a, act_b)
@@ -266,10 +268,17 @@ __kernel void conv2d_gemm(__global const float* packed,
                           const int groups, const int batch_groups,
                           const float act_a, const float act_b)
 {
+#ifdef PIXELS_FIRST
+    /* pixel blocks run fastest: where there are only a few, the work items of one channel
+       block follow each other, and its K x CO_BLOCK weights come from memory once */
+    const int mb = get_global_id(1);
+    const int block = get_global_id(0);
+#else
     /* channel blocks run fastest, so neighbouring work items (one work-item loop of PoCL)
        share the K x SPAN block of cols while it is in cache */
     const int mb = get_global_id(0);
     const int block = get_global_id(1);
+#endif
     const int ng = get_global_id(2);
     const int m_blocks = (M + CO_BLOCK - 1) / CO_BLOCK;
     if (mb >= m_blocks || block * SPAN >= P || ng >= batch_groups) return;
