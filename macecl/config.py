@@ -56,6 +56,9 @@ class Settings:
     build_mode: str = "threads"
 
     def __post_init__(self) -> None:
+        if self.cache_dir is not None and not isinstance(self.cache_dir, Path):
+            # override(cache_dir="...") from an application: a str or any os.PathLike
+            object.__setattr__(self, "cache_dir", Path(self.cache_dir).expanduser())
         if self.build_workers < 1:
             raise ConfigError(f"MACECL_BUILD_WORKERS={self.build_workers} must be 1 or more")
         if self.build_mode not in BUILD_MODES:

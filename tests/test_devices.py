@@ -49,3 +49,17 @@ def test_unknown_selector_lists_what_exists(selector):
     with pytest.raises(DeviceNotFoundError) as raised:
         select_device(selector)
     assert selector in str(raised.value) and list_devices()[0].name in str(raised.value)
+
+
+def test_a_cache_dir_given_as_text_is_a_path(tmp_path):
+    """config.override(cache_dir="...") as an application writes it: the context's cache
+    file goes in that directory, as with a Path or MACECL_CACHE_DIR."""
+    from macecl.runtime.context import GPUContextBuilder
+
+    with config.override(cache_dir=str(tmp_path / "text")):
+        assert config.settings().cache_dir == tmp_path / "text"
+        context = GPUContextBuilder().finalize()
+        try:
+            assert context.cache_path.parent == tmp_path / "text"
+        finally:
+            context.close()

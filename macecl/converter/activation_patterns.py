@@ -19,15 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from macecl.graph.ir import Graph, Node
+from macecl.graph.ir import Graph, Node, only_reader
 from macecl.ops.activations import CODES, HARD_SWISH_AFFINE
 
 HARD_SWISH = CODES["HardSwish"]
-
-
-def _only_reader(name: str, consumers: dict, outputs: set) -> Node | None:
-    readers = consumers.get(name, [])
-    return readers[0] if len(readers) == 1 and name not in outputs else None
 
 
 def _scalar_operand(graph: Graph, node: Node, data: str, rank: int | None) -> float | None:
@@ -67,13 +62,13 @@ def _swish_gate(graph: Graph, maps, gate_name: str, x: str):
     producers, consumers, outputs = maps
     sigmoid = producers.get(gate_name)
     if sigmoid is None or sigmoid.op != "Sigmoid" \
-            or _only_reader(gate_name, consumers, outputs) is None:
+            or only_reader(gate_name, consumers, outputs) is None:
         return None
     if sigmoid.inputs[0] == x:
         return 1.0, [sigmoid]
     scale = producers.get(sigmoid.inputs[0])
     if scale is None or scale.op != "Mul" \
-            or _only_reader(scale.outputs[0], consumers, outputs) is not sigmoid:
+            or only_reader(scale.outputs[0], consumers, outputs) is not sigmoid:
         return None
     alpha = _scalar_operand(graph, scale, x, None)
     return None if alpha is None else (alpha, [scale, sigmoid])
@@ -90,7 +85,7 @@ def fold_scalar_affine_into_activation(graph: Graph) -> None:
             code, scale, shift = node.attrs["activation"]
             if code == HARD_SWISH:
                 scale, shift = 1.0, 0.0
-            after = _only_reader(node.outputs[0], consumers, outputs)
+            after = only_reader(node.outputs[0], consumers, outputs)
             affine = None if after is None else _as_affine(graph, after, node.outputs[0],
                                                            _output_rank(graph, node))
             if affine is None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from macecl.graph.ir import Graph, Node
+from macecl.graph.ir import Graph, Node, only_reader
 
 FOLDABLE_INTO_PRODUCER = {"Mul", "Add", "Sub", "BatchNormalization"}
 FOLDABLE_INTO_CONSUMER = {"Mul", "Add"}
@@ -99,11 +99,6 @@ def _sweep(graph: Graph, fold) -> bool:
     return bool(touched)
 
 
-def _only_reader(name: str, consumers, outputs) -> Node | None:
-    readers = consumers.get(name, [])
-    return readers[0] if len(readers) == 1 and name not in outputs else None
-
-
 def _fold_into_producer(graph: Graph, node: Node, producers, consumers, outputs):
     if node.op not in FOLDABLE_INTO_PRODUCER or len([o for o in node.outputs if o]) != 1:
         return None
@@ -111,7 +106,7 @@ def _fold_into_producer(graph: Graph, node: Node, producers, consumers, outputs)
                  if name in producers and producers[name].op in ("Conv", "ConvTranspose")), None)
     if conv is None or "activation" in conv.attrs or len(conv.inputs) > 3 \
             or (conv.op == "ConvTranspose" and int(conv.attrs.get("group", 1)) != 1) \
-            or _only_reader(conv.outputs[0], consumers, outputs) is not node:
+            or only_reader(conv.outputs[0], consumers, outputs) is not node:
         return None
     found = _weights(graph, conv)
     if found is None:
@@ -168,7 +163,7 @@ def fold_affine_into_consumer(graph: Graph) -> None:
 def _fold_into_consumer(graph: Graph, node: Node, producers, consumers, outputs):
     if node.op not in FOLDABLE_INTO_CONSUMER or len(node.outputs) != 1:
         return None
-    conv = _only_reader(node.outputs[0], consumers, outputs)
+    conv = only_reader(node.outputs[0], consumers, outputs)
     if conv is None or conv.op != "Conv" or conv.inputs[0] != node.outputs[0] \
             or "activation" in conv.attrs or len(conv.inputs) > 3 or not _unpadded(conv):
         return None

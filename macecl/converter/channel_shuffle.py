@@ -19,7 +19,7 @@ left for remove_dead.
 
 from __future__ import annotations
 
-from macecl.graph.ir import Dim, Graph, Node
+from macecl.graph.ir import Dim, Graph, Node, only_reader
 from macecl.ops.shape_ops import reshape_target
 
 SHUFFLE_PERM = [0, 2, 1, 3, 4]
@@ -27,20 +27,16 @@ SHUFFLE_PERM = [0, 2, 1, 3, 4]
 
 def fuse_channel_shuffle(graph: Graph, value_shapes: dict[str, list[Dim]]) -> None:
     consumers, outputs = graph.consumers(), graph.output_names()
-
-    def only_reader(name: str) -> Node | None:
-        readers = consumers.get(name, [])
-        return readers[0] if len(readers) == 1 and name not in outputs else None
-
     for split in graph.nodes:
         if split.op != "Reshape":
             continue
-        transpose = only_reader(split.outputs[0])
+        transpose = only_reader(split.outputs[0], consumers, outputs)
         if transpose is None or transpose.op != "Transpose" \
                 or list(transpose.attrs.get("perm", [])) != SHUFFLE_PERM:
             continue
-        merge = only_reader(transpose.outputs[0])
-        conv = None if merge is None or merge.op != "Reshape" else only_reader(merge.outputs[0])
+        merge = only_reader(transpose.outputs[0], consumers, outputs)
+        conv = None if merge is None or merge.op != "Reshape" \
+            else only_reader(merge.outputs[0], consumers, outputs)
         if conv is None or conv.op != "Conv" or conv.inputs[0] != merge.outputs[0] \
                 or "input_shuffle" in conv.attrs:
             continue

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from macecl.graph.ir import Dim, Graph, Node
+from macecl.graph.ir import Dim, Graph, Node, only_reader
 
 
 def rewrite_layer_norm(graph: Graph, value_shapes: dict[str, list[Dim]]) -> None:
@@ -41,11 +41,6 @@ def rewrite_layer_norm(graph: Graph, value_shapes: dict[str, list[Dim]]) -> None
         maps = graph.producers(), graph.consumers(), graph.output_names()
 
 
-def _only_reader(name: str, consumers, outputs) -> Node | None:
-    readers = consumers.get(name, [])
-    return readers[0] if len(readers) == 1 and name not in outputs else None
-
-
 def _match(graph: Graph, mean: Node, consumers, outputs, shape: list[Dim] | None):
     """(axis, epsilon, gamma name or None, beta name or None, the nodes from ``mean`` to the
     last one) if ``mean`` starts the pattern."""
@@ -53,7 +48,7 @@ def _match(graph: Graph, mean: Node, consumers, outputs, shape: list[Dim] | None
     axis = _trailing_axes(graph, mean, rank)
     if axis is None:
         return None
-    sub = _only_reader(mean.outputs[0], consumers, outputs)
+    sub = only_reader(mean.outputs[0], consumers, outputs)
     if sub is None or sub.op != "Sub" or sub.inputs != [x, mean.outputs[0]]:
         return None
     d = sub.outputs[0]
@@ -64,24 +59,24 @@ def _match(graph: Graph, mean: Node, consumers, outputs, shape: list[Dim] | None
     divide = next((n for n in readers if n.op == "Div" and n.inputs[0] == d), None)
     if square is None or divide is None:
         return None
-    var = _only_reader(square.outputs[0], consumers, outputs)
+    var = only_reader(square.outputs[0], consumers, outputs)
     if var is None or var.op != "ReduceMean" or _trailing_axes(graph, var, rank) != axis:
         return None
-    add = _only_reader(var.outputs[0], consumers, outputs)
+    add = only_reader(var.outputs[0], consumers, outputs)
     epsilon = None if add is None or add.op != "Add" else _scalar_other(graph, add,
                                                                         var.outputs[0])
-    root = None if epsilon is None else _only_reader(add.outputs[0], consumers, outputs)
+    root = None if epsilon is None else only_reader(add.outputs[0], consumers, outputs)
     if root is None or root.op != "Sqrt" or divide.inputs[1] != root.outputs[0] \
-            or _only_reader(root.outputs[0], consumers, outputs) is not divide:
+            or only_reader(root.outputs[0], consumers, outputs) is not divide:
         return None
     chain = [mean, sub, square, var, add, root, divide]
     scale = bias = None
-    after = _only_reader(divide.outputs[0], consumers, outputs)
+    after = only_reader(divide.outputs[0], consumers, outputs)
     if after is not None and after.op == "Mul":
         scale = _parameter(graph, after, divide.outputs[0], -axis, shape)
         if scale is not None:
             chain.append(after)
-            after = _only_reader(after.outputs[0], consumers, outputs)
+            after = only_reader(after.outputs[0], consumers, outputs)
     if after is not None and after.op == "Add":
         bias = _parameter(graph, after, chain[-1].outputs[0], -axis, shape)
         if bias is not None:

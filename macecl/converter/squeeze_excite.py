@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from macecl.graph.ir import Graph, Node
+from macecl.graph.ir import Graph, Node, only_reader
 
 NO_ACTIVATION = [0, 0.0, 0.0]
 
@@ -45,21 +45,16 @@ def fuse_squeeze_excite(graph: Graph) -> None:
     graph.nodes = [n for n in graph.nodes if id(n) not in removed]
 
 
-def _only_reader(name: str, consumers, outputs) -> Node | None:
-    readers = consumers.get(name, [])
-    return readers[0] if len(readers) == 1 and name not in outputs else None
-
-
 def _match(graph: Graph, pool: Node, consumers, outputs) -> tuple[Node, Node, Node] | None:
     """(the squeeze Conv, the excite Conv, the Mul) if ``pool`` starts a whole block."""
     x = pool.inputs[0]
-    squeeze = _only_reader(pool.outputs[0], consumers, outputs)
+    squeeze = only_reader(pool.outputs[0], consumers, outputs)
     w1 = _pointwise_weight(graph, squeeze)
-    excite = None if w1 is None else _only_reader(squeeze.outputs[0], consumers, outputs)
+    excite = None if w1 is None else only_reader(squeeze.outputs[0], consumers, outputs)
     w2 = _pointwise_weight(graph, excite)
     if w2 is None or w2.ndim != w1.ndim or w2.shape[:2] != (w1.shape[1], w1.shape[0]):
         return None
-    mul = _only_reader(excite.outputs[0], consumers, outputs)
+    mul = only_reader(excite.outputs[0], consumers, outputs)
     if mul is None or mul.op != "Mul" or sorted(mul.inputs) != sorted([x, excite.outputs[0]]) \
             or x == excite.outputs[0]:
         return None

@@ -70,3 +70,10 @@ class Graph:
 
     def op_types(self) -> Iterator[str]:
         return (node.op for node in self.nodes)
+
+
+def only_reader(name: str, consumers: dict[str, list[Node]], outputs: set[str]) -> Node | None:
+    """The one node that reads tensor ``name`` (from ``Graph.consumers``), if exactly one
+    does and ``name`` is not among the graph's ``outputs``: a value a fusion may fold away."""
+    readers = consumers.get(name, [])
+    return readers[0] if len(readers) == 1 and name not in outputs else None
