@@ -229,3 +229,34 @@ def test_opset6_broadcast_along_an_axis_is_read_as_onnx_meant_it(tmp_path):
     x = RNG.standard_normal((2, 3, 4, 5)).astype(np.float32)
     with macecl.Engine(tmp_path / "legacy.onnx") as engine:
         np.testing.assert_allclose(engine.run({"x": x})["y"], x + bias[:, None, None], atol=1e-6)
+
+
+def test_buffers_shared_by_a_concat_are_released_and_planned_again(tmp_path):
+    """A Concat's inputs are written in place into its output (sub-buffers of one buffer).
+    Closing, and dropping a plan for a new shape, release them all; NVIDIA's driver crashed
+    when the sub-buffers went first (run this with MACECL_DEVICE=NVIDIA to check there)."""
+    wa, wb = RNG.standard_normal((4, 3, 3, 3)), RNG.standard_normal((5, 3, 1, 1))
+    nodes = [helper.make_node("Conv", ["x", "wa"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["x", "wb"], ["b"]),
+             helper.make_node("Concat", ["a", "b"], ["c"], axis=1),
+             helper.make_node("Relu", ["c"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "concat",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "H", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(w.astype(np.float32), n) for n, w in (("wa", wa), ("wb", wb))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8  # what every ONNX Runtime of the test extra reads
+    onnx.save(model, tmp_path / "concat.onnx")
+    import onnxruntime
+
+    reference = onnxruntime.InferenceSession(str(tmp_path / "concat.onnx"))
+    engine = macecl.Engine(tmp_path / "concat.onnx")
+    for height in (6, 9, 6):  # the third replans the first shape after a plan was dropped
+        x = RNG.standard_normal((1, 3, height, 8)).astype(np.float32)
+        got = engine.run({"x": x})["y"]
+        np.testing.assert_allclose(got, reference.run(None, {"x": x})[0], rtol=1e-5, atol=1e-5)
+        prepared = engine._prepare(((1, 3, height, 8),))
+        assert len(prepared.buffers) > len(prepared.plan.buffer_sizes)  # sub-buffers made
+        engine._forget_plans()
+    engine.close()
