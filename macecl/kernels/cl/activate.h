@@ -51,10 +51,6 @@ inline floatv activate_v(floatv y, const float act_a, const float act_b)
 #endif
 }
 
-/* The end of every convolution kernel's epilogue (-DHAS_RESIDUAL, -DACTIVATION; the caller
-   has added the bias): the residual and the activation of the first `lanes` of VW outputs at
-   output[at], then stored. `whole`: all VW lanes are stored as one vector (the caller knows
-   that lanes past `lanes` are outputs too, or land where it stores later). */
 /* store_activated's lanes one by one: out of line, one copy a kernel instead of one at each
    of a kernel's stores, which kernels storing many channel blocks compiled slowly (PoCL,
    build + binary of conv2d_direct at CO_BLOCK 16 0.83 -> 0.54 s, conv2d_gemm 0.85 -> 0.42 s,
@@ -75,6 +71,10 @@ void store_activated_lanes(floatv acc, const int lanes, const size_t at,
     }
 }
 
+/* The end of every convolution kernel's epilogue (-DHAS_RESIDUAL, -DACTIVATION; the caller
+   has added the bias): the residual and the activation of the first `lanes` of VW outputs at
+   output[at], then stored. `whole`: all VW lanes are stored as one vector (the caller knows
+   that lanes past `lanes` are outputs too, or land where it stores later). */
 inline void store_activated(floatv acc, const int lanes, const bool whole, const size_t at,
                             __global const float* residual, __global float* output,
                             const float act_a, const float act_b)
