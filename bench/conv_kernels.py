@@ -380,7 +380,7 @@ class Runner:
         if (k, s, p) == (1, 1, 0):
             out = self.buffer(size=co * oh * ow)
             args = [packed, x, bias, None, out, *map(i, (m, c // g, oh * ow, g, g)),
-                    np.float32(0), np.float32(0)]
+                    np.float32(0), np.float32(0), i(0)]
             grid = gemm_grid(m, oh * ow, vw, g)
             found["gemm"] = ([(*conv, "conv2d_gemm", grid, args, self.gemm_local)], out)
             # the driver's work-groups, for the figures behind heavy_items
@@ -390,7 +390,7 @@ class Runner:
         cols = self.buffer(size=c * k * k * p_blocks * span)
         out = self.buffer(size=co * oh * ow)
         gemm = [packed, cols, bias, None, out, *map(i, (m, c // g * k * k, oh * ow, g, g)),
-                np.float32(0), np.float32(0)]
+                np.float32(0), np.float32(0), i(0)]
         found["im2col+gemm"] = ([
             (*conv, "im2col", (c, p_blocks * GEMM_VECTORS),
              [x, cols, *map(i, (c, h, w, oh, ow)), *window, i(c // g * k * k), i(c)], None),
@@ -433,7 +433,7 @@ class Runner:
              [x, v, *map(i, (c, h, w, tiles_h, tiles_w, p, p, c))], self.gemm_local[:1]),
             ("conv2d", f"-DVW={vw}", "conv2d_gemm", gemm_grid(co, tiles, vw, t * t),
              [self.buffer(transformed_filter(filt, tile)), v, None, None, products,
-              *map(i, (co, c, tiles, t * t, t * t)), zero, zero], self.gemm_local),
+              *map(i, (co, c, tiles, t * t, t * t)), zero, zero, i(0)], self.gemm_local),
             ("winograd", f"{shape_options} -DHAS_BIAS", "winograd_output",
              (-(-tiles_w // vw), tiles_h, co),
              [products, bias, None, out, *map(i, (co, oh, ow, tiles_h, tiles_w, co)), zero,

@@ -159,7 +159,8 @@ class Runner(conv_kernels.Runner):
         out = self.buffer(size=batch_groups * m * p)
         args = [self.buffer(packed_filter(weights, groups, channels)),
                 self.buffer(packed_cols(x, span) if packed else x), self.buffer(bias), None, out,
-                *map(np.int32, (m, k, p, groups, batch_groups)), np.float32(0), np.float32(0)]
+                *map(np.int32, (m, k, p, groups, batch_groups)), np.float32(0), np.float32(0),
+                np.int32(0)]
         kernel.set_args(*args)
         grid = (-(-m // channels), -(-p // span), batch_groups)
 

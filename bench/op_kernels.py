@@ -526,7 +526,7 @@ def activation_cases(runner: Runner, traits: DeviceTraits):
         out = runner.buffer(size=m * pixels)
         ways[way] = (text, f"-DVW={vw} -DHAS_BIAS -DACTIVATION=7", "conv2d_gemm", grid, local,
                      [packed, x, bias, None, out, i32(m), i32(c), i32(pixels), i32(1), i32(1),
-                      f32(0), f32(0)], out)
+                      f32(0), f32(0), i32(0)], out)
     yield "conv2d_gemm 1x1 16->32 320x320 + HardSwish", ways, m * pixels
     source = program_source("conv_transpose2d")
     c, h, w = 24, 320, 320

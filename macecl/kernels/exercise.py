@@ -66,7 +66,7 @@ def sample_launches() -> list[Launch]:
         Launch("conv2d", ("-DVW=8", "-DHAS_BIAS", "-DHAS_RESIDUAL", "-DACTIVATION=1",
                           "-DPACKED_COLS"),
                "conv2d_gemm", (t(c, c, 3, 3), cols, t(c), x, out, *_i(c, c * 9, h * w, 1, 1),
-                               *_f(0, 0)), (1, h * w // 16, 1)),
+                               *_f(0, 0), np.int32(0)), (1, h * w // 16, 1)),
         Launch("conv2d", ("-DVW=8", "-DHAS_BIAS", "-DACTIVATION=7"), "depthwise_conv2d",
                (x, t(c, 1, 3, 3), t(c), None, out, *_i(c, h, w, c, h, w), *window,
                 np.int32(n * c), *_f(0, 0)), (w // 8, h, n * c)),

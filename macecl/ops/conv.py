@@ -27,7 +27,7 @@ AUTO_PADS = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
 GEMM_CHANNELS = 8  # output channels per conv2d_gemm work item: CO_BLOCK in conv2d.cl
 GEMM_VECTORS = 2  # pixel vectors per conv2d_gemm work item: PX in conv2d.cl (gemm_block)
 GEMM_PREFETCH = 16  # rows of cols ahead that conv2d_gemm prefetches on a CPU (gemm_block)
-PIXELS_FIRST_BLOCKS = 2  # at most this many pixel blocks: conv2d_gemm -DPIXELS_FIRST (gemm_launch)
+PIXELS_FIRST_BLOCKS = 2  # at most this many pixel blocks: conv2d_gemm's pixels_first
 DW_ROWS = 4  # output rows per depthwise_conv2d work item: DW_ROWS in conv2d.cl
 STEM_INPUTS = 4  # input channels a group up to which stem_block's wide direct kernel runs
 COLS_LIMIT = 16 << 20  # bytes of im2col's matrix past which conv2d_direct wins (_convolve_forward)
@@ -321,18 +321,17 @@ def gemm_launch(builder, args: list, channels: int, pixels: int, span: int, batc
     """conv2d_gemm over ``channels`` by ``pixels`` in blocks of GEMM_CHANNELS by ``span``.
 
     On a CPU, where the pixels make at most PIXELS_FIRST_BLOCKS blocks, those blocks run
-    fastest (-DPIXELS_FIRST), so each channel block's weights are read from memory once,
+    fastest (its pixels_first argument), so each channel block's weights are read from memory once,
     not once per pixel block with every other channel block's in between. ResNet-50's 7x7
     stage (P = 49: 2 blocks of 32): one-off timings with the caches flushed before each
     launch, 512<-4608 x 49 1.42 -> 1.34 ms, 2048<-1024 x 49 1.18 -> 0.96, 512<-2048 x 49
     0.58 -> 0.49; with 7 blocks (256<-2304 x 196) 1.73 -> 1.90 and with 98 (64<-576 x 3136)
     0.94 -> 2.18, where the cols that the channel-first order shares are what matters."""
     channel_blocks, pixel_blocks = -(-channels // GEMM_CHANNELS), -(-pixels // span)
-    grid = (channel_blocks, pixel_blocks, batch_groups)
-    if builder.traits.cpu and pixel_blocks <= PIXELS_FIRST_BLOCKS:
-        grid, options = (pixel_blocks, channel_blocks, batch_groups), [*options, "-DPIXELS_FIRST"]
-    builder.launch("conv2d", "conv2d_gemm", args, grid, options=options,
-                   local_size=heavy_items(builder))
+    pixels_first = builder.traits.cpu and pixel_blocks <= PIXELS_FIRST_BLOCKS
+    grid = (pixel_blocks, channel_blocks) if pixels_first else (channel_blocks, pixel_blocks)
+    builder.launch("conv2d", "conv2d_gemm", [*args, np.int32(pixels_first)],
+                   (*grid, batch_groups), options=options, local_size=heavy_items(builder))
 
 
 def gemm_block(traits, pixels: int, packed: bool) -> tuple[int, list[str]]:

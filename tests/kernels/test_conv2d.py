@@ -96,7 +96,7 @@ def _gemm(cl_env, options, w, cols, bias, residual, groups, out_shape, local_siz
     grid = (-(-m // 8), -(-p // (vectors * vw)), n * groups)
     return cl_env.run("conv2d", options, "conv2d_gemm", out_shape,
                       [pack_ref(w, groups), cols, bias, residual],
-                      [m, k, p, groups, n * groups, *act], work_items=grid,
+                      [m, k, p, groups, n * groups, *act, 0], work_items=grid,
                       local_size=local_size)
 
 

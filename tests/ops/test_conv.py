@@ -341,7 +341,7 @@ def test_3d_is_rejected_at_conversion(op):
     ((1, 40, 15, 15), (20, 40, 1, 1), {}, False),  # 225 pixels: 5 to 8 blocks
 ], ids=["pointwise_49", "im2col_25", "pointwise_225"])
 def test_gemm_grid_order(run_node, shared_context, x_shape, w_shape, attrs, pixels_first):
-    """On a CPU, conv2d_gemm over a few pixel blocks runs them fastest (-DPIXELS_FIRST, a
+    """On a CPU, conv2d_gemm over a few pixel blocks runs them fastest (pixels_first, a
     transposed grid); both orders compute every output, residual and activation included."""
     from macecl.engine.plan import make_plan
     from macecl.graph import Graph, TensorSpec
@@ -360,7 +360,7 @@ def test_gemm_grid_order(run_node, shared_context, x_shape, w_shape, attrs, pixe
     gemms = [s for s in make_plan(graph, [x.shape, r.shape], traits).steps
              if s.kernel == "conv2d_gemm"]
     assert len(gemms) == 1
-    assert ("-DPIXELS_FIRST" in gemms[0].options) == (pixels_first and traits.cpu)
+    assert int(gemms[0].args[-1]) == int(pixels_first and traits.cpu)
     (got,) = run_node("Conv", {"x": x, "r": r}, attrs, {"w": w, "b": b},
                       inputs=["x", "w", "b", "r"])
     assert_close(got, np.maximum(y + r, 0))

@@ -17,7 +17,6 @@
  *                       (default 2; ops/conv.py gemm_block chooses)
  *   -DPREFETCH=<rows>   conv2d_gemm prefetches the cols row that many ahead (a clang
  *                       builtin: CPUs only)
- *   -DPIXELS_FIRST      conv2d_gemm's grid is (pixel blocks, channel blocks, batch_groups)
  *   -DCO_BLOCK=<8|16|24> output channels per work item (default 8; 16 and 24 for
  *                       conv2d_direct only, whose filter the host then packs in such blocks)
  *   -DSHUFFLE=<g>       depthwise_conv2d reads its input through a channel shuffle of g
@@ -39,15 +38,15 @@
  *     the padding and past P. Each work item writes VW pixels of the KH * KW rows of one
  *     input channel. Global size (channels, ceil(P / SPAN) * PX) with channels = N * C.
  *   conv2d_gemm(packed, cols, bias, residual, output, M, K, P, groups, batch_groups,
- *               act_a, act_b)
+ *               act_a, act_b, pixels_first)
  *     For each of batch_groups = N * groups (image n, group g):
  *       output[n, g*M + m, p] = act(sum_k filter[g*M + m, k] * cols[n, g*K + k, p]
  *                                   + bias[g*M + m] + residual[n, g*M + m, p])
  *     filter: the ONNX weight (C_out, C_in / groups, KH, KW), packed; cols (N, groups * K,
  *     P), or im2col's layout with PACKED_COLS; output and residual (N, groups * M, P).
  *     Each work item computes CO_BLOCK output channels by SPAN = PX * VW pixels. Global
- *     size (ceil(M / CO_BLOCK), ceil(P / SPAN), batch_groups), its first two swapped with
- *     -DPIXELS_FIRST.
+ *     size (ceil(M / CO_BLOCK), ceil(P / SPAN), batch_groups), its first two swapped where
+ *     pixels_first is not 0 (an argument, not a build option: no program of its own).
  *   depthwise_conv2d(input, filter, bias, residual, output, C_in, H, W, C_out, OH, OW,
  *                    KH, KW, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, batch_out,
  *                    act_a, act_b)
@@ -266,19 +265,14 @@ __kernel void conv2d_gemm(__global const float* packed,
                           __global float* output,
                           const int M, const int K, const int P,
                           const int groups, const int batch_groups,
-                          const float act_a, const float act_b)
+                          const float act_a, const float act_b, const int pixels_first)
 {
-#ifdef PIXELS_FIRST
-    /* pixel blocks run fastest: where there are only a few, the work items of one channel
-       block follow each other, and its K x CO_BLOCK weights come from memory once */
-    const int mb = get_global_id(1);
-    const int block = get_global_id(0);
-#else
     /* channel blocks run fastest, so neighbouring work items (one work-item loop of PoCL)
-       share the K x SPAN block of cols while it is in cache */
-    const int mb = get_global_id(0);
-    const int block = get_global_id(1);
-#endif
+       share the K x SPAN block of cols while it is in cache; or, pixels_first, the pixel
+       blocks: where there are only a few, the work items of one channel block follow each
+       other, and its K x CO_BLOCK weights come from memory once */
+    const int mb = get_global_id(pixels_first ? 1 : 0);
+    const int block = get_global_id(pixels_first ? 0 : 1);
     const int ng = get_global_id(2);
     const int m_blocks = (M + CO_BLOCK - 1) / CO_BLOCK;
     if (mb >= m_blocks || block * SPAN >= P || ng >= batch_groups) return;
