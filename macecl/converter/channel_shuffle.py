@@ -6,8 +6,8 @@ ShuffleNet's units shuffle channels as three nodes, then convolve each channel a
     s = Reshape(t, [N, C, H, W])            y = Conv(s, w (C, 1, KH, KW), group=C)
 
 The Transpose is a copy of the whole tensor and a launch of its own (ShuffleNet v1 has 16:
-0.53 ms of its 3.4 ms of kernels on PoCL, and a launch costs about 14 us more between
-kernels there). Channel c of s is channel (c % g) * (C / g) + c / g of x, so the Conv reads
+0.53 ms of its 3.4 ms of kernels on PoCL, plus the idle gap before each launch, about 6 us
+there). Channel c of s is channel (c % g) * (C / g) + c / g of x, so the Conv reads
 x directly with ``attrs["input_shuffle"] = g`` and the depthwise kernels pick each output
 channel's input plane by that map (ops/conv.py).
 
