@@ -28,6 +28,7 @@ GEMM_CHANNELS = 8  # output channels per conv2d_gemm work item: CO_BLOCK in conv
 GEMM_VECTORS = 2  # pixel vectors per conv2d_gemm work item: PX in conv2d.cl (gemm_block)
 GEMM_PREFETCH = 16  # rows of cols ahead that conv2d_gemm prefetches on a CPU (gemm_block)
 PIXELS_FIRST_BLOCKS = 2  # at most this many pixel blocks: conv2d_gemm's pixels_first
+CORE_CACHE_BYTES = 1 << 20  # what one CPU core's own cache (L2) keeps of a GEMM's operands
 DW_ROWS = 4  # output rows per depthwise_conv2d work item: DW_ROWS in conv2d.cl
 STEM_INPUTS = 4  # input channels a group up to which stem_block's wide direct kernel runs
 COLS_LIMIT = 16 << 20  # bytes of im2col's matrix past which conv2d_direct wins (_convolve_forward)
@@ -312,26 +313,38 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
         options = [*options, "-DPACKED_COLS"]
     sizes = (per_group, taps, pixels, group, n * group)
     gemm_launch(builder, [packed, cols, *epilogue, *(np.int32(v) for v in sizes), act_a, act_b],
-                per_group, pixels, span, n * group, options)
+                per_group, taps, pixels, span, n * group, options)
     return out
 
 
-def gemm_launch(builder, args: list, channels: int, pixels: int, span: int, batch_groups: int,
-                options: list[str]) -> None:
-    """conv2d_gemm over ``channels`` by ``pixels`` in blocks of GEMM_CHANNELS by ``span``.
-
-    On a CPU, where the pixels make at most PIXELS_FIRST_BLOCKS blocks, those blocks run
-    fastest (its pixels_first argument), so each channel block's weights are read from memory once,
-    not once per pixel block with every other channel block's in between. ResNet-50's 7x7
-    stage (P = 49: 2 blocks of 32): one-off timings with the caches flushed before each
-    launch, 512<-4608 x 49 1.42 -> 1.34 ms, 2048<-1024 x 49 1.18 -> 0.96, 512<-2048 x 49
-    0.58 -> 0.49; with 7 blocks (256<-2304 x 196) 1.73 -> 1.90 and with 98 (64<-576 x 3136)
-    0.94 -> 2.18, where the cols that the channel-first order shares are what matters."""
+def gemm_launch(builder, args: list, channels: int, depth: int, pixels: int, span: int,
+                batch_groups: int, options: list[str]) -> None:
+    """conv2d_gemm over ``channels`` by ``pixels`` (sums over ``depth``) in blocks of
+    GEMM_CHANNELS by ``span``; on a CPU, in the order of ``pixels_first``."""
     channel_blocks, pixel_blocks = -(-channels // GEMM_CHANNELS), -(-pixels // span)
-    pixels_first = builder.traits.cpu and pixel_blocks <= PIXELS_FIRST_BLOCKS
-    grid = (pixel_blocks, channel_blocks) if pixels_first else (channel_blocks, pixel_blocks)
-    builder.launch("conv2d", "conv2d_gemm", [*args, np.int32(pixels_first)],
+    first = builder.traits.cpu and pixels_first(channel_blocks, pixel_blocks, depth, span)
+    grid = (pixel_blocks, channel_blocks) if first else (channel_blocks, pixel_blocks)
+    builder.launch("conv2d", "conv2d_gemm", [*args, np.int32(first)],
                    (*grid, batch_groups), options=options, local_size=heavy_items(builder))
+
+
+def pixels_first(channel_blocks: int, pixel_blocks: int, depth: int, span: int) -> bool:
+    """Whether conv2d_gemm's pixel blocks run fastest on a CPU, each channel block's weights
+    read from memory once, rather than its channel blocks, each pixel block's cols read once.
+
+    The order that keeps the larger operand out of the way: pixels first where the pixels
+    make at most PIXELS_FIRST_BLOCKS blocks, or where the weights do not stay in one core's
+    cache (CORE_CACHE_BYTES) from one pixel block to the next while the cols do from one
+    channel block to the next. ResNet-50's 7x7 stage (P = 49: 2 blocks of 32), one-off
+    timings with the caches flushed before each launch: 512<-4608 x 49 1.42 -> 1.34 ms,
+    2048<-1024 x 49 1.18 -> 0.96, 512<-2048 x 49 0.58 -> 0.49; with 7 blocks (256<-2304 x
+    196, 2.4 MB of weights but 2 MB of cols) 1.73 -> 1.90 and with 98 (64<-576 x 3136) 0.94
+    -> 2.18, where the cols that the channel-first order shares are what matters.
+    512<-1024 x 196 (2 MB of weights, 0.9 MB of cols), two threads, /tmp/s10/mb2.py: 1.39
+    -> 0.68 ms with the caches warm."""
+    weights = channel_blocks * GEMM_CHANNELS * depth * 4
+    cols = depth * pixel_blocks * span * 4
+    return pixel_blocks <= PIXELS_FIRST_BLOCKS or (weights > CORE_CACHE_BYTES >= cols)
 
 
 def gemm_block(traits, pixels: int, packed: bool) -> tuple[int, list[str]]:

@@ -95,7 +95,7 @@ def convolve_winograd(builder, x2, w2, bias, residual, out2, pads: tuple[int, in
     sizes = (c_out, c_in, tiles, t * t, n * t * t)
     conv.gemm_launch(builder, [packed, v, None, None, products, *(i32(s) for s in sizes),
                                np.float32(0), np.float32(0)],
-                     c_out, tiles, width * conv.GEMM_VECTORS, n * t * t, [f"-DVW={width}"])
+                     c_out, c_in, tiles, width * conv.GEMM_VECTORS, n * t * t, [f"-DVW={width}"])
     builder.launch("winograd", "winograd_output",
                    [products, bias, residual, out2,
                     *(i32(s) for s in (c_out, oh, ow, tiles_h, tiles_w, n * c_out)), act_a, act_b],

@@ -335,11 +335,25 @@ def test_3d_is_rejected_at_conversion(op):
     assert unsupported_reason(Node(op, "n", ["x", "w"], ["y"], {"kernel_shape": [3, 3]})) is None
 
 
+@pytest.mark.parametrize("channel_blocks, pixel_blocks, depth, first", [
+    (100, 2, 8192, True),  # two pixel blocks
+    (64, 7, 1024, True),  # 2 MiB of weights, 0.9 MiB of cols: ResNet-50's 512<-1024 x 196
+    (32, 7, 1024, False),  # 1 MiB of weights: they stay in cache between pixel blocks
+    (64, 7, 2304, False),  # 4.5 MiB of weights, but 2 MiB of cols
+    (8, 98, 576, False),  # 64<-576 x 3136: the cols are what the order shares
+])
+def test_pixels_first_keeps_the_operand_that_fits_in_cache(channel_blocks, pixel_blocks, depth,
+                                                           first):
+    from macecl.ops.conv import pixels_first
+    assert pixels_first(channel_blocks, pixel_blocks, depth, 32) is first
+
+
 @pytest.mark.parametrize("x_shape, w_shape, attrs, pixels_first", [
     ((2, 40, 7, 7), (20, 40, 1, 1), {}, True),  # 49 pixels: 2 blocks, a tail channel block
     ((1, 24, 9, 9), (16, 24, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}, True),  # im2col
     ((1, 40, 15, 15), (20, 40, 1, 1), {}, False),  # 225 pixels: 5 to 8 blocks
-], ids=["pointwise_49", "im2col_25", "pointwise_225"])
+    ((1, 520, 15, 15), (512, 520, 1, 1), {}, True),  # 1 MB of weights and more, 0.5 MB of cols
+], ids=["pointwise_49", "im2col_25", "pointwise_225", "pointwise_heavy_weights"])
 def test_gemm_grid_order(run_node, shared_context, x_shape, w_shape, attrs, pixels_first):
     """On a CPU, conv2d_gemm over a few pixel blocks runs them fastest (pixels_first, a
     transposed grid); both orders compute every output, residual and activation included."""

@@ -15,8 +15,9 @@
  *                       groups, K, P) as they lie (a 1x1 convolution's input)
  *   -DPX=<2|3>          pixel vectors per conv2d_gemm work item, and of im2col's layout
  *                       (default 2; ops/conv.py gemm_block chooses)
- *   -DPREFETCH=<rows>   conv2d_gemm prefetches the cols row that many ahead (a clang
- *                       builtin: CPUs only)
+ *   -DPREFETCH=<rows>   conv2d_gemm prefetches the cols row that many ahead, and its
+ *                       output (and residual) rows before its loop (a clang builtin: CPUs
+ *                       only)
  *   -DCO_BLOCK=<8|16|24> output channels per work item (default 8; 16 and 24 for
  *                       conv2d_direct only, whose filter the host then packs in such blocks)
  *   -DSHUFFLE=<g>       depthwise_conv2d reads its input through a channel shuffle of g
@@ -298,6 +299,21 @@ __kernel void conv2d_gemm(__global const float* packed,
 #endif
 
     __global const float* wk = packed + ((size_t)g * m_blocks + mb) * K * CO_BLOCK;
+    const int n = ng / groups;
+    const size_t at = ((size_t)n * groups * M + g * M + m0) * P + p0;
+#ifdef PREFETCH
+    /* the block's output rows (and residual rows), one per channel and each in another
+       page, which the hardware prefetchers do not follow: asked for now, they arrive while
+       the loop below runs (ResNet-50 on PoCL, bench/compare_trees.py --rounds 30: 0.96x) */
+    for (int j = 0; j < CO_BLOCK && m0 + j < M; ++j) {
+        for (int i = 0; i < lanes; i += 16) {
+#ifdef HAS_RESIDUAL
+            __builtin_prefetch(residual + at + (size_t)j * P + i);
+#endif
+            __builtin_prefetch(output + at + (size_t)j * P + i, 1);
+        }
+    }
+#endif
     EACH_CHANNEL(GEMM_ZERO)
     if (whole) {
         __global const float* xk = x;
@@ -321,8 +337,6 @@ __kernel void conv2d_gemm(__global const float* packed,
             EACH_CHANNEL(GEMM_STEP)
         }
     }
-    const int n = ng / groups;
-    const size_t at = ((size_t)n * groups * M + g * M + m0) * P + p0;
     EACH_CHANNEL(GEMM_STORE)
 }
 
