@@ -6,7 +6,8 @@ need to see), then BatchNormalization and constant scales and shifts into the co
 before or after them (affine.py), then HardSwish and Swish patterns, then LayerNorm chains
 (layer_norm.py), then residual Adds into the convolution before them, then bias Adds into
 the MatMul before them (matmul_bias.py), then activations into their producers (after the
-Add, as ResNet's Add -> Relu has it), then scalar affines after a fused HardSwish
+Add, as ResNet's Add -> Relu has it), then activations after a Concat into the producers of
+its inputs (concat_activation.py), then scalar affines after a fused HardSwish
 (activation_patterns.py), then squeeze-and-excitation blocks, whose two convolutions carry
 their activations by then (squeeze_excite.py), then channel shuffles into the depthwise
 convolutions after them (channel_shuffle.py), then whatever no longer feeds an output.
@@ -21,19 +22,19 @@ import numpy as np
 from macecl.converter.activation_patterns import fold_scalar_affine_into_activation, rewrite_swish
 from macecl.converter.affine import fold_affine_into_consumer, fold_affine_into_producer
 from macecl.converter.channel_shuffle import fuse_channel_shuffle
+from macecl.converter.concat_activation import move_activation_before_concat
 from macecl.converter.layer_norm import rewrite_layer_norm
 from macecl.converter.matmul_bias import fold_bias_into_matmul
 from macecl.converter.squeeze_excite import fuse_squeeze_excite
 from macecl.errors import UnsupportedModelError
 from macecl.graph.ir import Dim, Graph, Node
 from macecl.ops import REGISTRY
-from macecl.ops.activations import FUSABLE, activation_of
+from macecl.ops.activations import FUSABLE, FUSE_INTO, activation_of
 from macecl.ops.registry import unsupported_reason
 
 log = logging.getLogger(__name__)
 
 FOLD_LIMIT = 1 << 24  # elements: folding never writes a constant larger than this
-FUSE_INTO = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 PASS_THROUGH = {"Identity", "Dropout"}
 
 
@@ -48,6 +49,7 @@ def optimize(graph: Graph, value_shapes: dict[str, list[Dim]] | None = None) -> 
     fuse_residual_add(graph, value_shapes or {})
     fold_bias_into_matmul(graph, value_shapes or {})
     fuse_activations(graph)
+    move_activation_before_concat(graph)
     fold_scalar_affine_into_activation(graph)
     fuse_squeeze_excite(graph)
     fuse_channel_shuffle(graph, value_shapes or {})

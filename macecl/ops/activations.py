@@ -18,6 +18,8 @@ CODES = {"Relu": 1, "LeakyRelu": 2, "Clip": 3, "Sigmoid": 4, "Tanh": 5, "HardSig
 # Activations the converter may fuse into the op before them (math ops stay standalone).
 FUSABLE = {"Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish",
            "Softplus", "Elu", "Swish"}
+# Ops whose kernels apply a fused activation (the node's "activation" attribute).
+FUSE_INTO = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 # a * HardSwish(x) + b: no ONNX op has this code; the converter writes it into a fused
 # activation (converter/activation_affine.py).
 HARD_SWISH_AFFINE = 17
