@@ -6,7 +6,10 @@ For each: one engine and one ONNX Runtime session, a warm-up run each, then --ro
 runs of each, in turns of settling runs (0.1 s) and --block timed runs back to back
 (macecl.benchmark.alternating_blocks says why blocks, not single runs), so that machine
 noise hits both alike. Prints median latency and the ratio macecl / ONNX Runtime (below 1:
-macecl is faster).
+macecl is faster), and the largest relative difference of the outputs. For the `light`
+models that column says little: their constant weights (0.02 everywhere) make every class
+score equal, so both give a uniform softmax (0.001 each) whatever the convolutions compute;
+tests/suites/test_onnx_backend.py checks those networks with random weights instead.
 
     python bench/latency.py [--rounds 10] [--block 3] [--threads 2]
                             [--models squeezenet,ppocr_rec] [--device SELECTOR] [--json OUT.json]
