@@ -27,7 +27,7 @@ from macecl.converter.layer_norm import rewrite_layer_norm
 from macecl.converter.matmul_bias import fold_bias_into_matmul
 from macecl.converter.squeeze_excite import fuse_squeeze_excite
 from macecl.errors import UnsupportedModelError
-from macecl.graph.ir import Dim, Graph, Node
+from macecl.graph.ir import Dim, Graph, Node, only_reader
 from macecl.ops import REGISTRY
 from macecl.ops.activations import FUSABLE, FUSE_INTO, activation_of
 from macecl.ops.registry import unsupported_reason
@@ -64,11 +64,8 @@ def _rename_input(graph: Graph, old: str, new: str) -> None:
 
 
 def _single_consumer(graph: Graph, name: str) -> Node | None:
-    """The one node reading ``name``, if exactly one does and it is not a graph output."""
-    if name in graph.output_names():
-        return None
-    readers = graph.consumers().get(name, [])
-    return readers[0] if len(readers) == 1 else None
+    """``only_reader`` on the graph as it is now (the passes here change it as they go)."""
+    return only_reader(name, graph.consumers(), graph.output_names())
 
 
 def remove_pass_through(graph: Graph) -> None:
