@@ -89,7 +89,7 @@ from latency import chosen_models
 from macecl.benchmark import alternating_blocks
 from macecl.converter import convert
 from macecl.engine.plan import make_plan
-from macecl.ops.conv import GEMM_PREFETCH, gemm_block
+from macecl.ops.conv import GEMM_PREFETCH, gemm_block, pack_filter_array
 from macecl.ops.traits import DeviceTraits
 from macecl.runtime.device import select_device
 
@@ -123,15 +123,6 @@ def gemm_launches(models: str, traits: DeviceTraits) -> dict[str, collections.Co
     return found
 
 
-def packed_filter(weights: np.ndarray, groups: int, channels: int) -> np.ndarray:
-    """(groups * M, K) weights as conv2d_gemm reads them with CO_BLOCK = channels."""
-    m, k = weights.shape[0] // groups, weights.shape[1]
-    blocks = -(-m // channels)
-    padded = np.zeros((groups, blocks * channels, k), np.float32)
-    padded[:, :m] = weights.reshape(groups, m, k)
-    return np.ascontiguousarray(padded.reshape(groups, blocks, channels, k).transpose(0, 1, 3, 2))
-
-
 def packed_cols(x: np.ndarray, span: int) -> np.ndarray:
     """(batch_groups, K, P) as im2col writes it: (batch_groups, ceil(P / span), K, span)."""
     g, k, p = x.shape
@@ -157,7 +148,7 @@ class Runner(conv_kernels.Runner):
                    *(["-DPACKED_COLS"] if packed else [])]
         kernel = cl._cl.Kernel(self.program(" ".join(options)), "conv2d_gemm")
         out = self.buffer(size=batch_groups * m * p)
-        args = [self.buffer(packed_filter(weights, groups, channels)),
+        args = [self.buffer(pack_filter_array(weights, groups, channels)),
                 self.buffer(packed_cols(x, span) if packed else x), self.buffer(bias), None, out,
                 *map(np.int32, (m, k, p, groups, batch_groups)), np.float32(0), np.float32(0),
                 np.int32(0)]

@@ -16,7 +16,7 @@ it is read by the Concat alone.
 from __future__ import annotations
 
 from macecl.graph.ir import Graph, Node, only_reader
-from macecl.ops.activations import CODES, FUSABLE, FUSE_INTO, activation_of
+from macecl.ops.activations import CODES, FUSABLE, FUSE_INTO, constant_activation
 
 RELU = CODES["Relu"]
 # Pools keep the sign of what they pool: a max or mean of non-negative values is one.
@@ -31,15 +31,13 @@ def move_activation_before_concat(graph: Graph) -> None:
     producers, consumers, outputs = graph.producers(), graph.consumers(), graph.output_names()
     removed: set[int] = set()
     for act in graph.nodes:
-        if act.op not in FUSABLE or any(name and name not in graph.constants
-                                        for name in act.inputs[1:]):
+        if act.op not in FUSABLE:
             continue
         concat = producers.get(act.inputs[0])
-        if concat is None or concat.op != "Concat" \
+        activation = constant_activation(act, graph.constants)
+        if concat is None or concat.op != "Concat" or activation is None \
                 or only_reader(act.inputs[0], consumers, outputs) is not act:
             continue
-        bounds = [graph.constants.get(name) if name else None for name in act.inputs[1:]]
-        activation = list(activation_of(act, bounds))
         takers = _producers_taking(graph, concat, activation, producers, consumers, outputs)
         if takers is None:
             continue
@@ -51,7 +49,7 @@ def move_activation_before_concat(graph: Graph) -> None:
     graph.nodes = [n for n in graph.nodes if id(n) not in removed]
 
 
-def _producers_taking(graph: Graph, concat: Node, activation: list, producers, consumers,
+def _producers_taking(graph: Graph, concat: Node, activation: tuple, producers, consumers,
                       outputs) -> list[Node] | None:
     """The producers that must apply ``activation`` for the Concat to skip it, or None
     if some input can neither take it nor do without it."""

@@ -29,7 +29,7 @@ from macecl.converter.squeeze_excite import fuse_squeeze_excite
 from macecl.errors import UnsupportedModelError
 from macecl.graph.ir import Dim, Graph, Node, only_reader
 from macecl.ops import REGISTRY
-from macecl.ops.activations import FUSABLE, FUSE_INTO, activation_of
+from macecl.ops.activations import FUSABLE, FUSE_INTO, activation_of, constant_activation
 from macecl.ops.registry import unsupported_reason
 
 log = logging.getLogger(__name__)
@@ -244,10 +244,10 @@ def fuse_activations(graph: Graph) -> None:
             continue
         if _single_consumer(graph, producer.outputs[0]) is not act:
             continue
-        bounds = [graph.constants.get(n) if n else None for n in act.inputs[1:]]
-        if any(b is None for b, n in zip(bounds, act.inputs[1:]) if n):
+        activation = constant_activation(act, graph.constants)
+        if activation is None:
             continue  # Clip with bounds computed at run time
-        producer.attrs["activation"] = list(activation_of(act, bounds))
+        producer.attrs["activation"] = list(activation)
         producer.outputs = list(act.outputs)
         producers = graph.producers()
         removed.add(id(act))

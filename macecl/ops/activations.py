@@ -50,6 +50,16 @@ def activation_of(node: Node, extra: list[np.ndarray | None] = ()) -> tuple[int,
     return CODES[op], 0.0, 0.0
 
 
+def constant_activation(node: Node, constants: dict[str, np.ndarray]
+                        ) -> tuple[int, float, float] | None:
+    """``activation_of(node)`` where its inputs after the first (Clip's bounds) are all
+    ``constants``; None where one is computed at run time, as no kernel can fuse that."""
+    bounds = [constants.get(name) if name else None for name in node.inputs[1:]]
+    if any(b is None for b, name in zip(bounds, node.inputs[1:]) if name):
+        return None
+    return activation_of(node, bounds)
+
+
 def apply(code: int, x: np.ndarray, a: float, b: float) -> np.ndarray:
     """NumPy twin of ``unary_op`` in common.h (constant folding, and the tests' reference)."""
     with np.errstate(all="ignore"):
