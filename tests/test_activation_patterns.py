@@ -1,6 +1,7 @@
 """The converter's activation patterns (converter/activation_patterns.py): Swish spelled as
-Mul and Sigmoid, and scalar affines after a fused HardSwish, each become one fused
-activation; ONNX Runtime checks the numbers, and the cases that must stay are checked to."""
+Mul and Sigmoid, Gelu spelled with Erf, and scalar affines after a fused HardSwish, each
+become one fused activation; ONNX Runtime checks the numbers, and the cases that must stay
+are checked to."""
 
 from __future__ import annotations
 
@@ -118,3 +119,60 @@ def test_affine_cases_that_must_stay(tmp_path):
                                            "Mul", "Add", "Conv", "Mul"]
     assert all(n.attrs.get("activation", (0,))[0] != HARD_SWISH_AFFINE for n in graph.nodes)
     same_as_onnxruntime(path, {"x": feed(1, 3, 6, 5)})
+
+
+def test_torch_gelu_fuses_into_the_matmul_before_it(tmp_path):
+    """MatMul -> Div(sqrt 2) -> Erf -> Add(1) -> Mul(m, .) -> Mul(., 0.5), as PyTorch's
+    TorchScript exporter writes nn.GELU before opset 20 (ConvNeXt's and Swin's MLPs): one
+    MatMul with Gelu fused."""
+    path = save(tmp_path, [
+        helper.make_node("MatMul", ["x", "w"], ["m"]),
+        helper.make_node("Div", ["m", "root2"], ["d"]),
+        helper.make_node("Erf", ["d"], ["e"]),
+        helper.make_node("Add", ["e", "one"], ["p"]),
+        helper.make_node("Mul", ["m", "p"], ["q"]),
+        helper.make_node("Mul", ["q", "half"], ["y"]),
+    ], {"w": weights(8, 12), "root2": np.float32(np.sqrt(2)), "one": np.float32(1),
+        "half": np.float32(0.5)}, [("x", [3, 5, 8])])
+    graph = convert(path)
+    assert [n.op for n in graph.nodes] == ["MatMul"]
+    assert graph.nodes[0].attrs["activation"][0] == CODES["Gelu"]
+    same_as_onnxruntime(path, {"x": feed(3, 5, 8)})
+
+
+def test_gelu_by_a_half_computed_beside_it_becomes_one_node(tmp_path):
+    """Mul(x, 1/sqrt 2) -> Erf -> Add(1, .) -> Mul(Mul(x, 0.5), .): Gelu on the input."""
+    path = save(tmp_path, [
+        helper.make_node("Mul", ["x", "half"], ["h"]),
+        helper.make_node("Mul", ["inv_root2", "x"], ["d"]),
+        helper.make_node("Erf", ["d"], ["e"]),
+        helper.make_node("Add", ["one", "e"], ["p"]),
+        helper.make_node("Mul", ["h", "p"], ["y"]),
+    ], {"half": scalar(0.5), "inv_root2": scalar(np.sqrt(0.5)), "one": scalar(1.0)},
+        [("x", [2, 4, 6])])
+    graph = convert(path)
+    assert [n.op for n in graph.nodes] == ["Gelu"]
+    same_as_onnxruntime(path, {"x": feed(2, 4, 6)})
+
+
+def test_gelu_cases_that_must_stay(tmp_path):
+    """Erf of x / 2 (not sqrt 2); an Add of 1 read twice; a last Mul by 0.25: each Erf stays
+    a plain Erf and the numbers stay ONNX Runtime's."""
+    path = save(tmp_path, [
+        helper.make_node("Div", ["x", "two"], ["d1"]),
+        helper.make_node("Erf", ["d1"], ["e1"]),
+        helper.make_node("Add", ["e1", "one"], ["p1"]),
+        helper.make_node("Mul", ["x", "p1"], ["q1"]),
+        helper.make_node("Mul", ["q1", "half"], ["y1"]),
+        helper.make_node("Div", ["y1", "root2"], ["d2"]),
+        helper.make_node("Erf", ["d2"], ["e2"]),
+        helper.make_node("Add", ["e2", "one"], ["p2"]),
+        helper.make_node("Mul", ["y1", "p2"], ["q2"]),
+        helper.make_node("Mul", ["q2", "quarter"], ["r2"]),
+        helper.make_node("Add", ["r2", "p2"], ["y"]),
+    ], {"two": np.float32(2), "one": np.float32(1), "half": np.float32(0.5),
+        "root2": np.float32(np.sqrt(2)), "quarter": np.float32(0.25)}, [("x", [2, 3, 5])])
+    graph = convert(path)
+    assert [n.op for n in graph.nodes].count("Erf") == 2
+    assert "Gelu" not in [n.op for n in graph.nodes]
+    same_as_onnxruntime(path, {"x": feed(2, 3, 5)})

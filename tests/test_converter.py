@@ -111,3 +111,24 @@ def test_fixed_input_shapes_are_recorded_and_a_wrong_name_is_refused(tmp_path):
     assert graph.inputs[0].shape == [2, 4, 5, 5]
     with pytest.raises(macecl.ModelFormatError, match="'image'"):
         convert(path, input_shapes={"image": [1, 4, 5, 5]})
+
+
+def test_an_opset_24_model_runs_and_25_is_refused(tmp_path):
+    """Opsets 19 to 24 changed the operators macecl runs by types and attributes only (and
+    added Gelu): a model of opset 24 (Conv, a wrap Pad, AveragePool with dilations, Gelu,
+    Reshape, Transpose) runs as ONNX Runtime does; opset 25 is refused, naming the range."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "cb"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Pad", ["c", "pads"], ["p"], mode="wrap"),
+        helper.make_node("AveragePool", ["p"], ["a"], kernel_shape=[2, 2], dilations=[2, 2]),
+        helper.make_node("Gelu", ["a"], ["g"]),
+        helper.make_node("Reshape", ["g", "shape"], ["r"]),
+        helper.make_node("Transpose", ["r"], ["y"], perm=[0, 2, 1]),
+    ]
+    constants = {**conv_weights(), "pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64),
+                 "shape": np.array([1, 4, -1], np.int64)}
+    path = save(tmp_path, nodes, constants, opset=24)
+    assert "Gelu" in [n.op for n in convert(path).nodes]
+    same_as_onnxruntime(path)
+    with pytest.raises(macecl.UnsupportedModelError, match="opset 25 .macecl reads 6 to 24"):
+        convert(save(tmp_path, nodes, constants, opset=25, name="newer.onnx"))

@@ -7,6 +7,9 @@ left 2 ms between kernels on an idle machine, up to 9 ms on a loaded one).
 - :func:`rewrite_swish`: ``x * Sigmoid(x)`` and ``x * Sigmoid(x * a)`` (SiLU, Swish as
   PaddlePaddle exports it: PP-OCR rec's SVTR neck has seven) become ONNX's ``Swish(alpha)``,
   which then fuses into the Conv or MatMul before it like any activation.
+- :func:`rewrite_gelu`: ``x * 0.5 * (1 + Erf(x / sqrt(2)))`` in the orders exporters write
+  it (PyTorch's TorchScript exporter before opset 20: ConvNeXt's and Swin's MLPs) becomes
+  ONNX's ``Gelu``, fused like any activation: five launches become none.
 - :func:`fold_scalar_affine_into_activation`: a HardSwish fused into its producer, then a
   Mul and / or Add / Sub by scalar constants (PP-OCRv4's "learnable affine block", where the
   next convolution is padded and affine.py cannot fold it forward): the fused activation
@@ -72,6 +75,64 @@ def _swish_gate(graph: Graph, maps, gate_name: str, x: str):
         return None
     alpha = _scalar_operand(graph, scale, x, None)
     return None if alpha is None else (alpha, [scale, sigmoid])
+
+
+def rewrite_gelu(graph: Graph) -> None:
+    """Erf(x / sqrt(2)) (or x * 1/sqrt(2)), then + 1, then times x and 0.5 (two Muls in
+    either order, or one by a Mul(x, 0.5) computed beside it): Gelu(x)."""
+    maps = graph.producers(), graph.consumers(), graph.output_names()
+    for erf in list(graph.nodes):
+        if erf.op != "Erf":
+            continue
+        found = _gelu_chain(graph, maps, erf)
+        if found is None:
+            continue
+        x, last, chain = found
+        last.op, last.inputs, last.attrs = "Gelu", [x], {}
+        dropped = {id(n) for n in chain}
+        graph.nodes = [n for n in graph.nodes if id(n) not in dropped]
+        maps = graph.producers(), graph.consumers(), graph.output_names()
+
+
+def _gelu_chain(graph: Graph, maps, erf: Node):
+    """(x, the pattern's last Mul, its other nodes) if ``erf`` starts a Gelu, else None."""
+    producers, consumers, outputs = maps
+    scale = producers.get(erf.inputs[0])
+    if scale is None or only_reader(scale.outputs[0], consumers, outputs) is not erf:
+        return None
+    x = next((name for name in scale.inputs if graph.constants.get(name) is None), None)
+    factor = None if x is None else _scalar_operand(graph, scale, x, None)
+    if factor is None or not (
+            (scale.op == "Div" and scale.inputs[0] == x and np.isclose(factor, np.sqrt(2)))
+            or (scale.op == "Mul" and np.isclose(factor, np.sqrt(0.5)))):
+        return None
+    plus = only_reader(erf.outputs[0], consumers, outputs)
+    if plus is None or plus.op != "Add" or _scalar_operand(graph, plus, erf.outputs[0], None) != 1.0:
+        return None
+    chain, value, factors = [scale, erf, plus], plus.outputs[0], []
+    for _ in range(2):  # the Muls by x and by 0.5, or the one by Mul(x, 0.5)
+        mul = only_reader(value, consumers, outputs)
+        if mul is None or mul.op != "Mul" or mul.inputs.count(value) != 1:
+            break
+        factors.append(mul.inputs[1] if mul.inputs[0] == value else mul.inputs[0])
+        chain.append(mul)
+        value = mul.outputs[0]
+        if _is_half_of(graph, factors, x, producers):
+            return x, chain[-1], chain[:-1]
+    return None
+
+
+def _is_half_of(graph: Graph, factors: list[str], x: str, producers) -> bool:
+    """Whether the product of the tensors ``factors`` is x * 0.5."""
+    if len(factors) == 2 and factors.count(x) == 1:
+        half = graph.constants.get(factors[0] if factors[1] == x else factors[1])
+        return half is not None and half.size == 1 and half.ndim <= 1 \
+            and float(half.reshape(())) == 0.5
+    if len(factors) == 1:
+        half = producers.get(factors[0])
+        return half is not None and half.op == "Mul" and half.inputs.count(x) == 1 \
+            and _scalar_operand(graph, half, x, None) == 0.5
+    return False
 
 
 def fold_scalar_affine_into_activation(graph: Graph) -> None:

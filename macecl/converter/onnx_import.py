@@ -17,7 +17,10 @@ import numpy as np
 from macecl.errors import ModelFormatError, UnsupportedModelError
 from macecl.graph.ir import Dim, Graph, Node, TensorSpec
 
-MIN_OPSET, MAX_OPSET = 6, 18
+# Opsets 19 to 24 changed the operators macecl runs only by types it does not run (bfloat16,
+# float8, int4, strings) and by attributes each op's check refuses where it cannot honour
+# them (Resize's half_pixel_symmetric), besides Gelu (20) and AveragePool's dilations (19).
+MIN_OPSET, MAX_OPSET = 6, 24
 OPSET_SENSITIVE = {"Softmax", "LogSoftmax", "Hardmax"}
 DEFAULT_DOMAINS = {"", "ai.onnx"}
 

@@ -3,11 +3,11 @@
 Order matters and is fixed in :func:`optimize`: folding first (it turns the exporters'
 Constant / Shape / Gather / Cast / Unsqueeze chains into constants, which the later patterns
 need to see), then BatchNormalization and constant scales and shifts into the convolution
-before or after them (affine.py), then HardSwish and Swish patterns, then LayerNorm chains
-(layer_norm.py), then residual Adds into the convolution before them, then bias Adds into
-the MatMul before them (matmul_bias.py), then activations into their producers (after the
-Add, as ResNet's Add -> Relu has it), then activations after a Concat into the producers of
-its inputs (concat_activation.py), then scalar affines after a fused HardSwish
+before or after them (affine.py), then HardSwish, Swish and Gelu patterns, then LayerNorm
+chains (layer_norm.py), then residual Adds into the convolution before them, then bias Adds
+into the MatMul before them (matmul_bias.py), then activations into their producers (after
+the Add, as ResNet's Add -> Relu has it), then activations after a Concat into the producers
+of its inputs (concat_activation.py), then scalar affines after a fused HardSwish
 (activation_patterns.py), then squeeze-and-excitation blocks, whose two convolutions carry
 their activations by then (squeeze_excite.py), then channel shuffles into the depthwise
 convolutions after them (channel_shuffle.py), then whatever no longer feeds an output.
@@ -19,7 +19,11 @@ import logging
 
 import numpy as np
 
-from macecl.converter.activation_patterns import fold_scalar_affine_into_activation, rewrite_swish
+from macecl.converter.activation_patterns import (
+    fold_scalar_affine_into_activation,
+    rewrite_gelu,
+    rewrite_swish,
+)
 from macecl.converter.affine import fold_affine_into_consumer, fold_affine_into_producer
 from macecl.converter.channel_shuffle import fuse_channel_shuffle
 from macecl.converter.concat_activation import move_activation_before_concat
@@ -45,6 +49,7 @@ def optimize(graph: Graph, value_shapes: dict[str, list[Dim]] | None = None) -> 
     fold_affine_into_consumer(graph)
     rewrite_hard_swish(graph)
     rewrite_swish(graph)
+    rewrite_gelu(graph)
     rewrite_layer_norm(graph, value_shapes or {})
     fuse_residual_add(graph, value_shapes or {})
     fold_bias_into_matmul(graph, value_shapes or {})

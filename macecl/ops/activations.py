@@ -7,6 +7,8 @@ the same function. ``activation_of`` turns a node into (code, a, b), the fused f
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from macecl.graph.ir import Node
@@ -14,10 +16,12 @@ from macecl.ops.registry import evaluation, lowering
 
 CODES = {"Relu": 1, "LeakyRelu": 2, "Clip": 3, "Sigmoid": 4, "Tanh": 5, "HardSigmoid": 6,
          "HardSwish": 7, "Softplus": 8, "Elu": 9, "Sqrt": 10, "Exp": 11, "Log": 12, "Abs": 13,
-         "Neg": 14, "Reciprocal": 15, "Swish": 16}
+         "Neg": 14, "Reciprocal": 15, "Swish": 16, "Erf": 18, "Gelu": 19}
+# Gelu with approximate="tanh"
+GELU_TANH = 20
 # Activations the converter may fuse into the op before them (math ops stay standalone).
 FUSABLE = {"Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish",
-           "Softplus", "Elu", "Swish"}
+           "Softplus", "Elu", "Swish", "Gelu"}
 # Ops whose kernels apply a fused activation (the node's "activation" attribute).
 FUSE_INTO = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 # a * HardSwish(x) + b: no ONNX op has this code; the converter writes it into a fused
@@ -47,6 +51,8 @@ def activation_of(node: Node, extra: list[np.ndarray | None] = ()) -> tuple[int,
         return CODES[op], float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
     if op in ("Elu", "Swish"):
         return CODES[op], float(attrs.get("alpha", 1.0)), 0.0
+    if op == "Gelu" and attrs.get("approximate", "none") == "tanh":
+        return GELU_TANH, 0.0, 0.0
     return CODES[op], 0.0, 0.0
 
 
@@ -82,7 +88,17 @@ def apply(code: int, x: np.ndarray, a: float, b: float) -> np.ndarray:
             case 15: return 1 / x
             case 16: return x / (1 + np.exp(-a * x))
             case 17: return a * (x * np.clip(x / 6 + 0.5, 0, 1)) + b
+            case 18: return _erf(x)
+            case 19: return 0.5 * x * (1 + _erf(x / np.sqrt(2)))
+            case 20: return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
     raise ValueError(f"unknown activation code {code}")
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """erf of every element, in float64 (NumPy has no erf ufunc; constant folding and the
+    tests' references are all this serves, on small arrays)."""
+    values = np.asarray(x, dtype=np.float64)
+    return np.vectorize(math.erf, otypes=[np.float64])(values) if values.size else values
 
 
 def fused(node: Node) -> tuple[list[str], np.float32, np.float32]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from .helpers import assert_close
+from .helpers import assert_close, erf
 
 
 def conv2d_ref(x, w, bias, stride, dilation, pads, groups, residual=None):
@@ -206,6 +206,7 @@ def test_conv2d_gemm_blocks(cl_env, rng, case, block, vw, local_size, packed):
     assert_close(got, want, atol=1e-4)
 
 
+
 def test_conv2d_gemm_without_bias_or_residual(cl_env, rng):
     x = rng.standard_normal((1, 7, 5, 6)).astype(np.float32)
     w = rng.standard_normal((9, 7, 1, 1)).astype(np.float32)
@@ -224,6 +225,7 @@ def test_conv2d_gemm_without_bias_or_residual(cl_env, rng):
         (4, (0.0, 0.0), lambda y, a, b: 1 / (1 + np.exp(-y))),
         (16, (1.5, 0.0), lambda y, a, b: y / (1 + np.exp(-a * y))),
         (17, (0.7, -0.2), lambda y, a, b: a * y * np.clip(y / 6 + 0.5, 0, 1) + b),
+        (19, (0.0, 0.0), lambda y, a, b: 0.5 * y * (1 + erf(y / np.sqrt(2)))),
     ],
 )
 @pytest.mark.parametrize("vw", [4, 16])

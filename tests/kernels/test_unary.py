@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from .helpers import assert_close
+from .helpers import assert_close, erf
 
 
 def _sigmoid(x):
@@ -14,6 +14,7 @@ def _sigmoid(x):
 
 def _softplus(x):
     return np.logaddexp(0.0, x)
+
 
 
 # name: (OP code, a, b, reference(x, a, b), input domain)
@@ -39,6 +40,11 @@ OPS = {
     "silu": (16, 1.0, 0.0, lambda x, a, b: x * _sigmoid(x), "wide"),
     "hard_swish_affine": (17, -0.6, 0.35,
                           lambda x, a, b: a * x * np.clip(x / 6 + 0.5, 0, 1) + b, "wide"),
+    "erf": (18, 0.0, 0.0, lambda x, a, b: erf(x), "wide"),
+    "gelu": (19, 0.0, 0.0, lambda x, a, b: 0.5 * x * (1 + erf(x / np.sqrt(2))), "wide"),
+    "gelu_tanh": (20, 0.0, 0.0,
+                  lambda x, a, b: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3))),
+                  "wide"),
 }
 
 

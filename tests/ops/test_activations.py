@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from macecl.ops.activations import CODES, HARD_SWISH_AFFINE, apply
+from tests.kernels.helpers import erf
 from tests.ops.conftest import assert_close
 
 RNG = np.random.default_rng(7)
@@ -34,7 +35,15 @@ def _references(x):
         "Elu": np.where(x >= 0, x, 0.7 * (np.exp(x.astype(np.float64)) - 1)), "Sqrt": np.sqrt(x),
         "Exp": np.exp(x.astype(np.float64)), "Log": np.log(x), "Abs": np.abs(x), "Neg": -x,
         "Reciprocal": 1 / x, "Swish": x / (1 + np.exp(-1.3 * x.astype(np.float64))),
+        "Erf": erf(x), "Gelu": 0.5 * x * (1 + erf(x / np.sqrt(2))),
     }
+
+
+
+def test_gelu_tanh_approximation(run_node):
+    (got,) = run_node("Gelu", {"x": X}, {"approximate": "tanh"}, opset=20)
+    x = X.astype(np.float64)
+    assert_close(got, 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3))))
 
 
 def test_clip_before_opset_11_takes_attributes(run_node):

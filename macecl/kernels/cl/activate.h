@@ -11,8 +11,9 @@
 #include "vector.h"
 
 /* The piecewise-linear activations as vector selects (comparisons: NaN passes, as in
-   unary_op) and the sigmoid and swish with one vector exp call, instead of a builtin call per lane
-   (clamp, exp: see vector.h's NOTE); the others lane by lane. On PoCL, `python
+   unary_op), the sigmoid and swish with one vector exp call and the Gelu with one vector erf
+   call, instead of a builtin call per lane (clamp, exp: see vector.h's NOTE); the others lane
+   by lane. On PoCL, `python
    bench/op_kernels.py --cases activation --rounds 9`, two runs (load 4.3 and 3.7): PP-OCR
    det's 1x1 16->32 on 320x320 with HardSwish 4.91 -> 1.44 and 3.08 -> 1.24 ms, its last
    ConvTranspose with Sigmoid 8.02 -> 0.60 and 3.57 -> 0.52 ms; conv2d_gemm on PP-OCR's 1x1
@@ -43,6 +44,8 @@ inline floatv activate_v(floatv y, const float act_a, const float act_b)
     return 1.0f / (1.0f + exp(-y));
 #elif ACTIVATION == UNARY_SWISH
     return y / (1.0f + exp(-act_a * y));
+#elif ACTIVATION == UNARY_GELU
+    return 0.5f * y * (1.0f + erf(y * M_SQRT1_2_F));
 #else
     float lane[VW];
     STOREV_PRIVATE(lane, y);

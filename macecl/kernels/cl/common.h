@@ -37,6 +37,9 @@
 /* a * HardSwish(x) + b: never an ONNX op, the converter's fusion of HardSwish -> Mul -> Add
    by scalars (PP-OCRv4's learnable affine block before a padded convolution) */
 #define UNARY_HARD_SWISH_AFFINE 17
+#define UNARY_ERF          18
+#define UNARY_GELU         19   /* x * (1 + erf(x / sqrt(2))) / 2 (ONNX Gelu) */
+#define UNARY_GELU_TANH    20   /* Gelu's approximate="tanh" form */
 
 /* Programs that fuse an activation default to none, so the option can be left out. */
 #ifndef ACTIVATION
@@ -75,6 +78,10 @@ float unary_op(const int kind, const float x, const float a, const float b)
     case UNARY_SWISH:        return x / (1.0f + exp(-a * x));
     case UNARY_HARD_SWISH_AFFINE:
         return a * (x * unit_range(x * (1.0f / 6.0f) + 0.5f)) + b;
+    case UNARY_ERF:          return erf(x);
+    case UNARY_GELU:         return 0.5f * x * (1.0f + erf(x * M_SQRT1_2_F));
+    case UNARY_GELU_TANH:
+        return 0.5f * x * (1.0f + tanh(0.7978845608f * (x + 0.044715f * x * x * x)));
     default:                 return x;
     }
 }
