@@ -19,7 +19,7 @@ from macecl.graph import model_file
 from macecl.graph.ir import Graph
 
 # Part of the key of converted models kept by the engine: bump when conversion output changes.
-CONVERTER_VERSION = "8"
+CONVERTER_VERSION = "9"
 
 
 def convert(

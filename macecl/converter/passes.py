@@ -2,10 +2,11 @@
 
 Order matters and is fixed in :func:`optimize`: folding first (it turns the exporters'
 Constant / Shape / Gather / Cast / Unsqueeze chains into constants, which the later patterns
-need to see), then BatchNormalization and constant scales and shifts into the convolution
-before or after them (affine.py), then HardSwish, Swish and Gelu patterns, then LayerNorm
-chains (layer_norm.py), then residual Adds into the convolution before them, then bias Adds
-into the MatMul before them (matmul_bias.py), then activations into their producers (after
+need to see), then the filter taps that only read padding out of a Conv (padded_taps.py),
+then BatchNormalization and constant scales and shifts into the convolution before or after
+them (affine.py), then HardSwish, Swish and Gelu patterns, then LayerNorm chains
+(layer_norm.py), then residual Adds into the convolution before them, then bias Adds into
+the MatMul before them (matmul_bias.py), then activations into their producers (after
 the Add, as ResNet's Add -> Relu has it), then activations after a Concat into the producers
 of its inputs (concat_activation.py), then scalar affines after a fused HardSwish
 (activation_patterns.py), then squeeze-and-excitation blocks, whose two convolutions carry
@@ -29,6 +30,7 @@ from macecl.converter.channel_shuffle import fuse_channel_shuffle
 from macecl.converter.concat_activation import move_activation_before_concat
 from macecl.converter.layer_norm import rewrite_layer_norm
 from macecl.converter.matmul_bias import fold_bias_into_matmul
+from macecl.converter.padded_taps import crop_padded_taps
 from macecl.converter.squeeze_excite import fuse_squeeze_excite
 from macecl.errors import UnsupportedModelError
 from macecl.graph.ir import Dim, Graph, Node, only_reader
@@ -45,6 +47,7 @@ PASS_THROUGH = {"Identity", "Dropout"}
 def optimize(graph: Graph, value_shapes: dict[str, list[Dim]] | None = None) -> Graph:
     remove_pass_through(graph)
     fold_constants(graph, value_shapes or {})
+    crop_padded_taps(graph, value_shapes or {})
     fold_affine_into_producer(graph)
     fold_affine_into_consumer(graph)
     rewrite_hard_swish(graph)

@@ -46,21 +46,36 @@ float source_coord(const int x, const int in_size, const int out_size, const flo
 #endif
 }
 
+/* clamp(v, 0, hi) and mix(a, b, t) with operators: as builtins they stay calls on PoCL
+   (vector.h's NOTE), seven per output pixel of resize_bilinear (torchvision's DeepLabV3
+   head, 21 planes of 14x14 -> 224x224: 4.47 -> 0.47 ms) */
+inline float clamp_coordinate(const float v, const float hi)
+{
+    return v < 0.0f ? 0.0f : (v > hi ? hi : v);
+}
+
+inline float lerp(const float a, const float b, const float t)
+{
+    return a + (b - a) * t;
+}
+
 int nearest_index(const float x, const int in_size)
 {
-    const float f = floor(x);
+    /* floor and ceil with operators too: (int) truncates toward 0 */
+    const int t = (int)x;
+    const int f = t - (x < (float)t);
 #if NEAREST_MODE == 0
-    const int i = (int)f + (x - f > 0.5f);
+    const int i = f + (x - (float)f > 0.5f);
 #elif NEAREST_MODE == 1
-    const int i = (int)f + (x - f >= 0.5f);
+    const int i = f + (x - (float)f >= 0.5f);
 #elif NEAREST_MODE == 2
-    const int i = (int)f;
+    const int i = f;
 #elif NEAREST_MODE == 3
-    const int i = (int)ceil(x);
+    const int i = t + (x > (float)t);
 #else
 #error "resize.cl: unknown NEAREST_MODE"
 #endif
-    return clamp(i, 0, in_size - 1);
+    return i < 0 ? 0 : (i > in_size - 1 ? in_size - 1 : i);
 }
 
 __kernel void resize_nearest(__global const float* input,
@@ -90,19 +105,19 @@ __kernel void resize_bilinear(__global const float* input,
     const int nc = get_global_id(2);
     if (ow >= OW || oh >= OH || nc >= N * C) return;
 
-    const float y = clamp(source_coord(oh, H, OH, scale_h), 0.0f, (float)(H - 1));
-    const float x = clamp(source_coord(ow, W, OW, scale_w), 0.0f, (float)(W - 1));
+    const float y = clamp_coordinate(source_coord(oh, H, OH, scale_h), (float)(H - 1));
+    const float x = clamp_coordinate(source_coord(ow, W, OW, scale_w), (float)(W - 1));
     const int y0 = (int)y;  /* y >= 0, so truncation is floor */
     const int x0 = (int)x;
-    const int y1 = min(y0 + 1, H - 1);
-    const int x1 = min(x0 + 1, W - 1);
+    const int y1 = y0 + 1 < H ? y0 + 1 : H - 1;
+    const int x1 = x0 + 1 < W ? x0 + 1 : W - 1;
     const float ly = y - (float)y0;
     const float lx = x - (float)x0;
 
     __global const float* plane = input + nc * H * W;
-    const float top = mix(plane[y0 * W + x0], plane[y0 * W + x1], lx);
-    const float bottom = mix(plane[y1 * W + x0], plane[y1 * W + x1], lx);
-    output[(nc * OH + oh) * OW + ow] = mix(top, bottom, ly);
+    const float top = lerp(plane[y0 * W + x0], plane[y0 * W + x1], lx);
+    const float bottom = lerp(plane[y1 * W + x0], plane[y1 * W + x1], lx);
+    output[(nc * OH + oh) * OW + ow] = lerp(top, bottom, ly);
 }
 
 __kernel void resize_nearest_blocks(__global const float* input,
