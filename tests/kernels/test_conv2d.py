@@ -136,6 +136,22 @@ def test_im2col(cl_env, rng, case, vw, local_size):
     assert_close(got, want)
 
 
+def test_im2col_padding_stays_zero_beside_an_infinity(cl_env, rng):
+    """im2col's lanes across rows (a 7-wide map, 16-float vectors) load the plane's first
+    float for a tap in the padding and discard it: an infinity there must show only where a
+    window covers it, never as NaN in the padding (inf * 0)."""
+    x = rng.standard_normal((1, 3, 7, 7)).astype(np.float32)
+    x[:, :, 0, 0] = np.inf
+    padded = np.pad(x[0], ((0, 0), (1, 1), (1, 1)))
+    taps = np.stack([padded[:, kh:kh + 7, kw:kw + 7] for kh in range(3) for kw in range(3)], 1)
+    want = packed_cols_ref(taps.reshape(1, 27, 49), 1, 32)
+    args = [3, 7, 7, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 27, 3]
+    got = cl_env.run("conv2d", "-DVW=16", "im2col", want.shape, [x], args,
+                     work_items=(3, want.shape[1] * 2))
+    assert np.isinf(want).any() and not np.isnan(got).any()
+    assert_close(got, want)
+
+
 def _gemm_operands(rng, case):
     """(x, w, bias, residual, cols) of a CASES row: random operands and NumPy's im2col."""
     x_shape, (co, kh, kw), stride, dilation, pads, groups = case
