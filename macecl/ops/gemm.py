@@ -122,13 +122,16 @@ def launch_gemm(builder, a, b, out, m: int, n: int, k: int, trans_a: bool = Fals
     width = builder.traits.vector_width
     rows = min(GEMM_ROWS, m)
     prefetch = [f"-DPREFETCH={GEMM_PREFETCH}"] if builder.traits.cpu and not trans_b else []
+    # two column vectors a work item on a CPU where N has them (gemm.cl's NV)
+    vectors = 2 if builder.traits.cpu and not trans_b and n >= 2 * width else 1
     options = ([f"-DVW={width}", *([f"-DROWS={rows}"] if rows != GEMM_ROWS else []), *prefetch,
+                *([f"-DNV={vectors}"] if vectors != 1 else []),
                 *(["-DTRANS_A"] if trans_a else []),
                 *(["-DTRANS_B"] if trans_b else []), *(["-DHAS_C"] if c is not None else []),
                 *options])
     args = [a, b, c, out, np.int32(m), np.int32(n), np.int32(k), np.int32(strides[0]),
             np.int32(strides[1]), np.float32(alpha), np.float32(beta), act_a, act_b]
-    blocks = n if trans_b else -(-n // width)
+    blocks = n if trans_b else -(-n // (vectors * width))
     # one work item a group on a CPU, as conv2d_gemm (ops/conv.py heavy_items): 40 x 6625 x 120
     # 2.09 against 2.42 ms with the driver's groups, the others within 5% either way
     # (`python bench/op_kernels.py --cases gemm --rounds 15`, load 5.9)

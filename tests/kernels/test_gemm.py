@@ -9,11 +9,12 @@ from .helpers import assert_close, contiguous_strides
 
 
 def _gemm(cl_env, options, a, b, c, m, n, k, c_strides, alpha, beta, act=(0.0, 0.0), vw=4,
-          local_size=None, rows=8):
+          local_size=None, rows=8, vectors=1):
     args = [m, n, k, *c_strides, alpha, beta, *act]
-    blocks = n if "TRANS_B" in options else -(-n // vw)
-    return cl_env.run("gemm", f"{options} -DVW={vw} -DROWS={rows}", "gemm", (m, n), [a, b, c],
-                      args, work_items=blocks * -(-m // rows), local_size=local_size)
+    blocks = n if "TRANS_B" in options else -(-n // (vectors * vw))
+    return cl_env.run("gemm", f"{options} -DVW={vw} -DROWS={rows} -DNV={vectors}", "gemm",
+                      (m, n), [a, b, c], args, work_items=blocks * -(-m // rows),
+                      local_size=local_size)
 
 
 @pytest.mark.parametrize("rows", [8, 1, 3])
@@ -56,13 +57,16 @@ C_MODES = {"full": (lambda m, n: (m, n), lambda m, n: (n, 1)),
            "scalar": (lambda m, n: (), lambda m, n: (0, 0))}
 
 
+@pytest.mark.parametrize("vectors", [1, 2])
 @pytest.mark.parametrize("prefetch", [False, True])
 @pytest.mark.parametrize("vw", [4, 16])
 @pytest.mark.parametrize("c_mode", [*C_MODES, None])
 @pytest.mark.parametrize("m,n,k,rows", [(9, 48, 70, 8), (17, 35, 20, 8), (5, 64, 3, 3)])
-def test_gemm_panel_stores(cl_env, rng, m, n, k, rows, c_mode, vw, prefetch):
+def test_gemm_panel_stores(cl_env, rng, m, n, k, rows, c_mode, vw, prefetch, vectors):
     """The panel blocking's stores, whole vectors (C broadcast every way, a fused Relu) and
-    the tail block's lanes, with and without the CPU's prefetch of B's rows."""
+    the tail block's lanes, with and without the CPU's prefetch of B's rows; with two
+    column vectors a work item (-DNV=2, N >= 2 VW: the last block steps back over its
+    neighbour's columns)."""
     a = rng.standard_normal((m, k)).astype(np.float32)
     b = rng.standard_normal((k, n)).astype(np.float32)
     options = "-DACTIVATION=1" + " -DPREFETCH=16" * prefetch
@@ -76,9 +80,19 @@ def test_gemm_panel_stores(cl_env, rng, m, n, k, rows, c_mode, vw, prefetch):
         strides, options = stride_of(m, n), f"{options} -DHAS_C"
         want = want - 2.0 * c
     got = _gemm(cl_env, options, a, b, c, m, n, k, strides, 0.5, -2.0, vw=vw, rows=rows,
-                local_size=(1,))
+                local_size=(1,), vectors=vectors)
     assert (want < 0).any()
     assert_close(got, np.maximum(want, 0), atol=1e-4)
+
+
+@pytest.mark.parametrize("vw", [4, 16])
+def test_gemm_two_vectors_with_a_transposed(cl_env, rng, vw):
+    """-DNV=2 with TRANS_A (A read down its columns) and rows past M."""
+    m, n, k = 11, 2 * vw + 5, 9
+    a = rng.standard_normal((k, m)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    got = _gemm(cl_env, "-DTRANS_A", a, b, None, m, n, k, (0, 0), 1.0, 0.0, vw=vw, vectors=2)
+    assert_close(got, a.T.astype(np.float64) @ b, atol=1e-4)
 
 
 def test_gemm_without_c(cl_env, rng):

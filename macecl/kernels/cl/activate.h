@@ -11,8 +11,8 @@
 #include "vector.h"
 
 /* The piecewise-linear activations as vector selects (comparisons: NaN passes, as in
-   unary_op), the sigmoid and swish with one vector exp call and the Gelu with one vector erf
-   call, instead of a builtin call per lane (clamp, exp: see vector.h's NOTE); the others lane
+   unary_op), the sigmoid, swish and both Gelus with one vector exp call (common.h's gelu),
+   instead of a builtin call per lane (clamp, exp: see vector.h's NOTE); the others lane
    by lane. On PoCL, `python
    bench/op_kernels.py --cases activation --rounds 9`, two runs (load 4.3 and 3.7): PP-OCR
    det's 1x1 16->32 on 320x320 with HardSwish 4.91 -> 1.44 and 3.08 -> 1.24 ms, its last
@@ -45,7 +45,13 @@ inline floatv activate_v(floatv y, const float act_a, const float act_b)
 #elif ACTIVATION == UNARY_SWISH
     return y / (1.0f + exp(-act_a * y));
 #elif ACTIVATION == UNARY_GELU
-    return 0.5f * y * (1.0f + erf(y * M_SQRT1_2_F));
+    const floatv s = (y < 0.0f ? -y : y) * M_SQRT1_2_F;
+    const floatv t = 1.0f / (1.0f + GELU_P * s);
+    const floatv tail = t * (ERF_A1 + t * (ERF_A2 + t * (ERF_A3 + t * (ERF_A4 + t * ERF_A5))));
+    const floatv e = 1.0f - tail * exp(-s * s);
+    return 0.5f * y * (1.0f + (y < 0.0f ? -e : e));
+#elif ACTIVATION == UNARY_GELU_TANH
+    return y / (1.0f + exp(-GELU_TANH_U(y)));
 #else
     float lane[VW];
     STOREV_PRIVATE(lane, y);

@@ -52,6 +52,29 @@ inline float unit_range(const float x)
     return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x);
 }
 
+/* Gelu's erf(x / sqrt(2)) by Abramowitz and Stegun's 7.1.26 (absolute error below 1.5e-7),
+   one exp instead of the erf builtin: fused into a GEMM on PoCL, a vector erf call per store
+   made ConvNeXt's 3136 x 96 @ 96 x 384 MatMul 6.9 ms against 1.3 ms without an activation
+   (an exp: 1.5 ms). GELU_A, GELU_P and the ERF_A<n> are the approximation's; activate.h
+   writes the same steps on vectors. */
+#define GELU_P 0.3275911f
+#define ERF_A1 0.254829592f
+#define ERF_A2 (-0.284496736f)
+#define ERF_A3 1.421413741f
+#define ERF_A4 (-1.453152027f)
+#define ERF_A5 1.061405429f
+inline float gelu(const float x)
+{
+    const float s = fabs(x) * M_SQRT1_2_F;
+    const float t = 1.0f / (1.0f + GELU_P * s);
+    const float tail = t * (ERF_A1 + t * (ERF_A2 + t * (ERF_A3 + t * (ERF_A4 + t * ERF_A5))));
+    const float e = 1.0f - tail * exp(-s * s);  /* erf(|x| / sqrt(2)) */
+    return 0.5f * x * (1.0f + (x < 0.0f ? -e : e));
+}
+
+/* Gelu's tanh form, 0.5 x (1 + tanh(u)) = x / (1 + exp(-2u)): one exp, no tanh */
+#define GELU_TANH_U(x) (1.5957691216f * ((x) + 0.044715f * (x) * (x) * (x)))  /* 2u */
+
 float unary_op(const int kind, const float x, const float a, const float b)
 {
     switch (kind) {
@@ -79,9 +102,8 @@ float unary_op(const int kind, const float x, const float a, const float b)
     case UNARY_HARD_SWISH_AFFINE:
         return a * (x * unit_range(x * (1.0f / 6.0f) + 0.5f)) + b;
     case UNARY_ERF:          return erf(x);
-    case UNARY_GELU:         return 0.5f * x * (1.0f + erf(x * M_SQRT1_2_F));
-    case UNARY_GELU_TANH:
-        return 0.5f * x * (1.0f + tanh(0.7978845608f * (x + 0.044715f * x * x * x)));
+    case UNARY_GELU:         return gelu(x);
+    case UNARY_GELU_TANH:    return x / (1.0f + exp(-GELU_TANH_U(x)));
     default:                 return x;
     }
 }

@@ -13,6 +13,8 @@
  *   -DROWS=<1..8>       rows of Y per work item (default 8); the host takes fewer for a
  *                       matrix of fewer rows (a fully connected layer's one), whose rows
  *                       past M would only repeat row M - 1
+ *   -DNV=<1|2>          (gemm, panel blocking) column vectors per work item (default 1);
+ *                       with 2 the host makes sure N >= 2 * VW, so every block is whole
  *
  * Two blockings, both without local memory (any work-group shape is correct):
  *   - panel (B not transposed): a work item computes ROWS rows by VW columns of Y, one
@@ -80,12 +82,42 @@
    do not follow: the run of row k + PREFETCH (a clang builtin: the CPU's build only) */
 #define PREFETCH_PANEL(k)                                                                   \
     __builtin_prefetch(B + (size_t)((k) + PREFETCH) * N + n0);                              \
-    __builtin_prefetch(B + (size_t)((k) + PREFETCH) * N + n0 + VW - 1);
+    __builtin_prefetch(B + (size_t)((k) + PREFETCH) * N + n0 + NV * VW / 2);                \
+    __builtin_prefetch(B + (size_t)((k) + PREFETCH) * N + n0 + NV * VW - 1);
 #else
 #define PREFETCH_PANEL(k)
 #endif
+#ifndef NV
+#define NV 1
+#endif
+#if NV == 2
+/* two vectors of columns: each A value loaded feeds two multiply-adds (torchvision's
+   ConvNeXt-tiny on PoCL, one profile each: its last stage's MLP MatMuls, 49 x 768 @ 768 x
+   3072, 4.0 -> 2.5 ms; all its gemm launches 80.9 -> 65.2 ms) */
+#define PANEL_ZERO(r, unused) floatv acc##r = (floatv)(0.0f), acc##r##_1 = (floatv)(0.0f);
+#define PANEL_STEP(r, A_ROW_AT)                                                              \
+    {                                                                                        \
+        const float a = A_ROW_AT(r, k);                                                      \
+        acc##r += a * v;                                                                     \
+        acc##r##_1 += a * v1;                                                                \
+    }
+#define PANEL_B(k)                                                                           \
+    const floatv v = LOADV(B + (size_t)(k) * N + n0), v1 = LOADV(B + (size_t)(k) * N + n0 + VW);
+#elif NV == 1
 #define PANEL_ZERO(r, unused) floatv acc##r = (floatv)(0.0f);
 #define PANEL_STEP(r, A_ROW_AT) acc##r += (floatv)(A_ROW_AT(r, k)) * v;
+#define PANEL_B(k)                                                                           \
+    floatv v;                                                                                \
+    if (lanes == VW) {                                                                       \
+        v = LOADV(B + (size_t)(k) * N + n0);                                                 \
+    } else {                                                                                 \
+        float lane[VW];                                                                      \
+        for (int i = 0; i < VW; ++i) lane[i] = i < lanes ? B[(size_t)(k) * N + n0 + i] : 0.0f; \
+        v = LOADV_PRIVATE(lane);                                                             \
+    }
+#else
+#error "gemm takes NV 1 or 2"
+#endif
 
 /* acc<r> = sum over k of A(m0 + r, k) * B[k, n0 .. n0 + VW): the panel blocking. Rows past
    M read row M - 1 (computed, never stored); B's columns past N read zeros. The sums are
@@ -95,14 +127,7 @@
     EACH_ROW(PANEL_ZERO, 0)                                                                 \
     for (int k = 0; k < K; ++k) {                                                           \
         PREFETCH_PANEL(k)                                                                   \
-        floatv v;                                                                           \
-        if (lanes == VW) {                                                                  \
-            v = LOADV(B + (size_t)k * N + n0);                                              \
-        } else {                                                                            \
-            float lane[VW];                                                                 \
-            for (int i = 0; i < VW; ++i) lane[i] = i < lanes ? B[(size_t)k * N + n0 + i] : 0.0f; \
-            v = LOADV_PRIVATE(lane);                                                        \
-        }                                                                                   \
+        PANEL_B(k)                                                                          \
         EACH_ROW(PANEL_STEP, A_ROW_AT)                                                      \
     }
 
@@ -154,7 +179,7 @@ __kernel void gemm(__global const float* A,
 #ifdef TRANS_B
     const int blocks = N;
 #else
-    const int blocks = (N + VW - 1) / VW;
+    const int blocks = (N + NV * VW - 1) / (NV * VW);
 #endif
     const int row_blocks = (M + ROWS - 1) / ROWS;
     const int gid = get_global_id(0);
@@ -199,14 +224,25 @@ __kernel void gemm(__global const float* A,
         Y[(size_t)m * N + n] = ACTIVATE(y, act_a, act_b);
     }
 #else
-    const int n0 = N >= VW ? min(column_block * VW, N - VW) : 0;  /* a tail block steps back */
-    const int lanes = min(VW, N - n0);
+    /* a tail block steps back */
+    const int n0 = N >= NV * VW ? min(column_block * NV * VW, N - NV * VW) : 0;
+    const int lanes = min(VW, N - n0);  /* of the first vector: NV 2 has whole ones only */
 #define GEMM_A(r, k) A_AT(MIN_I(m0 + (r), M - 1), k)
     PANEL_LOOP(GEMM_A)
+#if NV == 2
+#define GEMM_STORE(r, unused)                                                                \
+    if (m0 + r < M) {                                                                        \
+        store_row(acc##r, m0 + r, n0, VW, N, C, c_stride_m, c_stride_n, alpha, beta, Y,      \
+                  act_a, act_b);                                                             \
+        store_row(acc##r##_1, m0 + r, n0 + VW, VW, N, C, c_stride_m, c_stride_n, alpha, beta, \
+                  Y, act_a, act_b);                                                          \
+    }
+#else
 #define GEMM_STORE(r, unused)                                                                \
     if (m0 + r < M)                                                                         \
         store_row(acc##r, m0 + r, n0, lanes, N, C, c_stride_m, c_stride_n, alpha, beta, Y,   \
                   act_a, act_b);
+#endif
     EACH_ROW(GEMM_STORE, 0)
 #endif
 }
