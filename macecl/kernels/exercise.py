@@ -104,6 +104,8 @@ def sample_launches() -> list[Launch]:
         Launch("softmax", (), "softmax", (x, out, *_i(n, c, h * w)), n * h * w),
         Launch("transpose", (), "transpose",
                (x, out, meta((n, h, w, c), (c * h * w, w, 1, h * w)), *_i(4, total)), total),
+        Launch("transpose", (), "transpose_tiles", (x, out, *_i(c, h * w, n)),
+               (-(-h * w // 4), -(-c // 4), n)),
         Launch("copy", (), "copy_box",
                (x, out, meta((n, c, h, w), (c * h * w, h * w, w, 1), (2 * c * h * w, h * w, w, 1)),
                 *_i(4, 0, 0, total)), total),

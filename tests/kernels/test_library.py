@@ -30,7 +30,7 @@ PROGRAMS = {
                {"resize_nearest", "resize_bilinear", "resize_nearest_blocks"}),
     "softmax": ("-DLOG -DVW=16", {"softmax", "softmax_rows"}),
     "squeeze_excite": ("-DVW=16 -DHIDDEN_ACTIVATION=7 -DGATE_ACTIVATION=4", {"excite_scale"}),
-    "transpose": ("", {"transpose", "transpose_rows"}),
+    "transpose": ("", {"transpose", "transpose_rows", "transpose_tiles"}),
     "unary": ("-DOP=8", {"unary", "prelu"}),
     "winograd": ("-DVW=16 -DWINO_M=4 -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=3",
                  {"winograd_input", "winograd_output"}),

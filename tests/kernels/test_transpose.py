@@ -51,3 +51,15 @@ def test_transpose_rows(cl_env, rng, shape, perm):
         got = cl_env.run("transpose", f"-DVW={vw}", "transpose_rows", out_shape, [x],
                          [meta, len(lead), inner, rows], work_items=(-(-inner // vw), rows))
         assert_close(got, np.transpose(x, perm))
+
+
+@pytest.mark.parametrize("shape", [(2, 32, 48), (1, 40, 37), (3, 5, 70), (1, 16, 16), (2, 3, 2)])
+@pytest.mark.parametrize("vw", [4, 16])
+def test_transpose_tiles(cl_env, rng, shape, vw):
+    """(B, X, Y) -> (B, Y, X) by VW x VW tiles: whole ones, and tiles crossing X, Y or both."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    batches, rows, columns = shape
+    got = cl_env.run("transpose", f"-DVW={vw}", "transpose_tiles", (batches, columns, rows), [x],
+                     [rows, columns, batches],
+                     work_items=(-(-columns // vw), -(-rows // vw), batches))
+    assert_close(got, np.transpose(x, (0, 2, 1)))
