@@ -288,17 +288,16 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
             # ResNet-50's 7x7/2 2.75 / 2.38 / 1.15 (im2col + conv2d_gemm took 0.59 and 1.88
             # in the profile)
             grid = (blocks, -(-ow // width), oh)
-            local = (1, min(8, 1 << (grid[1] - 1).bit_length()),
-                     min(8, 1 << (oh - 1).bit_length()))
             builder.launch("conv2d", "conv2d_direct", args, grid,
-                           options=[*options, f"-DCO_BLOCK={stem}"], local_size=local)
+                           options=[*options, f"-DCO_BLOCK={stem}"], local_size=row_groups(grid))
         elif sw == 1:
             builder.launch("conv2d", "conv2d_direct_wide", args,
                            (blocks, -(-ow // (width * GEMM_VECTORS)), oh), options=options,
                            local_size=heavy_items(builder))
         else:
-            builder.launch("conv2d", "conv2d_direct", args, (blocks, -(-ow // width), oh),
-                           options=options)
+            grid = (blocks, -(-ow // width), oh)
+            builder.launch("conv2d", "conv2d_direct", args, grid, options=options,
+                           local_size=row_groups(grid) if builder.traits.cpu else None)
         return out
     pixels = oh * ow
     vectors, block_options = gemm_block(builder.traits, pixels, not pointwise)
@@ -385,6 +384,18 @@ def gemm_block(traits, pixels: int, packed: bool) -> tuple[int, list[str]]:
     return GEMM_VECTORS, options
 
 
+def row_groups(grid: tuple[int, int, int]) -> tuple[int, int, int]:
+    """conv2d_direct's local size on a CPU: up to 8 x 8 pixel vectors of one channel block,
+    whose neighbouring rows share input rows (the engine rounds the grid up to it). PoCL's
+    own choice for a grid of at most 4096 work items is one group, one core; one work item
+    a group loses the rows' sharing. Kernel ms, three profiles each (before: the driver's
+    choice), torchvision's grouped 3x3/2 layers: RegNetY-400MF's 32 and 64 channels in
+    groups of 16 0.81-1.03 -> 0.40-0.44 and 0.54-0.61 -> 0.22-0.23, RegNetX's 0.74-0.89 ->
+    0.51-0.53 and 0.42-0.46 -> 0.26-0.27, ResNeXt-50's 32 groups of 8 on 56x56 0.74-0.79
+    -> 0.54-0.60 (one item a group: 0.93). The stems' figures: _convolve_forward."""
+    return (1, min(8, 1 << (grid[1] - 1).bit_length()), min(8, 1 << (grid[2] - 1).bit_length()))
+
+
 def heavy_items(builder) -> tuple[int, int, int] | None:
     """The local size of conv2d_gemm and depthwise_conv2d: one work item per group on a CPU,
     whose driver would otherwise run up to 4096 of them as one group on one core (see
@@ -392,7 +403,7 @@ def heavy_items(builder) -> tuple[int, int, int] | None:
     (bench/conv_kernels.py --rounds 9 --shapes dw, load 1.1): PP-OCR rec's 3x3 on 240x12x80
     0.19 against 0.33 ms, shufflenet's 3x3 on 112x28x28 0.17 against 0.21 ms, 5x5 on
     240x20x20 0.43 against 0.51 ms, 3x3 on 96x80x80 0.57 against 0.60 ms. (conv2d_direct
-    gained 0-10% from it, within the noise, and is left to the tuner.)"""
+    takes row_groups instead.)"""
     return (1, 1, 1) if builder.traits.cpu else None
 
 
