@@ -132,3 +132,31 @@ def test_an_opset_24_model_runs_and_25_is_refused(tmp_path):
     same_as_onnxruntime(path)
     with pytest.raises(macecl.UnsupportedModelError, match="opset 25 .macecl reads 6 to 24"):
         convert(save(tmp_path, nodes, constants, opset=25, name="newer.onnx"))
+
+
+def test_mod_and_scatter_nd_on_shapes_fold_away(tmp_path):
+    """Swin's pattern: a pad computed with Mod from the input's width, and a mask written by
+    ScatterND into zeros: both are constants after conversion, and the numbers ONNX
+    Runtime's."""
+    def i64(*values):
+        return np.array(values, np.int64)
+
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "three"], ["w"], axis=0),
+        helper.make_node("Mod", ["w", "seven"], ["r"]),
+        helper.make_node("Sub", ["seven", "r"], ["p"]),
+        helper.make_node("Mod", ["p", "seven"], ["pad"]),
+        helper.make_node("Concat", ["zeros7", "pad"], ["pads"], axis=0),
+        helper.make_node("Pad", ["x", "pads"], ["xp"]),
+        helper.make_node("ConstantOfShape", ["mask_shape"], ["zero_mask"]),
+        helper.make_node("ScatterND", ["zero_mask", "at", "values"], ["mask"]),
+        helper.make_node("Add", ["xp", "mask"], ["y"]),
+    ]
+    path = save(tmp_path, nodes, {
+        "three": np.array(3, np.int64), "seven": i64(7), "zeros7": i64(0, 0, 0, 0, 0, 0, 0),
+        "mask_shape": i64(1, 1, 6, 7), "at": i64(0, 0, 0, 0, 0, 0, 5, 6).reshape(2, 4),
+        "values": np.array([-1.0, -2.0], np.float32)})
+    graph = convert(path)
+    assert not {"Mod", "ScatterND", "Shape"} & {n.op for n in graph.nodes}
+    same_as_onnxruntime(path)

@@ -834,3 +834,41 @@ def _evaluate_not(node: Node, arrays: list) -> list[np.ndarray]:
 def _evaluate_where(node: Node, arrays: list) -> list[np.ndarray]:
     condition, x, y = (np.asarray(a) for a in arrays[:3])
     return [np.where(condition.astype(bool), x, y).astype(np.result_type(x, y))]
+
+
+@evaluation("Mod")
+def _evaluate_mod(node: Node, arrays: list) -> list[np.ndarray]:
+    """Mod on the host (exporters compute pads from shapes with it: Swin's windows): the
+    divisor's sign (NumPy's mod), or with fmod=1 the dividend's (C's fmod, floats' only)."""
+    a, b = np.asarray(arrays[0]), np.asarray(arrays[1])
+    fmod = int(node.attrs.get("fmod", 0))
+    if not fmod and a.dtype.kind == "f":
+        raise ValueError("Mod of floats needs fmod=1")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return [(np.fmod if fmod else np.mod)(a, b).astype(np.result_type(a, b))]
+
+
+SCATTER_REDUCTIONS = {"none": None, "add": np.add, "mul": np.multiply, "max": np.maximum,
+                      "min": np.minimum}
+
+
+@evaluation("ScatterND")
+def _evaluate_scatter_nd(node: Node, arrays: list) -> list[np.ndarray]:
+    """ScatterND on the host (Swin's attention mask, written slice by slice into zeros):
+    data with updates written, or combined by ``reduction``, at the index tuples of the
+    indices' last axis, in order."""
+    data, indices, updates = (np.asarray(a) for a in arrays[:3])
+    reduction = node.attrs.get("reduction", "none")
+    if reduction not in SCATTER_REDUCTIONS:
+        raise ValueError(f"ScatterND reduction {reduction!r}")
+    depth = indices.shape[-1]
+    if depth > data.ndim or updates.shape != indices.shape[:-1] + data.shape[depth:]:
+        raise ValueError(f"ScatterND updates {list(updates.shape)} do not fit data "
+                         f"{list(data.shape)} at indices {list(indices.shape)}")
+    out = data.copy()
+    tuples = indices.reshape(-1, depth)
+    slices = updates.reshape((len(tuples), *data.shape[depth:]))
+    combine = SCATTER_REDUCTIONS[reduction]
+    for at, update in zip(map(tuple, tuples), slices):
+        out[at] = update if combine is None else combine(out[at], update)
+    return [out]

@@ -484,6 +484,40 @@ def test_comparisons_logic_and_where():
     assert got.dtype == np.int64 and got.tolist() == [1, -1, 3]
 
 
+def test_mod_takes_the_divisor_sign_or_with_fmod_the_dividend():
+    a, b = np.array([7, -7, 7, -7], np.int64), np.array([3, 3, -3, -3], np.int64)
+    assert evaluate("Mod", [a, b])[0].tolist() == [1, 2, -2, -1]
+    assert evaluate("Mod", [a, b], {"fmod": 1})[0].tolist() == [1, -1, 1, -1]
+    (got,) = evaluate("Mod", [np.float32([5.5, -5.5]), np.float32(2)], {"fmod": 1})
+    assert got.dtype == np.float32 and got.tolist() == [1.5, -1.5]
+    with pytest.raises(ValueError, match="fmod=1"):
+        evaluate("Mod", [np.float32([5.5]), np.float32(2)])
+
+
+@pytest.mark.parametrize("reduction,want", [
+    ("none", [[0, 0], [5, 6], [0, 0], [1, 2]]),
+    ("add", [[1, 1], [6, 7], [1, 1], [2, 3]]),
+    ("max", [[1, 1], [5, 6], [1, 1], [1, 2]]),
+])
+def test_scatter_nd_writes_rows_in_order(reduction, want):
+    """Index tuples shorter than the rank write whole rows; a repeated index takes the later
+    update (or both, combined)."""
+    data = np.zeros((4, 2), np.float32) + (0 if reduction == "none" else 1)
+    indices = np.array([[3], [1]], np.int64)
+    updates = np.array([[1, 2], [5, 6]], np.float32)
+    (got,) = evaluate("ScatterND", [data, indices, updates], {"reduction": reduction})
+    assert got.dtype == np.float32 and got.tolist() == want
+    assert data.max() <= 1  # the input is not written
+
+
+def test_scatter_nd_of_single_elements_and_a_mismatch():
+    data = np.zeros((2, 3), np.int64)
+    (got,) = evaluate("ScatterND", [data, np.array([[0, 2], [1, 0]]), np.array([7, 8])])
+    assert got.tolist() == [[0, 0, 7], [8, 0, 0]]
+    with pytest.raises(ValueError, match="do not fit"):
+        evaluate("ScatterND", [data, np.array([[0, 2]]), np.array([7, 8])])
+
+
 def test_a_host_only_op_on_a_device_tensor_fails(run_node):
     with pytest.raises(GraphError, match="Equal"):
         run_node("Equal", {"x": X}, constants={"y": np.float32(0)})
