@@ -118,7 +118,8 @@ def sample_launches() -> list[Launch]:
                (x, out, *_i(n, c, h, w, 2 * h, 2 * w), *_f(2, 2)), total * 4),
         Launch("resize", ("-DCOORD_MODE=2", "-DNEAREST_MODE=2"), "resize_nearest",
                (x, out, *_i(n, c, h, w, 2 * h, 2 * w), *_f(2, 2)), total * 4),
-        Launch("lrn", (), "lrn", (x, out, *_i(n, c, h, w, 5), *_f(1e-4, 0.75, 1)), total),
+        Launch("lrn", (), "lrn", (x, out, *_i(n, c, h, w, 5), *_f(1e-4, 0.75, 1)),
+               (-(-h * w // 4), n)),
         Launch("layer_norm", ("-DHAS_BIAS",), "layer_norm",
                (x, t(w), t(w), out, *_i(n * c * h, w), *_f(1e-5)), n * c * h),
         # a squeeze-and-excitation block's second launch: 8 -> 2 -> 8 channels, 2 groups

@@ -148,7 +148,9 @@ def _lower_lrn(node: Node, inputs: list, builder) -> list:
     args = [view, result, *(np.int32(d) for d in view.shape), np.int32(size),
             np.float32(node.attrs.get("alpha", 1e-4)), np.float32(node.attrs.get("beta", 0.75)),
             np.float32(node.attrs.get("bias", 1.0))]
-    builder.launch("lrn", "lrn", args, out.size)
+    width = builder.traits.vector_width
+    builder.launch("lrn", "lrn", args, (-(-inner // width), x.shape[0]),
+                   options=[f"-DVW={width}"])
     return [out]
 
 

@@ -29,11 +29,17 @@ def lrn_ref(x, size, alpha, beta, bias):
         ((1, 6, 2, 5), 4, 0.9, 0.6, 2.0),  # even size: window leans forward
         ((2, 3, 1, 1), 1, 1.0, 1.0, 0.5),
         ((1, 2, 3, 3), 7, 2.0, 0.5, 1.0),  # window wider than the channels
+        ((2, 9, 5, 7), 5, 0.6, 0.75, 1.0),  # 35 pixels: whole vectors and a stepped-back one
     ],
 )
-def test_lrn(cl_env, rng, shape, size, alpha, beta, bias):
+@pytest.mark.parametrize("vw", [4, 16])
+def test_lrn(cl_env, rng, shape, size, alpha, beta, bias, vw):
+    """Pixel vectors through every channel: planes smaller than a vector (lane by lane),
+    and larger ones whose last vector steps back over its neighbour's pixels."""
     x = (rng.standard_normal(shape) * 2).astype(np.float32)
-    got = cl_env.run("lrn", "", "lrn", shape, [x], [*shape, size, alpha, beta, bias])
+    pixels = shape[2] * shape[3]
+    got = cl_env.run("lrn", f"-DVW={vw}", "lrn", shape, [x], [*shape, size, alpha, beta, bias],
+                     work_items=(-(-pixels // vw), shape[0]))
     want = lrn_ref(x, size, alpha, beta, bias)
     if alpha >= 0.5:
         assert not np.allclose(want, x, rtol=1e-2)  # the op must do more than copy
