@@ -90,12 +90,20 @@ def _scaled_other_tensor(nodes):
     return [helper.make_node("Conv", ["x", "w0"], ["x2"], pads=[1, 1, 1, 1]), *nodes]
 
 
-@pytest.mark.parametrize("nodes, squeeze_taps", [
-    (_mean_read_twice(block()), 1),  # an intermediate read elsewhere
-    (_scaled_other_tensor(block()), 1),
-    (block(squeeze_pads=[1, 1, 1, 1]), 3),  # a 3x3 squeeze, padded: its centre tap counts
-], ids=["used_intermediate", "other_tensor", "3x3"])
-def test_blocks_that_must_stay(tmp_path, nodes, squeeze_taps):
-    path = save(tmp_path, nodes, constants(squeeze_taps=squeeze_taps), [("x", [N, 3, H, W])])
+def test_padded_3x3_squeeze_on_the_pooled_map_is_1x1(tmp_path):
+    """A padded 3x3 squeeze reads only its centre tap on the pooled 1x1 map:
+    converter/padded_taps.py makes it the 1x1 convolution it is, and the block fuses."""
+    path = save(tmp_path, block(squeeze_pads=[1, 1, 1, 1]), constants(squeeze_taps=3),
+                [("x", [N, 3, H, W])])
+    assert [n.op for n in convert(path).nodes] == ["Conv", "SqueezeExcite"]
+    same_as_onnxruntime(path, feed())
+
+
+@pytest.mark.parametrize("nodes", [
+    _mean_read_twice(block()),  # an intermediate read elsewhere
+    _scaled_other_tensor(block()),
+], ids=["used_intermediate", "other_tensor"])
+def test_blocks_that_must_stay(tmp_path, nodes):
+    path = save(tmp_path, nodes, constants(), [("x", [N, 3, H, W])])
     assert "SqueezeExcite" not in [n.op for n in convert(path).nodes]
     same_as_onnxruntime(path, feed())

@@ -13,8 +13,8 @@
 /* The piecewise-linear activations as vector selects (comparisons: NaN passes, as in
    unary_op), the sigmoid, swish and both Gelus with one vector exp call (common.h's gelu),
    instead of a builtin call per lane (clamp, exp: see vector.h's NOTE); the others lane
-   by lane. On PoCL, `python
-   bench/op_kernels.py --cases activation --rounds 9`, two runs (load 4.3 and 3.7): PP-OCR
+   by lane. On PoCL, `python bench/op_kernels.py --cases activation --rounds 9`, two runs
+   (load 4.3 and 3.7): PP-OCR
    det's 1x1 16->32 on 320x320 with HardSwish 4.91 -> 1.44 and 3.08 -> 1.24 ms, its last
    ConvTranspose with Sigmoid 8.02 -> 0.60 and 3.57 -> 0.52 ms; conv2d_gemm on PP-OCR's 1x1
    layers, built with ACTIVATION 0 and 7 (HardSwish) and timed interleaved (VW 16): 16->64 on

@@ -55,7 +55,7 @@ inline float unit_range(const float x)
 /* Gelu's erf(x / sqrt(2)) by Abramowitz and Stegun's 7.1.26 (absolute error below 1.5e-7),
    one exp instead of the erf builtin: fused into a GEMM on PoCL, a vector erf call per store
    made ConvNeXt's 3136 x 96 @ 96 x 384 MatMul 6.9 ms against 1.3 ms without an activation
-   (an exp: 1.5 ms). GELU_A, GELU_P and the ERF_A<n> are the approximation's; activate.h
+   (an exp: 1.5 ms). GELU_P and the ERF_A<n> are the approximation's constants; activate.h
    writes the same steps on vectors. */
 #define GELU_P 0.3275911f
 #define ERF_A1 0.254829592f

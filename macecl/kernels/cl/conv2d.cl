@@ -215,7 +215,7 @@ __kernel void im2col(__global const float* input,
                 /* one unsigned comparison per bound, and a lane outside the plane loads
                    the plane's first float, then discarded: no branch around the load */
                 const bool in = (uint)ih < (uint)H && (uint)iw < (uint)W;
-                const float v = plane[in ? ih * W + iw : 0];
+                const float v = plane[in ? (size_t)ih * W + iw : 0];
                 lane[i] = in ? v : 0.0f;
             }
             STOREV(out, LOADV_PRIVATE(lane));

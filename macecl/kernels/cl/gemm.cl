@@ -226,16 +226,20 @@ __kernel void gemm(__global const float* A,
 #else
     /* a tail block steps back */
     const int n0 = N >= NV * VW ? min(column_block * NV * VW, N - NV * VW) : 0;
-    const int lanes = min(VW, N - n0);  /* of the first vector: NV 2 has whole ones only */
+#if NV == 2
+    const int lanes = VW;  /* each vector's: whole, as the host has N >= 2 * VW */
+#else
+    const int lanes = min(VW, N - n0);
+#endif
 #define GEMM_A(r, k) A_AT(MIN_I(m0 + (r), M - 1), k)
     PANEL_LOOP(GEMM_A)
 #if NV == 2
 #define GEMM_STORE(r, unused)                                                                \
     if (m0 + r < M) {                                                                        \
-        store_row(acc##r, m0 + r, n0, VW, N, C, c_stride_m, c_stride_n, alpha, beta, Y,      \
+        store_row(acc##r, m0 + r, n0, lanes, N, C, c_stride_m, c_stride_n, alpha, beta, Y,   \
                   act_a, act_b);                                                             \
-        store_row(acc##r##_1, m0 + r, n0 + VW, VW, N, C, c_stride_m, c_stride_n, alpha, beta, \
-                  Y, act_a, act_b);                                                          \
+        store_row(acc##r##_1, m0 + r, n0 + VW, lanes, N, C, c_stride_m, c_stride_n, alpha,    \
+                  beta, Y, act_a, act_b);                                                    \
     }
 #else
 #define GEMM_STORE(r, unused)                                                                \

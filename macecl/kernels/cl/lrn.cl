@@ -21,7 +21,7 @@
 #include "common.h"
 #include "vector.h"
 
-/* the VW pixels of one channel plane from `at`, `lanes` of them (zeros past) */
+/* VW pixels of a channel plane from `plane`, the first `lanes` of them (zeros past) */
 inline floatv lrn_load(__global const float* plane, const int lanes)
 {
     if (lanes == VW) return LOADV(plane);
