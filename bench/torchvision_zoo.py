@@ -28,7 +28,8 @@ from macecl.benchmark import alternating_blocks, median_ms, stopwatch
 MODELS = ("squeezenet1_1,mobilenet_v2,mobilenet_v3_small,mobilenet_v3_large,efficientnet_b0,"
           "efficientnet_v2_s,mnasnet1_0,shufflenet_v2_x1_0,regnet_x_400mf,regnet_y_400mf,"
           "resnet18,resnext50_32x4d,densenet121,googlenet,inception_v3,alexnet,vgg11_bn,"
-          "convnext_tiny,lraspp_mobilenet_v3_large,deeplabv3_mobilenet_v3_large,fcn_resnet50")
+          "convnext_tiny,swin_t,maxvit_t,lraspp_mobilenet_v3_large,deeplabv3_mobilenet_v3_large,"
+          "fcn_resnet50")
 SEGMENTATION = ("fcn_", "deeplabv3_", "lraspp_")
 
 

@@ -91,5 +91,5 @@ def _reads_input(tap: int, size: int, outputs: int, stride: int, dilation: int,
     """Whether some output position's ``tap`` reads inside [0, size): input index
     o * stride - begin + tap * dilation for o in [0, outputs)."""
     offset = tap * dilation - begin
-    first = max(0, -(-(-offset) // stride))  # the smallest o with o * stride + offset >= 0
+    first = max(0, -(offset // stride))  # the smallest o with o * stride + offset >= 0
     return first < outputs and first * stride + offset < size
