@@ -19,7 +19,7 @@ from macecl.ops.activations import fused
 from macecl.ops.conv_disjoint import convolve_disjoint, disjoint_taps
 from macecl.ops.conv_tiled import convolve_tiled, tiled_fits
 from macecl.ops.conv_winograd import convolve_winograd, winograd_tile
-from macecl.ops.depthwise import rows_fit, rows_launch
+from macecl.ops.depthwise import dilation_options, rows_fit, rows_launch
 from macecl.ops.elementwise import OPS, lower_binary
 from macecl.ops.registry import checker, ints, lowering
 
@@ -249,9 +249,9 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
                                f"channels it divides ({c_in} -> {c_out}, group {group})")
         options = [*options, f"-DSHUFFLE={shuffle}"]
     if group > 1 and w2.shape[1] == 1:
-        if rows_fit(builder.traits, kh, kw, sh, sw, dh, dw):
+        if rows_fit(builder.traits, kh, kw, sh, sw, dh, dw, dilated=True):
             rows_launch(builder, x2, w2, bias, residual, out2, (kh, kw, sh, sw, pt, pl),
-                        options, act_a, act_b)
+                        [*options, *dilation_options(dh, dw)], act_a, act_b)
             return out
         builder.launch("conv2d", "depthwise_conv2d",
                        [x2, w2, *epilogue, *shape, *window, np.int32(n * c_out), act_a, act_b],

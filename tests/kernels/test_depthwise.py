@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from macecl.ops.activations import apply
-from macecl.ops.depthwise import window_options
+from macecl.ops.depthwise import dilation_options, window_options
 
 from .helpers import assert_close
 from .test_conv2d import conv2d_ref, out_size
@@ -38,12 +38,13 @@ VARIANTS = [(4, None, 4), (8, (2, 3), 8), (16, None, 8), (16, (1, 1), 4)]
 
 
 def run_rows(cl_env, x, w, bias, residual, stride, pads, per_item, vw, local_size=None,
-             activation=(0, 0.0, 0.0), band=4):
+             activation=(0, 0.0, 0.0), band=4, dilation=(1, 1)):
     n, c, h, wd = x.shape
     co, _, kh, kw = w.shape
-    oh, ow = out_size(h, wd, (kh, kw), stride, (1, 1), pads)
+    oh, ow = out_size(h, wd, (kh, kw), stride, dilation, pads)
     code, act_a, act_b = activation
     options = " ".join([f"-DVW={vw}", *window_options(kh, kw, *stride, band),
+                        *dilation_options(*dilation),
                         f"-DACTIVATION={code}", *(["-DHAS_BIAS"] if bias is not None else []),
                         *(["-DHAS_RESIDUAL"] if residual is not None else [])])
     args = [c, h, wd, co, oh, ow, pads[0], pads[1], n * co, per_item, act_a, act_b]
@@ -66,6 +67,29 @@ def test_depthwise_rows(cl_env, rng, case, vw, local_size, band):
     got = run_rows(cl_env, x, w, bias, residual, stride, pads, per_item, vw, local_size,
                    band=band)
     assert_close(got, conv2d_ref(x, w, bias, stride, (1, 1), pads, c, residual), atol=1e-4)
+
+
+# (N, C, H, W), (KH, KW), stride, dilation, pads (t, l, b, r)
+DILATED = {
+    "deeplab_5x5_d2": ((1, 4, 14, 14), (5, 5), (1, 1), (2, 2), (4, 4, 4, 4)),
+    "3x3_d2_wide": ((1, 3, 9, 41), (3, 3), (1, 1), (2, 2), (2, 2, 2, 2)),
+    "3x3_d2x3_stride2": ((2, 2, 13, 37), (3, 3), (2, 2), (2, 3), (2, 3, 1, 2)),
+    "3x3_d3_short_rows": ((1, 2, 3, 20), (3, 3), (1, 1), (3, 1), (3, 1, 3, 1)),
+}
+
+
+@pytest.mark.parametrize("vw,band", [(4, 4), (16, 8)])
+@pytest.mark.parametrize("case", list(DILATED))
+def test_depthwise_rows_dilated(cl_env, rng, case, vw, band):
+    """-DDW_DH / -DDW_DW: every band row's taps come from every DH-th input row under the
+    band, and the columns DW apart (edge blocks by row_vector, inner ones whole)."""
+    x_shape, (kh, kw), stride, dilation, pads = DILATED[case]
+    c = x_shape[1]
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal((c, 1, kh, kw)).astype(np.float32)
+    bias = rng.standard_normal(c).astype(np.float32)
+    got = run_rows(cl_env, x, w, bias, None, stride, pads, 2, vw, band=band, dilation=dilation)
+    assert_close(got, conv2d_ref(x, w, bias, stride, dilation, pads, c), atol=1e-4)
 
 
 def test_depthwise_rows_without_bias_or_residual(cl_env, rng):

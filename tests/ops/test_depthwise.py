@@ -31,7 +31,8 @@ def kernels(attrs, traits, channels=4, kernel=3):
     ({"pads": [2, 2, 2, 2], "strides": [2, 1]}, 5, "depthwise_rows"),
     ({"strides": [3, 2]}, 3, "depthwise_rows"),
     ({"strides": [1, 3]}, 3, "depthwise_conv2d"),  # rows load strides 1 and 2 only
-    ({"dilations": [2, 2], "pads": [2, 2, 2, 2]}, 3, "depthwise_conv2d"),
+    ({"dilations": [2, 2], "pads": [2, 2, 2, 2]}, 3, "depthwise_rows"),
+    ({"dilations": [3, 3], "pads": [6, 6, 6, 6]}, 5, "depthwise_conv2d"),  # spans 13 rows
     ({"pads": [4, 4, 4, 4]}, 9, "depthwise_conv2d"),  # wider than MAX_TAPS
 ])
 def test_cpu_takes_depthwise_rows_where_it_fits(attrs, kernel, want):

@@ -11,7 +11,8 @@
  *   -DDW_KH, -DDW_KW     the window (default 3 x 3): compile-time, so the loops over taps
  *                        unroll and the row reuse below is resolved by the compiler
  *   -DDW_SH=<n>          vertical stride (default 1)
- *   -DDW_SW=<1|2>        horizontal stride (default 1); dilations are 1
+ *   -DDW_SW=<1|2>        horizontal stride (default 1)
+ *   -DDW_DH, -DDW_DW     depthwise_rows' dilations (default 1; pool_rows takes 1 only)
  *   -DDW_BAND=<4|8>      output rows per work item (default 4)
  *   -DHAS_BIAS, -DHAS_RESIDUAL, -DACTIVATION=<n>, -DSHUFFLE=<g>   as in conv2d.cl
  *   -DPOOL=<1|2>         pool_rows: 1 max pool, 2 average pool
@@ -60,7 +61,13 @@
 #ifndef DW_BAND
 #define DW_BAND 4                                 /* output rows per work item: 4 or 8 */
 #endif
-#define IN_ROWS ((DW_BAND - 1) * DW_SH + DW_KH)   /* input rows under a band */
+#ifndef DW_DH
+#define DW_DH 1
+#endif
+#ifndef DW_DW
+#define DW_DW 1
+#endif
+#define IN_ROWS ((DW_BAND - 1) * DW_SH + (DW_KH - 1) * DW_DH + 1)  /* input rows under a band */
 #define SPAN (VW * DW_SW)                         /* floats a row vector covers */
 
 #define intv CAT(int, VW)
@@ -117,8 +124,12 @@ inline floatv row_vector(__global const float* input, const long row_at, const i
 #define EACH_BAND_ROW(X) X(0) X(1) X(2) X(3)
 #endif
 #define BAND_ZERO(r) floatv a##r = (floatv)(0.0f);
-#define IN_WINDOW(r) (ir - (r) * DW_SH >= 0 && ir - (r) * DW_SH < DW_KH)
-#define BAND_STEP(r) if (IN_WINDOW(r)) a##r += taps[(ir - (r) * DW_SH) * DW_KW + kw] * v;
+/* whether input row ir of the band is a tap row of band row r's window (compile-time once
+   the loops unroll), and which */
+#define WINDOW_ROW(r) (ir - (r) * DW_SH)
+#define IN_WINDOW(r) (WINDOW_ROW(r) >= 0 && WINDOW_ROW(r) % DW_DH == 0 && \
+                      WINDOW_ROW(r) / DW_DH < DW_KH)
+#define BAND_STEP(r) if (IN_WINDOW(r)) a##r += taps[WINDOW_ROW(r) / DW_DH * DW_KW + kw] * v;
 #define BAND_STORE(r)                                                                        \
     if ((r) < band_rows)                                                                     \
         store_activated(a##r + shift, lanes, lanes == VW || (r) * OW + VW <= band_rows * OW, \
@@ -135,8 +146,9 @@ inline floatv row_vector(__global const float* input, const long row_at, const i
         const long row_at = plane_at + (long)ih * W;                                         \
         _Pragma("unroll")                                                                    \
         for (int kw = 0; kw < DW_KW; ++kw) {                                                 \
-            const floatv v = INSIDE ? inside_vector(input, row_at + col0 + kw)               \
-                                    : row_vector(input, row_at, col0 + kw, W, total, 0.0f);  \
+            const int col = col0 + kw * DW_DW;                                               \
+            const floatv v = INSIDE ? inside_vector(input, row_at + col)                     \
+                                    : row_vector(input, row_at, col, W, total, 0.0f);        \
             EACH_BAND_ROW(BAND_STEP)                                                         \
         }                                                                                    \
     }
@@ -181,7 +193,7 @@ __kernel void depthwise_rows(__global const float* input,
             const int lanes = MIN_I(VW, OW - s);
             const int col0 = s * DW_SW - pad_left;
             EACH_BAND_ROW(BAND_ZERO)
-            if (col0 >= 0 && col0 + DW_KW - 1 + SPAN <= W) {
+            if (col0 >= 0 && col0 + (DW_KW - 1) * DW_DW + SPAN <= W) {
                 BAND_TAPS(true)
             } else {
                 BAND_TAPS(false)
