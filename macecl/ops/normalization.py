@@ -149,8 +149,11 @@ def _lower_lrn(node: Node, inputs: list, builder) -> list:
             np.float32(node.attrs.get("alpha", 1e-4)), np.float32(node.attrs.get("beta", 0.75)),
             np.float32(node.attrs.get("bias", 1.0))]
     width = builder.traits.vector_width
-    builder.launch("lrn", "lrn", args, (-(-inner // width), x.shape[0]),
-                   options=[f"-DVW={width}"])
+    if builder.traits.cpu:  # pixel vectors through the channels (lrn.cl says why)
+        builder.launch("lrn", "lrn_pixels", args, (-(-inner // width), x.shape[0]),
+                       options=[f"-DVW={width}"])
+    else:
+        builder.launch("lrn", "lrn", args, out.size, options=[f"-DVW={width}"])
     return [out]
 
 

@@ -23,7 +23,7 @@ PROGRAMS = {
     "elementwise": ("-DOP=4", {"binary", "binary_flat", "binary_rows"}),
     "gemm": ("-DVW=16 -DTRANS_A -DTRANS_B -DHAS_C -DACTIVATION=2", {"gemm", "matmul"}),
     "layer_norm": ("-DHAS_BIAS", {"layer_norm"}),
-    "lrn": ("", {"lrn"}),
+    "lrn": ("", {"lrn", "lrn_pixels"}),
     "pooling": ("-DVW=16", {"max_pool2d", "avg_pool2d", "global_avg_pool", "global_max_pool"}),
     "reduce": ("-DOP=1", {"reduce"}),
     "resize": ("-DCOORD_MODE=3 -DNEAREST_MODE=1",

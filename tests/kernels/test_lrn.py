@@ -32,14 +32,16 @@ def lrn_ref(x, size, alpha, beta, bias):
         ((2, 9, 5, 7), 5, 0.6, 0.75, 1.0),  # 35 pixels: whole vectors and a stepped-back one
     ],
 )
-@pytest.mark.parametrize("vw", [4, 16])
-def test_lrn(cl_env, rng, shape, size, alpha, beta, bias, vw):
-    """Pixel vectors through every channel: planes smaller than a vector (lane by lane),
-    and larger ones whose last vector steps back over its neighbour's pixels."""
+@pytest.mark.parametrize("kernel,vw", [("lrn", 4), ("lrn_pixels", 4), ("lrn_pixels", 16)])
+def test_lrn(cl_env, rng, shape, size, alpha, beta, bias, kernel, vw):
+    """One float a work item (lrn), and pixel vectors through every channel (lrn_pixels):
+    planes smaller than a vector (lane by lane), and larger ones whose last vector steps
+    back over its neighbour's pixels."""
     x = (rng.standard_normal(shape) * 2).astype(np.float32)
     pixels = shape[2] * shape[3]
-    got = cl_env.run("lrn", f"-DVW={vw}", "lrn", shape, [x], [*shape, size, alpha, beta, bias],
-                     work_items=(-(-pixels // vw), shape[0]))
+    items = x.size if kernel == "lrn" else (-(-pixels // vw), shape[0])
+    got = cl_env.run("lrn", f"-DVW={vw}", kernel, shape, [x], [*shape, size, alpha, beta, bias],
+                     work_items=items)
     want = lrn_ref(x, size, alpha, beta, bias)
     if alpha >= 0.5:
         assert not np.allclose(want, x, rtol=1e-2)  # the op must do more than copy

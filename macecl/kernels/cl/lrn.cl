@@ -4,15 +4,18 @@
  * Build options:
  *   -DVW=<4|8|16>   pixels per work item, one float vector (vector.h; default 4)
  *
- * Kernel:
+ * Kernels (the same arguments; ops/normalization.py takes lrn_pixels on a CPU, lrn on a
+ * GPU, which wants its many small work items):
  *   lrn(input, output, N, C, H, W, size, alpha, beta, bias)
  *     y = x / (bias + alpha / size * square_sum) ^ beta, where square_sum adds x^2 over the
  *     channels [c - floor((size - 1) / 2), c + ceil((size - 1) / 2)] that exist.
- *     Each work item takes VW neighbouring pixels of one image through every channel (a
- *     last block steps back to end at H * W, recomputing its neighbour's values; a plane
+ *     One float a work item; global size >= N * C * H * W.
+ *   lrn_pixels(input, output, N, C, H, W, size, alpha, beta, bias)
+ *     lrn, each work item taking VW neighbouring pixels of one image through every channel
+ *     (a last block steps back to end at H * W, recomputing its neighbour's values; a plane
  *     smaller than VW goes lane by lane). 2-D NDRange (ceil(H * W / VW), N).
  *
- * One float a work item, with a pow call each, took 52 ns a float on PoCL: the light
+ * lrn, with its pow call each, took 52 ns a float on PoCL: the light
  * inception_v1's two LRNs (192 x 55 x 55 and 64 x 55 x 55) 30.4 and 10.2 ms of its 53.8 ms
  * of kernels. A vector of pixels, whole loads and one exp and one log call a vector: 1.44
  * and 0.48 ms (with a vector pow call instead: 5.8 and 2.0 ms).
@@ -30,11 +33,11 @@ inline floatv lrn_load(__global const float* plane, const int lanes)
     return LOADV_PRIVATE(lane);
 }
 
-__kernel void lrn(__global const float* input,
-                  __global float* output,
-                  const int N, const int C, const int H, const int W,
-                  const int size,
-                  const float alpha, const float beta, const float bias)
+__kernel void lrn_pixels(__global const float* input,
+                         __global float* output,
+                         const int N, const int C, const int H, const int W,
+                         const int size,
+                         const float alpha, const float beta, const float bias)
 {
     const int HW = H * W;
     const int block = get_global_id(0);
@@ -67,4 +70,27 @@ __kernel void lrn(__global const float* input,
             for (int i = 0; i < lanes; ++i) y[(size_t)c * HW + i] = lane[i];
         }
     }
+}
+
+__kernel void lrn(__global const float* input,
+                  __global float* output,
+                  const int N, const int C, const int H, const int W,
+                  const int size,
+                  const float alpha, const float beta, const float bias)
+{
+    const int gid = get_global_id(0);
+    const int HW = H * W;
+    if (gid >= N * C * HW) return;
+    const int c = (gid / HW) % C;
+    const int c_lo = max(c - (size - 1) / 2, 0);
+    const int c_hi = min(c + size / 2, C - 1);  /* size / 2 == ceil((size - 1) / 2) */
+    /* gid - c * HW is the same pixel in channel 0 of this image */
+    __global const float* pixel = input + gid - c * HW;
+
+    float square_sum = 0.0f;
+    for (int k = c_lo; k <= c_hi; ++k) {
+        const float v = pixel[k * HW];
+        square_sum += v * v;
+    }
+    output[gid] = input[gid] / pow(bias + alpha / (float)size * square_sum, beta);
 }
