@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from macecl.graph.ir import Dim, Graph, Node
+from macecl.ops.conv import window_output
+from macecl.ops.registry import ints
 
 
 def crop_padded_taps(graph: Graph, value_shapes: dict[str, list[Dim]]) -> None:
@@ -45,11 +47,7 @@ def crop_padded_taps(graph: Graph, value_shapes: dict[str, list[Dim]]) -> None:
         node.attrs["pads"] = pads
         node.attrs["kernel_shape"] = [b - a + 1 for a, b in spans]
         node.attrs["dilations"] = [d if b > a else 1 for d, (a, b) in
-                                   zip(_dilations(node, len(sizes)), spans)]
-
-
-def _dilations(node: Node, rank: int) -> list[int]:
-    return [int(d) for d in node.attrs.get("dilations", [1] * rank)]
+                                   zip(ints(node, "dilations") or [1] * len(sizes), spans)]
 
 
 def _kept_taps(node: Node, sizes: list[int], kernel: tuple[int, ...]
@@ -57,17 +55,17 @@ def _kept_taps(node: Node, sizes: list[int], kernel: tuple[int, ...]
     """The first and last tap kept on each axis and the pads after the crop, or None where
     every tap is read from inside the input somewhere (nothing to drop) or the case is not
     a plain one (a tap never read, between two that are)."""
-    rank = len(sizes)
-    strides = [int(s) for s in node.attrs.get("strides", [1] * rank)]
-    dilations = _dilations(node, rank)
-    pads = [int(p) for p in node.attrs.get("pads", [0] * (2 * rank))]
+    rank = len(sizes)  # the attributes as ops/conv.py's window_attrs reads them
+    strides = ints(node, "strides") or [1] * rank
+    dilations = ints(node, "dilations") or [1] * rank
+    pads = ints(node, "pads") or [0] * (2 * rank)
     if len(strides) != rank or len(dilations) != rank or len(pads) != 2 * rank:
         return None
     spans, begins, ends = [], [], []
     for axis, (size, taps) in enumerate(zip(sizes, kernel)):
         stride, dilation = strides[axis], dilations[axis]
         begin, end = pads[axis], pads[rank + axis]
-        outputs = (size + begin + end - dilation * (taps - 1) - 1) // stride + 1
+        outputs = window_output(size, taps, stride, dilation, begin, end, "NOTSET")[0]
         if outputs < 1:
             return None
         read = [k for k in range(taps) if _reads_input(k, size, outputs, stride, dilation, begin)]
