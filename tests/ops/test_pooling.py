@@ -111,18 +111,41 @@ def test_pool_over_wide_rows(run_node, case, op, count_include_pad):
     assert_close(got, pool_reference(x, op, **lifted(attrs)))
 
 
-def test_max_pool_nan_wins(run_node):
+NAN_CASES = {  # where the NaN lies: a block at a row's edge; a block inside a wide row
+    "edge": (WIDE, (0, 1, 11, 21), {"pads": [1, 1, 1, 1]}),
+    "inside": (RNG.standard_normal((1, 2, 9, 111)).astype(np.float32), (0, 1, 4, 40), {}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NAN_CASES))
+def test_max_pool_nan_wins(run_node, case):
     """A NaN in a window makes its maximum NaN, wherever it lies in the window (as
-    onnxruntime and ReduceMax); windows without it are unaffected."""
-    x = WIDE.copy()
-    x[0, 1, 11, 21] = np.nan  # an odd row and column: in two windows each way
-    attrs = {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}
+    onnxruntime and ReduceMax); windows without it are unaffected. pool_rows finds it by the
+    sum of a block's inputs and pools that block again, NaN-aware."""
+    x, at, pads = NAN_CASES[case]
+    x = x.copy()
+    x[at] = np.nan  # an odd row and column: in two windows each way
+    attrs = {"kernel_shape": [3, 3], "strides": [2, 2], **pads}
     (got,) = run_node("MaxPool", {"x": x}, attrs)
     want = pool_reference(np.nan_to_num(x, nan=np.inf), "MaxPool", **lifted(attrs))
     want[np.isinf(want) & (want > 0)] = np.nan
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     assert np.isnan(got).sum() == 4
     assert_close(np.nan_to_num(got), np.nan_to_num(want))
+
+
+def test_max_pool_infinities_are_not_nan(run_node):
+    """+inf and -inf in one block make its input sum NaN, which sends pool_rows to its
+    NaN-aware pass: the maxima there are still +inf where a window holds it, never NaN."""
+    x = RNG.standard_normal((1, 1, 9, 111)).astype(np.float32)
+    x[0, 0, 4, 40] = np.inf  # an even row and column: in two windows each way
+    x[0, 0, 6, 44] = -np.inf
+    attrs = {"kernel_shape": [3, 3], "strides": [2, 2]}
+    (got,) = run_node("MaxPool", {"x": x}, attrs)
+    want = pool_reference(x, "MaxPool", **lifted(attrs))
+    assert not np.isnan(got).any()
+    np.testing.assert_array_equal(got, want)
+    assert np.isposinf(got).sum() == 4
 
 
 @pytest.mark.parametrize("op, count_include_pad", KINDS)
