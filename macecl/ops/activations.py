@@ -16,12 +16,17 @@ from macecl.ops.registry import evaluation, lowering
 
 CODES = {"Relu": 1, "LeakyRelu": 2, "Clip": 3, "Sigmoid": 4, "Tanh": 5, "HardSigmoid": 6,
          "HardSwish": 7, "Softplus": 8, "Elu": 9, "Sqrt": 10, "Exp": 11, "Log": 12, "Abs": 13,
-         "Neg": 14, "Reciprocal": 15, "Swish": 16, "Erf": 18, "Gelu": 19}
+         "Neg": 14, "Reciprocal": 15, "Swish": 16, "Erf": 18, "Gelu": 19, "Floor": 21,
+         "Ceil": 22, "Round": 23, "Sign": 24, "Sin": 25, "Cos": 26, "Tan": 27, "Asin": 28,
+         "Acos": 29, "Atan": 30, "Sinh": 31, "Cosh": 32, "Asinh": 33, "Acosh": 34, "Atanh": 35,
+         "Selu": 36, "Celu": 37, "Mish": 38, "Softsign": 39, "ThresholdedRelu": 40,
+         "Shrink": 41}
 # Gelu with approximate="tanh"
 GELU_TANH = 20
 # Activations the converter may fuse into the op before them (math ops stay standalone).
 FUSABLE = {"Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish",
-           "Softplus", "Elu", "Swish", "Gelu"}
+           "Softplus", "Elu", "Swish", "Gelu", "Selu", "Celu", "Mish", "Softsign",
+           "ThresholdedRelu"}
 # Ops whose kernels apply a fused activation (the node's "activation" attribute).
 FUSE_INTO = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 # a * HardSwish(x) + b: no ONNX op has this code; the converter writes it into a fused
@@ -49,8 +54,13 @@ def activation_of(node: Node, extra: list[np.ndarray | None] = ()) -> tuple[int,
         return (CODES[op], *clip_bounds(node, list(extra)))
     if op == "HardSigmoid":
         return CODES[op], float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
-    if op in ("Elu", "Swish"):
+    if op in ("Elu", "Swish", "Celu", "ThresholdedRelu"):
         return CODES[op], float(attrs.get("alpha", 1.0)), 0.0
+    if op == "Selu":
+        return (CODES[op], float(attrs.get("alpha", 1.67326319217681884765625)),
+                float(attrs.get("gamma", 1.05070102214813232421875)))
+    if op == "Shrink":
+        return CODES[op], float(attrs.get("lambd", 0.5)), float(attrs.get("bias", 0.0))
     if op == "Gelu" and attrs.get("approximate", "none") == "tanh":
         return GELU_TANH, 0.0, 0.0
     return CODES[op], 0.0, 0.0
@@ -91,6 +101,27 @@ def apply(code: int, x: np.ndarray, a: float, b: float) -> np.ndarray:
             case 18: return _erf(x)
             case 19: return 0.5 * x * (1 + _erf(x / np.sqrt(2)))
             case 20: return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+            case 21: return np.floor(x)
+            case 22: return np.ceil(x)
+            case 23: return np.round(x)  # halves to even
+            case 24: return np.sign(x)
+            case 25: return np.sin(x)
+            case 26: return np.cos(x)
+            case 27: return np.tan(x)
+            case 28: return np.arcsin(x)
+            case 29: return np.arccos(x)
+            case 30: return np.arctan(x)
+            case 31: return np.sinh(x)
+            case 32: return np.cosh(x)
+            case 33: return np.arcsinh(x)
+            case 34: return np.arccosh(x)
+            case 35: return np.arctanh(x)
+            case 36: return b * np.where(x > 0, x, a * np.expm1(x))
+            case 37: return np.maximum(x, 0) + np.minimum(0, a * np.expm1(x / a))
+            case 38: return x * np.tanh(np.logaddexp(0, x))
+            case 39: return x / (1 + np.abs(x))
+            case 40: return np.where(x > a, x, 0)
+            case 41: return np.where(x < -a, x + b, np.where(x > a, x - b, 0))
     raise ValueError(f"unknown activation code {code}")
 
 

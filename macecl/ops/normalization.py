@@ -1,11 +1,12 @@
-"""Normalizations: BatchNormalization (inference), InstanceNormalization, LayerNormalization
-and LRN.
+"""Normalizations: BatchNormalization (inference), InstanceNormalization,
+GroupNormalization, LayerNormalization and LRN.
 
 BatchNormalization is y = x * s + t with per-channel s = scale / sqrt(var + eps) and
 t = B - mean * s: computed on the host when the parameters are constants (the usual case),
 else by a few small launches, then two broadcasting ``elementwise`` launches over x.
 InstanceNormalization reduces each (n, c) plane with the global pooling kernels (mean, then
-the mean of squared deviations) and applies the result with elementwise launches.
+the mean of squared deviations) and applies the result with elementwise launches;
+GroupNormalization does the same over an (N, groups, rest) view of its input.
 LayerNormalization (ONNX 17, and what the converter makes of the ReduceMean / Sub / Pow /
 ReduceMean / Add / Sqrt / Div / Mul / Add chains older exports spell it with:
 converter/layer_norm.py) is one ``layer_norm`` launch, a work item per normalized row. LRN
@@ -112,10 +113,19 @@ def _lower_instance_norm(node: Node, inputs: list, builder) -> list:
     if scale.size != channels or bias.size != channels:
         raise builder.fail(f"scale {list(scale.shape)} and B {list(bias.shape)} must have "
                            f"{channels} values")
-    planes = x.shape[0] * channels
-    inner = x.size // planes if planes else 0
-    stats = (x.shape[0], channels, *(1,) * (x.rank - 2))
+    centered, root = _plane_statistics(builder, x, float(node.attrs.get("epsilon", 1e-5)))
     per_channel = (channels, *(1,) * (x.rank - 2))
+    factor = lower_binary(builder, OPS["Mul"], root, builder.view(scale, per_channel))
+    scaled = lower_binary(builder, OPS["Mul"], centered, factor)
+    return [lower_binary(builder, OPS["Add"], scaled, builder.view(bias, per_channel))]
+
+
+def _plane_statistics(builder, x, epsilon: float):
+    """(x - mean, 1 / sqrt(var + epsilon)) of each (n, c) plane of x (N, C, ...): the mean
+    and the mean squared deviation by the global pooling kernel, the rest elementwise."""
+    planes = x.shape[0] * x.shape[1]
+    inner = x.size // planes if planes else 0
+    stats = (x.shape[0], x.shape[1], *(1,) * (x.rank - 2))
 
     def plane_mean(value):
         out = builder.new(stats)
@@ -125,12 +135,61 @@ def _lower_instance_norm(node: Node, inputs: list, builder) -> list:
 
     centered = lower_binary(builder, OPS["Sub"], x, plane_mean(x))
     var = plane_mean(lower_binary(builder, OPS["Mul"], centered, centered))
-    epsilon = builder.constant(np.float32(node.attrs.get("epsilon", 1e-5)))
-    root = lower_binary(builder, OPS["Pow"], lower_binary(builder, OPS["Add"], var, epsilon),
+    root = lower_binary(builder, OPS["Pow"],
+                        lower_binary(builder, OPS["Add"], var,
+                                     builder.constant(np.float32(epsilon))),
                         builder.constant(np.float32(-0.5)))
-    factor = lower_binary(builder, OPS["Mul"], root, builder.view(scale, per_channel))
-    scaled = lower_binary(builder, OPS["Mul"], centered, factor)
-    return [lower_binary(builder, OPS["Add"], scaled, builder.view(bias, per_channel))]
+    return centered, root
+
+
+def _group_norm_shapes(node: Node, shape: tuple[int, ...], params: int) -> tuple[int, int]:
+    """(groups, affine): GroupNormalization's group count, and how many channel runs its
+    scale and bias cover: C (opset 21, per channel) or the groups (opset 18, per group)."""
+    groups = int(node.attrs.get("num_groups", 0))
+    if len(shape) < 2:
+        raise ValueError(f"GroupNormalization needs N and C dims, not {list(shape)}")
+    channels = shape[1]
+    if groups < 1 or channels % groups:
+        raise ValueError(f"num_groups {groups} does not divide the {channels} channels")
+    if params not in (channels, groups):
+        raise ValueError(f"scale and bias must have {channels} (per channel) or {groups} "
+                         f"(per group) values, not {params}")
+    return groups, params
+
+
+@evaluation("GroupNormalization")
+def _evaluate_group_norm(node: Node, arrays: list) -> list[np.ndarray]:
+    x, scale, bias = arrays[:3]
+    groups, affine = _group_norm_shapes(node, x.shape, np.size(scale))
+    rows = x.reshape(x.shape[0], groups, -1).astype(np.float64)
+    mean = rows.mean(axis=2, keepdims=True)
+    var = ((rows - mean) ** 2).mean(axis=2, keepdims=True)
+    y = (rows - mean) / np.sqrt(var + float(node.attrs.get("epsilon", 1e-5)))
+    y = y.reshape(x.shape[0], affine, -1) * np.reshape(scale, (affine, 1)) \
+        + np.reshape(bias, (affine, 1))
+    return [y.reshape(x.shape).astype(x.dtype)]
+
+
+@lowering("GroupNormalization")
+def _lower_group_norm(node: Node, inputs: list, builder) -> list:
+    """InstanceNormalization's statistics over an (N, groups, rest) view, then the scale and
+    bias over an (N, C or groups, rest) one."""
+    x, scale, bias = inputs[:3]
+    if scale.size != bias.size:
+        raise builder.fail(f"scale {list(scale.shape)} and bias {list(bias.shape)} differ")
+    try:
+        groups, affine = _group_norm_shapes(node, x.shape, scale.size)
+    except ValueError as error:
+        raise builder.fail(str(error)) from None
+    n = x.shape[0]
+    grouped = builder.view(x, (n, groups, x.size // max(n * groups, 1)))
+    centered, root = _plane_statistics(builder, grouped,
+                                       float(node.attrs.get("epsilon", 1e-5)))
+    normalized = lower_binary(builder, OPS["Mul"], centered, root)
+    runs = builder.view(normalized, (n, affine, x.size // max(n * affine, 1)))
+    scaled = lower_binary(builder, OPS["Mul"], runs, builder.view(scale, (affine, 1)))
+    shifted = lower_binary(builder, OPS["Add"], scaled, builder.view(bias, (affine, 1)))
+    return [builder.view(shifted, x.shape)]
 
 
 @lowering("LRN")

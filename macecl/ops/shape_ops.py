@@ -508,6 +508,55 @@ def _lower_transpose(node: Node, inputs: list, builder) -> list:
     return [out]
 
 
+# -- DepthToSpace / SpaceToDepth ---------------------------------------------------------------
+
+def block_rearrangement(node: Node, shape: Sequence[int]
+                        ) -> tuple[list[int], list[int], list[int]]:
+    """(view, perm, result): DepthToSpace or SpaceToDepth of an (N, C, H, W) tensor is a
+    reshape to the 6-D ``view``, a Transpose by ``perm``, and a reshape to ``result``."""
+    blocksize = int(node.attrs.get("blocksize", 0))
+    if len(shape) != 4:
+        raise ValueError(f"{node.op} takes an (N, C, H, W) tensor, not {list(shape)}")
+    if blocksize < 1:
+        raise ValueError(f"{node.op} needs a positive blocksize, not {blocksize}")
+    n, c, h, w = shape
+    b = blocksize
+    if node.op == "SpaceToDepth":
+        if h % b or w % b:
+            raise ValueError(f"SpaceToDepth blocksize {b} does not divide the input's height "
+                             f"and width {h} x {w}")
+        return [n, c, h // b, b, w // b, b], [0, 3, 5, 1, 2, 4], [n, c * b * b, h // b, w // b]
+    mode = node.attrs.get("mode", "DCR")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if c % (b * b):
+        raise ValueError(f"DepthToSpace blocksize {b}: {c} channels are not a multiple of {b * b}")
+    depth = c // (b * b)
+    result = [n, depth, h * b, w * b]
+    if mode == "DCR":
+        return [n, b, b, depth, h, w], [0, 3, 4, 1, 5, 2], result
+    if mode == "CRD":
+        return [n, depth, b, b, h, w], [0, 1, 4, 2, 5, 3], result
+    raise ValueError(f"DepthToSpace mode {mode!r} is not DCR or CRD")
+
+
+@evaluation("DepthToSpace", "SpaceToDepth")
+def _evaluate_block_rearrangement(node: Node, arrays: list) -> list[np.ndarray]:
+    x = np.asarray(arrays[0])
+    view, perm, result = block_rearrangement(node, x.shape)
+    return [np.ascontiguousarray(np.transpose(x.reshape(view), perm)).reshape(result)]
+
+
+@_device_lowering("DepthToSpace", "SpaceToDepth")
+def _lower_block_rearrangement(node: Node, inputs: list, builder) -> list:
+    """A view, the Transpose lowering's copy, a view: super-resolution's pixel shuffle and
+    YOLO's space-to-depth stems are one transpose launch each."""
+    x = inputs[0]
+    view, perm, result = block_rearrangement(node, x.shape)
+    transpose = Node("Transpose", node.name, node.inputs, node.outputs, {"perm": perm})
+    (moved,) = _lower_transpose(transpose, [builder.view(x, view)], builder)
+    return [builder.view(moved, result)]
+
+
 def merged_permutation(shape: Sequence[int], perm: Sequence[int]) -> tuple[list[int], list[int]]:
     """The same transpose over fewer axes: dims of 1 dropped (they index nothing) and input
     axes that stay neighbours, in order, merged into one. Returns (input dims, permutation)."""

@@ -45,6 +45,30 @@ OPS = {
     "gelu_tanh": (20, 0.0, 0.0,
                   lambda x, a, b: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3))),
                   "wide"),
+    "floor": (21, 0.0, 0.0, lambda x, a, b: np.floor(x), "halves"),
+    "ceil": (22, 0.0, 0.0, lambda x, a, b: np.ceil(x), "halves"),
+    "round": (23, 0.0, 0.0, lambda x, a, b: np.round(x), "halves"),
+    "sign": (24, 0.0, 0.0, lambda x, a, b: np.sign(x), "halves"),
+    "sin": (25, 0.0, 0.0, lambda x, a, b: np.sin(x), "any"),
+    "cos": (26, 0.0, 0.0, lambda x, a, b: np.cos(x), "any"),
+    "tan": (27, 0.0, 0.0, lambda x, a, b: np.tan(x), "unit"),
+    "asin": (28, 0.0, 0.0, lambda x, a, b: np.arcsin(x), "unit"),
+    "acos": (29, 0.0, 0.0, lambda x, a, b: np.arccos(x), "unit"),
+    "atan": (30, 0.0, 0.0, lambda x, a, b: np.arctan(x), "wide"),
+    "sinh": (31, 0.0, 0.0, lambda x, a, b: np.sinh(x), "any"),
+    "cosh": (32, 0.0, 0.0, lambda x, a, b: np.cosh(x), "any"),
+    "asinh": (33, 0.0, 0.0, lambda x, a, b: np.arcsinh(x), "wide"),
+    "acosh": (34, 0.0, 0.0, lambda x, a, b: np.arccosh(x), "above_one"),
+    "atanh": (35, 0.0, 0.0, lambda x, a, b: np.arctanh(x), "unit"),
+    "selu": (36, 1.6732632, 1.0507010, lambda x, a, b: b * np.where(x > 0, x, a * np.expm1(x)),
+             "wide"),
+    "celu": (37, 0.6, 0.0, lambda x, a, b: np.maximum(x, 0) + np.minimum(0, a * np.expm1(x / a)),
+             "wide"),
+    "mish": (38, 0.0, 0.0, lambda x, a, b: x * np.tanh(_softplus(x)), "wide"),
+    "softsign": (39, 0.0, 0.0, lambda x, a, b: x / (1 + np.abs(x)), "wide"),
+    "thresholded_relu": (40, 0.9, 0.0, lambda x, a, b: np.where(x > a, x, 0), "halves"),
+    "shrink": (41, 0.5, 0.25,
+               lambda x, a, b: np.where(x < -a, x + b, np.where(x > a, x - b, 0)), "halves"),
 }
 
 
@@ -58,6 +82,14 @@ def _input(domain, shape, rng):
         x = np.abs(x) + 1e-3
     elif domain == "nonzero":
         x = np.where(np.abs(x) < 0.1, 0.3, x)
+    elif domain == "halves":
+        # integers and halves (rounding's ties, the bounds of the thresholds) among the rest
+        x.flat[: x.size // 2] = np.round(x.flat[: x.size // 2] * 2) / 2
+        x.flat[:6] = [2.5, -2.5, 0.5, -0.5, 0.9, -0.0][: x.size]
+    elif domain == "unit":
+        x = np.tanh(x) * 0.95
+    elif domain == "above_one":
+        x = np.abs(x) + 1.0
     return x.astype(np.float32)
 
 

@@ -1,4 +1,5 @@
-"""BatchNormalization, InstanceNormalization, LayerNormalization and LRN against NumPy."""
+"""BatchNormalization, InstanceNormalization, GroupNormalization, LayerNormalization and LRN
+against NumPy (GroupNormalization against ONNX Runtime too)."""
 
 from __future__ import annotations
 
@@ -137,3 +138,45 @@ def test_layer_norm_with_mean_output_is_refused():
     node = Node("LayerNormalization", "ln", ["x", "s"], ["y", "mean"], {})
     assert "Mean" in unsupported_reason(node)
     assert REGISTRY["LayerNormalization"].lower is not None
+
+
+@pytest.mark.parametrize("opset, shape, groups", [
+    (18, (2, 6, 5, 7), 3),  # scale and bias per group
+    (21, (2, 6, 5, 7), 3),  # per channel
+    (21, (1, 8, 33), 2),  # 1-D spatial
+    (21, (1, 4, 3, 3), 4),  # a group per channel: InstanceNormalization
+])
+def test_group_norm_as_onnxruntime(tmp_path, opset, shape, groups):
+    """Both meanings of scale and bias (per group before opset 21, per channel from it),
+    against ONNX Runtime, which runs the op's ONNX function."""
+    import onnx
+    from onnx import helper
+
+    from tests.test_residual_fusion import same_as_onnxruntime, save
+
+    params = groups if opset == 18 else shape[1]
+    node = helper.make_node("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=groups,
+                            epsilon=1e-3)
+    path = save(tmp_path, [node], {"s": rand(params), "b": rand(params)}, [("x", list(shape))],
+                opset=opset)
+    if opset >= 21:  # opset 21 comes with IR version 10
+        model = onnx.load(path)
+        model.ir_version = 10
+        onnx.save(model, path)
+    same_as_onnxruntime(path, {"x": rand(*shape) * 3 + 1})
+
+
+def test_group_norm_evaluate_matches_the_device(run_node):
+    x, scale, bias = rand(2, 6, 4, 4), rand(6), rand(6)
+    attrs = {"num_groups": 2, "epsilon": 1e-4}
+    (got,) = run_node("GroupNormalization", {"x": x}, attrs, {"s": scale, "b": bias})
+    node = Node("GroupNormalization", "g", ["x", "s", "b"], ["y"], attrs)
+    assert_close(got, REGISTRY["GroupNormalization"].evaluate(node, [x, scale, bias])[0])
+
+
+def test_group_norm_refuses_groups_that_do_not_divide_the_channels(run_node):
+    from macecl.errors import GraphError
+
+    with pytest.raises(GraphError, match="num_groups 4 does not divide the 6 channels"):
+        run_node("GroupNormalization", {"x": rand(1, 6, 2, 2)}, {"num_groups": 4},
+                 {"s": rand(4), "b": rand(4)})

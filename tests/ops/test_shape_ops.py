@@ -593,3 +593,37 @@ def test_single_input_concat_and_scalar_gather(run_node):
     assert_close(got, X)
     (got,) = evaluate("Gather", [np.array([5, 6, 7], np.int64), np.array(-1, np.int64)])
     assert isinstance(got, np.ndarray) and got.shape == () and int(got) == 7
+
+
+BLOCK_CASES = [
+    ("DepthToSpace", {"blocksize": 2}, (1, 8, 3, 5)),  # DCR, the default
+    ("DepthToSpace", {"blocksize": 3, "mode": "CRD"}, (2, 18, 4, 3)),
+    ("DepthToSpace", {"blocksize": 2, "mode": "DCR"}, (1, 4, 16, 17)),
+    ("SpaceToDepth", {"blocksize": 2}, (1, 3, 6, 8)),
+    ("SpaceToDepth", {"blocksize": 4}, (2, 2, 8, 16)),
+]
+
+
+@pytest.mark.parametrize("op, attrs, shape", BLOCK_CASES)
+def test_depth_space_rearrangements_as_onnxruntime(tmp_path, op, attrs, shape):
+    """Pixel shuffle (super-resolution's upsampling) and space-to-depth (YOLO stems), both
+    DepthToSpace modes, against ONNX Runtime."""
+    from onnx import helper
+
+    from tests.test_residual_fusion import same_as_onnxruntime, save
+
+    path = save(tmp_path, [helper.make_node(op, ["x"], ["y"], **attrs)], {}, [("x", list(shape))])
+    same_as_onnxruntime(path, {"x": RNG.standard_normal(shape).astype(np.float32)})
+
+
+@pytest.mark.parametrize("op, attrs, shape", BLOCK_CASES)
+def test_depth_space_folding_matches_the_device(run_node, op, attrs, shape):
+    """The NumPy evaluation (constant folding) computes what the device does."""
+    x = RNG.standard_normal(shape).astype(np.float32)
+    (got,) = run_node(op, {"x": x}, attrs)
+    np.testing.assert_array_equal(got, evaluate(op, [x], attrs)[0])
+
+
+def test_depth_to_space_refuses_channels_its_block_does_not_divide(run_node):
+    with pytest.raises(GraphError, match="6 channels are not a multiple of 4"):
+        run_node("DepthToSpace", {"x": np.zeros((1, 6, 2, 2), np.float32)}, {"blocksize": 2})

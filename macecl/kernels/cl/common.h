@@ -40,6 +40,27 @@
 #define UNARY_ERF          18
 #define UNARY_GELU         19   /* x * (1 + erf(x / sqrt(2))) / 2 (ONNX Gelu) */
 #define UNARY_GELU_TANH    20   /* Gelu's approximate="tanh" form */
+#define UNARY_FLOOR        21
+#define UNARY_CEIL         22
+#define UNARY_ROUND        23   /* halves to even, as ONNX Round */
+#define UNARY_SIGN         24
+#define UNARY_SIN          25
+#define UNARY_COS          26
+#define UNARY_TAN          27
+#define UNARY_ASIN         28
+#define UNARY_ACOS         29
+#define UNARY_ATAN         30
+#define UNARY_SINH         31
+#define UNARY_COSH         32
+#define UNARY_ASINH        33
+#define UNARY_ACOSH        34
+#define UNARY_ATANH        35
+#define UNARY_SELU         36   /* a = alpha, b = gamma */
+#define UNARY_CELU         37   /* a = alpha */
+#define UNARY_MISH         38   /* x * tanh(softplus(x)) */
+#define UNARY_SOFTSIGN     39
+#define UNARY_THRESHOLDED_RELU 40  /* a = alpha: x where x > alpha, else 0 */
+#define UNARY_SHRINK       41   /* a = lambd, b = bias */
 
 /* Programs that fuse an activation default to none, so the option can be left out. */
 #ifndef ACTIVATION
@@ -104,6 +125,33 @@ float unary_op(const int kind, const float x, const float a, const float b)
     case UNARY_ERF:          return erf(x);
     case UNARY_GELU:         return gelu(x);
     case UNARY_GELU_TANH:    return x / (1.0f + exp(-GELU_TANH_U(x)));
+    case UNARY_FLOOR:        return floor(x);
+    case UNARY_CEIL:         return ceil(x);
+    case UNARY_ROUND:        return rint(x);  /* the default rounding mode: halves to even */
+    case UNARY_SIGN:         return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x);  /* 0 and NaN */
+    case UNARY_SIN:          return sin(x);
+    case UNARY_COS:          return cos(x);
+    case UNARY_TAN:          return tan(x);
+    case UNARY_ASIN:         return asin(x);
+    case UNARY_ACOS:         return acos(x);
+    case UNARY_ATAN:         return atan(x);
+    case UNARY_SINH:         return sinh(x);
+    case UNARY_COSH:         return cosh(x);
+    case UNARY_ASINH:        return asinh(x);
+    case UNARY_ACOSH:        return acosh(x);
+    case UNARY_ATANH:        return atanh(x);
+    case UNARY_SELU:         return b * (x > 0.0f ? x : a * expm1(x));
+    case UNARY_CELU:         return x > 0.0f ? x : a * expm1(x / a);  /* NaN passes */
+    /* tanh(softplus(x)) = n / (n + 2) with n = e^x (e^x + 2), no cancellation for negative x;
+       past x = 20 the ratio is 1 in float, and e^x would overflow further on */
+    case UNARY_MISH: {
+        if (x > 20.0f) return x;
+        const float e = exp(x), n = e * (e + 2.0f);
+        return x * n / (n + 2.0f);
+    }
+    case UNARY_SOFTSIGN:     return x / (1.0f + fabs(x));
+    case UNARY_THRESHOLDED_RELU: return x > a ? x : 0.0f;
+    case UNARY_SHRINK:       return x < -a ? x + b : (x > a ? x - b : 0.0f);
     default:                 return x;
     }
 }

@@ -6,7 +6,11 @@
  *              0 Identity, 1 Relu, 2 LeakyRelu(alpha), 3 Clip(min, max), 4 Sigmoid, 5 Tanh,
  *              6 HardSigmoid(alpha, beta), 7 HardSwish, 8 Softplus, 9 Elu(alpha),
  *              10 Sqrt, 11 Exp, 12 Log, 13 Abs, 14 Neg, 15 Reciprocal, 16 Swish(alpha),
- *              17 HardSwish then a scalar affine (scale, shift)
+ *              17 HardSwish then a scalar affine (scale, shift), 18 Erf, 19 Gelu,
+ *              20 Gelu (tanh form), 21 Floor, 22 Ceil, 23 Round, 24 Sign, 25-35 Sin, Cos,
+ *              Tan, Asin, Acos, Atan, Sinh, Cosh, Asinh, Acosh, Atanh, 36 Selu(alpha, gamma),
+ *              37 Celu(alpha), 38 Mish, 39 Softsign, 40 ThresholdedRelu(alpha),
+ *              41 Shrink(lambd, bias)
  *   The program builds without OP too (then `unary` is the identity), for `prelu` alone.
  *
  * Kernels:
