@@ -8,6 +8,7 @@ from macecl.ops.registry import REGISTRY, OpDef, supported_types
 from macecl.ops import (  # noqa: F401  (each module registers its operators)
     activations,
     conv,
+    einsum,
     elementwise,
     gemm,
     normalization,
