@@ -161,7 +161,8 @@ class Engine:
             self._count_programs()
         if self.stats.first_run_seconds is None:  # the whole call, saving included
             self.stats.first_run_seconds = time.perf_counter() - started
-        named = dict(zip((s.name for s in self.graph.outputs), outputs))
+        named = {spec.name: _as_declared(array, spec) for spec, array in
+                 zip(self.graph.outputs, outputs)}
         return {name: named[name] for name in wanted}
 
     def warmup(self, feeds: Mapping[str, np.ndarray] | None = None, rounds: int = 1) -> None:
@@ -471,6 +472,18 @@ class Engine:
         self.stats.programs_from_precompiled = now.from_precompiled - before.from_precompiled
         self.stats.programs_from_cache = now.from_cache - before.from_cache
         self.stats.programs_from_source = now.from_source - before.from_source
+
+
+def _as_declared(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """A device output (float32) in the integer or bool type the model declares for it (an
+    ArgMax's indices: exact integers in float); any other output as it is."""
+    try:
+        declared = np.dtype(spec.dtype)
+    except TypeError:
+        return array
+    if array.dtype != FLOAT or declared.kind not in "iub":
+        return array
+    return np.rint(array).astype(declared) if declared.kind != "b" else array != 0
 
 
 def _split_compiled(given: CompiledProgram | Sequence[CompiledProgram] | None

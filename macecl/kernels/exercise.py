@@ -114,6 +114,7 @@ def sample_launches() -> list[Launch]:
                 np.int32(4), np.int32(n * c * (h + 2) * (w + 2)), np.float32(0)),
                n * c * (h + 2) * (w + 2)),
         Launch("reduce", ("-DOP=1",), "reduce", (x, out, *_i(n * c, h * w, 1)), n * c),
+        Launch("reduce", ("-DOP=5",), "arg_reduce", (x, out, *_i(n * c, h * w, 1)), n * c),
         Launch("resize", ("-DCOORD_MODE=0",), "resize_bilinear",
                (x, out, *_i(n, c, h, w, 2 * h, 2 * w), *_f(2, 2)), total * 4),
         Launch("resize", ("-DCOORD_MODE=2", "-DNEAREST_MODE=2"), "resize_nearest",

@@ -1,4 +1,6 @@
-"""Reductions: ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceProd (``reduce.cl``).
+"""Reductions: ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceProd (``reduce.cl``);
+ReduceSumSquare, ReduceL1, ReduceL2, ReduceLogSum and ReduceLogSumExp made of those and
+elementwise launches; ArgMax and ArgMin (``arg_reduce``).
 
 Axes come from the ``axes`` attribute, or from the second input (ReduceSum from opset 13,
 the others from 18); the node shows which. No axes reduce everything, unless
@@ -128,3 +130,126 @@ def _lower(node: Node, inputs: list, builder) -> list:
     if current is x:  # every reduced axis was of size 1
         return [builder.view(x, result)]
     return [builder.view(current, result)]
+
+
+# -- reductions made of others: ReduceSumSquare, ReduceL1, ReduceL2, ReduceLogSum(Exp) --------
+
+COMPOSITES = ("ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp")
+
+
+@evaluation(*COMPOSITES)
+def _evaluate_composite(node: Node, arrays: list) -> list[np.ndarray]:
+    x = np.asarray(arrays[0])
+    axes = reduce_axes(node, x.ndim, arrays[1] if len(arrays) > 1 else None)
+    if axes is None:
+        return [x.copy()]
+    keepdims, axis = bool(node.attrs.get("keepdims", 1)), tuple(axes)
+    wide = x.astype(np.float64)
+    with np.errstate(all="ignore"):
+        if node.op == "ReduceLogSumExp":
+            top = np.max(wide, axis=axis, keepdims=True)
+            top = np.where(np.isfinite(top), top, 0.0)
+            result = np.log(np.sum(np.exp(wide - top), axis=axis, keepdims=True)) + top
+            result = result if keepdims else np.squeeze(result, axis=axis)
+        else:
+            term = {"ReduceSumSquare": wide * wide, "ReduceL2": wide * wide,
+                    "ReduceL1": np.abs(wide)}.get(node.op, wide)
+            result = np.sum(term, axis=axis, keepdims=keepdims)
+            if node.op == "ReduceL2":
+                result = np.sqrt(result)
+            elif node.op == "ReduceLogSum":
+                result = np.log(result)
+    return [np.asarray(result).astype(x.dtype)]
+
+
+@lowering(*COMPOSITES)
+def _lower_composite(node: Node, inputs: list, builder) -> list:
+    """ReduceSum of x * x or |x| (then sqrt or log), or the log-sum-exp shifted by the
+    maximum: the reduce kernel's Sum and Max with elementwise launches around them."""
+    from macecl.ops.activations import CODES
+    from macecl.ops.elementwise import OPS as BINARY
+    from macecl.ops.elementwise import lower_binary
+
+    x, rest = inputs[0], list(inputs[1:])
+
+    def reduce(op: str, value, keepdims: int):
+        attrs = {**node.attrs, "keepdims": keepdims}
+        return _lower(Node(op, node.name, node.inputs, node.outputs, attrs), [value, *rest],
+                      builder)[0]
+
+    def unary(op: str, value):
+        out = builder.new(value.shape)
+        builder.launch("unary", "unary", [value, out, np.int32(value.size), np.float32(0),
+                                          np.float32(0)], value.size,
+                       options=[f"-DOP={CODES[op]}"])
+        return out
+
+    keepdims = int(node.attrs.get("keepdims", 1))
+    if node.op == "ReduceLogSumExp":
+        top = reduce("ReduceMax", x, 1)
+        shifted = unary("Exp", lower_binary(builder, BINARY["Sub"], x, top))
+        total = unary("Log", reduce("ReduceSum", shifted, 1))
+        result = lower_binary(builder, BINARY["Add"], total, top)
+        shape = reduce("ReduceSum", x, keepdims).shape  # the output's, as keepdims has it
+        return [builder.view(result, shape)]
+    if node.op in ("ReduceSumSquare", "ReduceL2"):
+        x = lower_binary(builder, BINARY["Mul"], x, x)
+    elif node.op == "ReduceL1":
+        x = unary("Abs", x)
+    summed = reduce("ReduceSum", x, keepdims)
+    if node.op == "ReduceL2":
+        return [unary("Sqrt", summed)]
+    if node.op == "ReduceLogSum":
+        return [unary("Log", summed)]
+    return [summed]
+
+
+# -- ArgMax, ArgMin ----------------------------------------------------------------------------
+
+ARG_OPS = {"ArgMax": 5, "ArgMin": 6}
+
+
+def _arg_axis(node: Node, rank: int) -> int:
+    axis = int(node.attrs.get("axis", 0))
+    if not -rank <= axis < rank:
+        raise ValueError(f"axis {axis} is out of range for rank {rank}")
+    return axis + rank if axis < 0 else axis
+
+
+@evaluation(*ARG_OPS)
+def _evaluate_arg(node: Node, arrays: list) -> list[np.ndarray]:
+    x = np.asarray(arrays[0])
+    axis = _arg_axis(node, x.ndim)
+    pick = np.argmax if node.op == "ArgMax" else np.argmin
+    if int(node.attrs.get("select_last_index", 0)):
+        index = x.shape[axis] - 1 - pick(np.flip(x, axis), axis=axis)
+    else:
+        index = pick(x, axis=axis)
+    if int(node.attrs.get("keepdims", 1)):
+        index = np.expand_dims(index, axis)
+    return [np.asarray(index, dtype=np.int64)]
+
+
+@lowering(*ARG_OPS)
+def _lower_arg(node: Node, inputs: list, builder) -> list:
+    """One arg_reduce launch over the tensor seen as (outer, axis, inner); the indices are
+    floats on the device (exact to 2^24), and the engine returns an int64 graph output as
+    int64."""
+    x = inputs[0]
+    try:
+        axis = _arg_axis(node, x.rank)
+    except ValueError as error:
+        raise builder.fail(str(error)) from None
+    if x.shape[axis] == 0:
+        raise builder.fail(f"{node.op} over an empty axis {axis}")
+    if x.shape[axis] > 1 << 24:
+        raise builder.fail(f"{node.op} over {x.shape[axis]} values: indices past 2^24 are "
+                           "not exact in float32")
+    outer, inner = math.prod(x.shape[:axis]), math.prod(x.shape[axis + 1:])
+    out = builder.new([outer * inner])
+    options = [f"-DOP={ARG_OPS[node.op]}",
+               *(["-DSELECT_LAST"] if int(node.attrs.get("select_last_index", 0)) else [])]
+    builder.launch("reduce", "arg_reduce", [x, out, np.int32(outer), np.int32(x.shape[axis]),
+                                            np.int32(inner)], outer * inner, options=options)
+    keepdims = bool(node.attrs.get("keepdims", 1))
+    return [builder.view(out, _output_shape(x.shape, [axis], keepdims))]

@@ -25,7 +25,7 @@ PROGRAMS = {
     "layer_norm": ("-DHAS_BIAS", {"layer_norm"}),
     "lrn": ("", {"lrn", "lrn_pixels"}),
     "pooling": ("-DVW=16", {"max_pool2d", "avg_pool2d", "global_avg_pool", "global_max_pool"}),
-    "reduce": ("-DOP=1", {"reduce"}),
+    "reduce": ("-DOP=5 -DSELECT_LAST", {"reduce", "arg_reduce"}),
     "resize": ("-DCOORD_MODE=3 -DNEAREST_MODE=1",
                {"resize_nearest", "resize_bilinear", "resize_nearest_blocks"}),
     "softmax": ("-DLOG -DVW=16", {"softmax", "softmax_rows"}),

@@ -55,3 +55,18 @@ def test_reduce_non_adjacent_axes_in_two_passes(cl_env, rng, op):
     once = _reduce(cl_env, x, op, 3, 3)
     twice = _reduce(cl_env, once, op, 1, 1)
     assert_close(twice, OPS[op][1](x.astype(np.float64), axis=(1, 3)))
+
+
+@pytest.mark.parametrize("op, pick", [(5, np.argmax), (6, np.argmin)])
+@pytest.mark.parametrize("last", [False, True])
+def test_arg_reduce_ties_and_nan(cl_env, op, pick, last):
+    """The index of the extreme along the middle axis of (outer, size, inner), as a float:
+    ties go to the first index (the last with -DSELECT_LAST), and a NaN wins at its first
+    place, as in NumPy."""
+    x = np.round(np.random.default_rng(4).standard_normal((3, 9, 4))).astype(np.float32)
+    x[1, 5, 2] = x[1, 7, 2] = np.nan
+    options = f"-DOP={op}" + (" -DSELECT_LAST" if last else "")
+    got = cl_env.run("reduce", options, "arg_reduce", (12,), [x], [3, 9, 4]).reshape(3, 4)
+    want = pick(x, axis=1) if not last else 8 - pick(x[:, ::-1], axis=1)
+    want[1, 2] = 5  # the first NaN, either way
+    np.testing.assert_array_equal(got, want.astype(np.float32))

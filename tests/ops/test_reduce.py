@@ -127,3 +127,80 @@ def test_nan_propagates_through_max_and_min_as_in_numpy(run_node, op):
     want = (np.max if op == "ReduceMax" else np.min)(x, axis=2)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     np.testing.assert_array_equal(got[~np.isnan(want)], want[~np.isnan(want)])
+
+
+COMPOSITE_CASES = [
+    ("ReduceSumSquare", {"axes": [1]}, 13),
+    ("ReduceL1", {"axes": [0, 2], "keepdims": 0}, 13),
+    ("ReduceL2", {}, 13),  # every axis
+    ("ReduceLogSum", {"axes": [-1]}, 13),
+    ("ReduceLogSumExp", {"axes": [1, 3], "keepdims": 0}, 13),
+    ("ReduceLogSumExp", {"axes": [2]}, 18),  # axes as an input from opset 18
+    ("ReduceL2", {"axes": [1]}, 18),
+]
+
+
+@pytest.mark.parametrize("op, attrs, opset", COMPOSITE_CASES)
+def test_composite_reductions_as_onnxruntime(tmp_path, op, attrs, opset):
+    """The reductions made of ReduceSum / ReduceMax and elementwise launches, large values in
+    the log-sum-exp (the maximum is subtracted first), against ONNX Runtime."""
+    from onnx import helper
+
+    from tests.test_residual_fusion import same_as_onnxruntime, save
+
+    constants, inputs = {}, ["x"]
+    if opset >= 18 and "axes" in attrs:
+        constants = {"axes": np.asarray(attrs.pop("axes"), np.int64)}
+        inputs.append("axes")
+    path = save(tmp_path, [helper.make_node(op, inputs, ["y"], **attrs)], constants,
+                [("x", [2, 3, 4, 5])], opset=opset)
+    x = RNG.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    if op == "ReduceLogSumExp":
+        x *= 40  # exp(x) overflows float32 unshifted
+    elif op == "ReduceLogSum":
+        x = np.abs(x) + 0.1
+    same_as_onnxruntime(path, {"x": x})
+
+
+ARG_CASES = [
+    ("ArgMax", {"axis": 1}),
+    ("ArgMin", {"axis": -1, "keepdims": 0}),
+    ("ArgMax", {"axis": 0, "select_last_index": 1}),
+    ("ArgMin", {"axis": 2, "select_last_index": 1, "keepdims": 0}),
+]
+
+
+@pytest.mark.parametrize("op, attrs", ARG_CASES)
+def test_arg_reductions_as_onnxruntime(tmp_path, op, attrs):
+    """Indices returned as the int64 the model declares, ties (rounded inputs) resolved to
+    the first or, with select_last_index, the last, as ONNX Runtime does."""
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    import macecl
+    from tests.test_residual_fusion import save
+
+    path = save(tmp_path, [helper.make_node(op, ["x"], ["y"], **attrs)], {},
+                [("x", [3, 4, 5])], opset=13)
+    model = onnx.load(path)
+    model.graph.output[0].type.tensor_type.elem_type = TensorProto.INT64
+    onnx.save(model, path)
+    x = np.round(RNG.standard_normal((3, 4, 5)) * 2).astype(np.float32)  # many ties
+    want = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"x": x})[0]
+    with macecl.Engine(path) as engine:
+        got = engine.run({"x": x})["y"]
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("op, attrs", [*((op, a) for op, a, opset in COMPOSITE_CASES
+                                         if opset == 13), *ARG_CASES])
+def test_composite_and_arg_folding_matches_the_device(run_node, op, attrs):
+    """The NumPy evaluation (constant folding) gives what the device computes."""
+    x = np.abs(RNG.standard_normal((2, 3, 4, 5)).astype(np.float32)) + 0.1
+    (got,) = run_node(op, {"x": x}, dict(attrs))
+    (folded,) = REGISTRY[op].evaluate(Node(op, "r", ["x"], ["y"], dict(attrs)), [x])
+    assert got.shape == folded.shape
+    assert_close(got, folded.astype(np.float64))

@@ -198,9 +198,6 @@ OUT_OF_SCOPE: dict[str, tuple[str, str]] = {
     **{f"pytorch-operator/test_operator_{case}": ("float64 inputs", "input of type float64")
        for case in ("add_broadcast", "add_size1_broadcast", "add_size1_right_broadcast",
                     "add_size1_singleton_broadcast", "addconstant")},
-    # Selu is not implemented.
-    "pytorch-converted/test_SELU": ("Selu is not implemented", "Selu"),
-    "pytorch-operator/test_operator_selu": ("Selu is not implemented", "Selu"),
 }
 
 
