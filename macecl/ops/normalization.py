@@ -1,5 +1,5 @@
 """Normalizations: BatchNormalization (inference), InstanceNormalization,
-GroupNormalization, LayerNormalization and LRN.
+GroupNormalization, LayerNormalization, LpNormalization and LRN.
 
 BatchNormalization is y = x * s + t with per-channel s = scale / sqrt(var + eps) and
 t = B - mean * s: computed on the host when the parameters are constants (the usual case),
@@ -287,3 +287,39 @@ def _per_element(builder, value, normalized: tuple[int, ...], name: str):
         raise builder.fail(f"{name} {list(value.shape)} is computed on the device and smaller "
                            f"than the normalized dims {list(normalized)}")
     return builder.constant(np.broadcast_to(value.host.astype(np.float32), normalized).copy())
+
+
+def _lp_axis(node: Node, rank: int) -> tuple[int, int]:
+    """LpNormalization's (axis, p)."""
+    axis, p = int(node.attrs.get("axis", -1)), int(node.attrs.get("p", 2))
+    if not -rank <= axis < rank:
+        raise ValueError(f"axis {axis} is out of range for rank {rank}")
+    if p not in (1, 2):
+        raise ValueError(f"p {p} is not 1 or 2")
+    return axis + rank if axis < 0 else axis, p
+
+
+@evaluation("LpNormalization")
+def _evaluate_lp_norm(node: Node, arrays: list) -> list[np.ndarray]:
+    x = np.asarray(arrays[0])
+    axis, p = _lp_axis(node, x.ndim)
+    norm = np.linalg.norm(x.astype(np.float64), ord=p, axis=axis, keepdims=True)
+    with np.errstate(all="ignore"):
+        return [(x / norm).astype(x.dtype)]
+
+
+@lowering("LpNormalization")
+def _lower_lp_norm(node: Node, inputs: list, builder) -> list:
+    """x divided by its L1 or L2 norm along the axis: ReduceL1 / ReduceL2 (ops/reduce.py)
+    with keepdims, then one broadcasting division."""
+    from macecl.ops.reduce import lower_composite
+
+    x = inputs[0]
+    try:
+        axis, p = _lp_axis(node, x.rank)
+    except ValueError as error:
+        raise builder.fail(str(error)) from None
+    reduce = Node("ReduceL2" if p == 2 else "ReduceL1", node.name, node.inputs, node.outputs,
+                  {"axes": [axis], "keepdims": 1})
+    (norm,) = lower_composite(reduce, [x], builder)
+    return [lower_binary(builder, OPS["Div"], x, norm)]

@@ -163,7 +163,7 @@ def _evaluate_composite(node: Node, arrays: list) -> list[np.ndarray]:
 
 
 @lowering(*COMPOSITES)
-def _lower_composite(node: Node, inputs: list, builder) -> list:
+def lower_composite(node: Node, inputs: list, builder) -> list:
     """ReduceSum of x * x or |x| (then sqrt or log), or the log-sum-exp shifted by the
     maximum: the reduce kernel's Sum and Max with elementwise launches around them."""
     from macecl.ops.activations import CODES

@@ -180,3 +180,15 @@ def test_group_norm_refuses_groups_that_do_not_divide_the_channels(run_node):
     with pytest.raises(GraphError, match="num_groups 4 does not divide the 6 channels"):
         run_node("GroupNormalization", {"x": rand(1, 6, 2, 2)}, {"num_groups": 4},
                  {"s": rand(4), "b": rand(4)})
+
+
+@pytest.mark.parametrize("attrs", [{}, {"axis": 1, "p": 1}, {"axis": 0, "p": 2}])
+def test_lp_norm_as_onnxruntime(tmp_path, attrs):
+    """x over its L2 (default, last axis) or L1 norm, as ArcFace-style embeddings end."""
+    from onnx import helper
+
+    from tests.test_residual_fusion import same_as_onnxruntime, save
+
+    node = helper.make_node("LpNormalization", ["x"], ["y"], **attrs)
+    path = save(tmp_path, [node], {}, [("x", [3, 4, 6])])
+    same_as_onnxruntime(path, {"x": rand(3, 4, 6)})

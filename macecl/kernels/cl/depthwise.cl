@@ -266,14 +266,16 @@ __kernel void depthwise_rows(__global const float* input,
 /* The taps of a window starting at i0 (K taps, stride 1) that lie in [lo, hi). */
 inline int taps_within(const int i0, const int K, const int lo, const int hi)
 {
-    return max(0, min(i0 + K, hi) - max(i0, lo));
+    const int count = MIN_I(i0 + K, hi) - (i0 > lo ? i0 : lo);  /* no builtin calls */
+    return count > 0 ? count : 0;
 }
 
 /* How many of output row oh's window rows the average counts, at least 1 (a window with no
    counted row has no input tap either, so its sum is 0 and so is the result). */
 inline int window_rows(const int oh, const int h_lo, const int h_hi, const int pad_top)
 {
-    return max(1, taps_within(oh * DW_SH - pad_top, DW_KH, h_lo, h_hi));
+    const int count = taps_within(oh * DW_SH - pad_top, DW_KH, h_lo, h_hi);
+    return count > 1 ? count : 1;
 }
 
 __kernel void pool_rows(__global const float* input,
@@ -299,8 +301,10 @@ __kernel void pool_rows(__global const float* input,
             const int col0 = s * DW_SW - pad_left;
 #if POOL == POOL_AVG
             float cols[VW];
-            for (int i = 0; i < VW; ++i)
-                cols[i] = (float)max(1, taps_within(col0 + i * DW_SW, DW_KW, w_lo, w_hi));
+            for (int i = 0; i < VW; ++i) {
+                const int taps = taps_within(col0 + i * DW_SW, DW_KW, w_lo, w_hi);
+                cols[i] = (float)(taps > 1 ? taps : 1);
+            }
             const floatv count_w = LOADV_PRIVATE(cols);
 #endif
             EACH_BAND_ROW(POOL_ZERO)
