@@ -62,3 +62,25 @@ def test_address_align_is_the_base_address_alignment_in_bytes():
 @pytest.mark.parametrize("device_type,cpu", [(2, True), (4, False), (6, True), (8, False)])
 def test_cpu_follows_the_device_type_bit(device_type, cpu):
     assert DeviceTraits.of(fake_device(8, device_type=device_type)).cpu is cpu
+
+
+def test_a_cpu_builds_every_program_with_denormals_flushed():
+    """Every launch of a plan for a CPU carries -cl-denorms-are-zero (traits.py says why); a
+    GPU's carry no option it did not choose."""
+    import numpy as np
+
+    from macecl.engine.plan import make_plan
+    from macecl.graph import Graph, Node, TensorSpec
+
+    graph = Graph(nodes=[Node("Softmax", "s", ["x"], ["p"]),
+                         Node("MatMul", "m", ["p", "v"], ["y"])],
+                  inputs=[TensorSpec("x", "float32", [2, 5, 5])],
+                  outputs=[TensorSpec("y", "float32", [])],
+                  constants={"v": np.ones((5, 3), np.float32)}, opset=18)
+    cpu = DeviceTraits.of(fake_device(local_type=2, device_type=2))
+    gpu = DeviceTraits.of(fake_device())
+    assert cpu.cpu and not gpu.cpu
+    cpu_steps = make_plan(graph, [(2, 5, 5)], cpu).steps
+    assert cpu_steps and all("-cl-denorms-are-zero" in s.options for s in cpu_steps)
+    assert not any("-cl-denorms-are-zero" in s.options
+                   for s in make_plan(graph, [(2, 5, 5)], gpu).steps)

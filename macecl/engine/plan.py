@@ -229,6 +229,7 @@ class Builder:
             if len(local_size) != len(global_size):
                 raise self.fail(f"kernel {kernel}: local size {local_size} does not match "
                                 f"global size {global_size}")
+        options = (*options, *self.traits.build_options)
         resolved = [self.device(a) if isinstance(a, Value) else a for a in args]
         index = len(self.steps)
         for arg in resolved:

@@ -93,6 +93,8 @@ def sample_launches() -> list[Launch]:
                (x, t(c, 1, 1), out, meta((n, c, h, w), (c * h * w, h * w, w, 1), (0, 1, 0, 0)),
                 *_i(4, total)), total),
         Launch("elementwise", ("-DOP=2",), "binary_flat", (x, x, out, np.int32(total)), total),
+        Launch("elementwise", ("-DOP=0",), "binary_3d", (x, t(c), out, *_i(h * w, c, n)),
+               (h * w, c, n)),
         Launch("unary", ("-DOP=4",), "unary", (x, out, np.int32(total), *_f(0, 0)), total),
         Launch("unary", (), "prelu", (x, t(c), out, *_i(total, c, h * w)), total),
         Launch("gemm", ("-DVW=8", "-DTRANS_B", "-DHAS_C"), "gemm",

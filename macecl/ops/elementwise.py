@@ -82,6 +82,23 @@ def split_2d(shape: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, int, bo
     return None
 
 
+def split_3d(shape: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, int, int, bool] | None:
+    """``shape`` broadcast to ``out`` as (outer, middle, inner, skip_middle) of binary_3d:
+    (outer, 1, inner), the middle dims broadcast (skip_middle), or (1, middle, 1); else None."""
+    padded = (1,) * (len(out) - len(shape)) + tuple(shape)
+    for first in range(1, len(out)):
+        for last in range(first + 1, len(out)):
+            outer = math.prod(out[:first])
+            middle, inner = math.prod(out[first:last]), math.prod(out[last:])
+            ones = all(d == 1 for d in padded[first:last])
+            if ones and padded[:first] == out[:first] and padded[last:] == out[last:]:
+                return outer, middle, inner, True
+            if (all(d == 1 for d in padded[:first] + padded[last:])
+                    and padded[first:last] == out[first:last]):
+                return outer, middle, inner, False
+    return None
+
+
 def lower_binary(builder, code: int, a, b):
     """One launch of ``elementwise`` with OP=code; returns the output value."""
     from macecl.engine.plan import meta
@@ -107,6 +124,15 @@ def lower_binary(builder, code: int, a, b):
         width = -(-inner // 64) * 64 if inner >= 64 else inner
         builder.launch("elementwise", "binary_rows", [a, b, out, np.int32(inner), np.int32(rows)],
                        (width, rows), options=options)
+    elif (split := split_3d(b.shape, shape) if a.shape == shape
+          else split_3d(a.shape, shape) if b.shape == shape else None):
+        outer, middle, inner, skip_middle = split
+        options += ["-DA_SMALL"] if b.shape == shape else []
+        options += ["-DSKIP_MIDDLE"] if skip_middle else []
+        width = -(-inner // 64) * 64 if inner >= 64 else inner  # as binary_rows (NOTE above)
+        builder.launch("elementwise", "binary_3d",
+                       [a, b, out, np.int32(inner), np.int32(middle), np.int32(outer)],
+                       (width, middle, outer), options=options)
     else:
         rank = max(len(shape), 1)
         dims = shape or (1,)

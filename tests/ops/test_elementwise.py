@@ -1,6 +1,7 @@
-"""Broadcasting arithmetic through the engine, against NumPy: each of the three kernels
-(same shapes, one operand per row or column of the other, the rank-generic walk) on both
-sides of the non-commutative ops, since the per-row kernel swaps which operand is small."""
+"""Broadcasting arithmetic through the engine, against NumPy: each of the four kernels
+(same shapes, one operand per row or column of the other, one that skips or is only the
+middle dims of the other, the rank-generic walk) on both sides of the non-commutative ops,
+since the per-row and 3-D kernels swap which operand is small."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from macecl.engine.plan import make_plan
 from macecl.graph import Graph, Node, TensorSpec
-from macecl.ops.elementwise import split_2d
+from macecl.ops.elementwise import split_2d, split_3d
 
 RNG = np.random.default_rng(11)
 SHAPES = [
@@ -21,8 +22,11 @@ SHAPES = [
     ((2, 3, 9, 11), (2, 3, 1, 1)),  # rows of 99: the width is rounded up to 128
     ((2, 3, 4, 5), (4, 5)),  # per column: a bias over the last axes
     ((5,), (3, 7, 5)),  # per column on the left, swapped
-    ((2, 3, 4, 5), (3, 1, 1)),  # per channel without the batch: the generic walk
+    ((2, 3, 4, 5), (3, 1, 1)),  # per channel without the batch: 3-D, the middle
+    ((2, 1, 4, 5), (2, 3, 4, 5)),  # an attention mask on the left: 3-D, skipping the middle
+    ((2, 3, 9, 11), (2, 1, 9, 11)),  # the same on the right, rows rounded up to 128
     ((4, 1), (1, 5)),  # both broadcast: the generic walk
+    ((2, 3, 4, 5), (2, 1, 4, 1)),  # two broadcast runs: the generic walk
 ]
 
 
@@ -47,6 +51,27 @@ def test_split_2d_recognises_rows_and_columns_only():
     assert split_2d((3, 1, 1), (2, 3, 4, 5)) is None
     assert split_2d((4, 1), (4, 5)) == (4, 5, False)
     assert split_2d((1, 5, 1), (3, 5, 7)) is None
+
+
+def test_split_3d_recognises_a_skipped_or_a_lone_middle():
+    assert split_3d((2, 1, 4, 5), (2, 3, 4, 5)) == (2, 3, 20, True)
+    assert split_3d((8, 1, 1, 49, 49), (8, 2, 3, 49, 49)) == (8, 6, 2401, True)
+    assert split_3d((3, 1, 1), (2, 3, 4, 5)) == (2, 3, 20, False)
+    assert split_3d((1, 5, 1), (3, 5, 7)) == (3, 5, 7, False)
+    assert split_3d((2, 1, 4, 1), (2, 3, 4, 5)) is None
+    assert split_3d((4, 1), (1, 5)) is None
+
+
+@pytest.mark.parametrize("a_shape, b_shape, kernel", [
+    ((2, 3, 4, 5), (2, 1, 4, 5), "binary_3d"), ((2, 3, 4, 5), (3, 1, 1), "binary_3d"),
+    ((2, 3, 4, 5), (2, 3, 1, 1), "binary_rows"), ((2, 3, 4, 5), (2, 1, 4, 1), "binary")])
+def test_each_broadcast_takes_its_kernel(a_shape, b_shape, kernel):
+    graph = Graph(nodes=[Node("Add", "add", ["a", "b"], ["y"])],
+                  inputs=[TensorSpec("a", "float32", list(a_shape)),
+                          TensorSpec("b", "float32", list(b_shape))],
+                  outputs=[TensorSpec("y", "float32", [])], constants={}, opset=18)
+    (step,) = make_plan(graph, [a_shape, b_shape]).steps
+    assert step.kernel == kernel
 
 
 def test_pow_by_a_constant_two_is_a_square(run_node):

@@ -12,6 +12,11 @@
  *     total: number of output elements.
  *   binary_rows(a, b, out, inner, rows)
  *     one input has the output's shape, the other one value per row or per column (below).
+ *   binary_3d(a, b, out, inner, middle, outer)
+ *     one input has the output's shape, seen as (outer, middle, inner); the other is
+ *     (outer, 1, inner) (-DSKIP_MIDDLE: an attention mask (B, 1, N, N) over (B, H, N, N)) or
+ *     (1, middle, 1) (a per-channel value over (N, C, H, W) with N > 1). 3-D NDRange
+ *     (inner, middle, outer).
  *   binary_flat(a, b, out, total)
  *     both inputs are contiguous and have the output's shape: no index arithmetic.
  *
@@ -103,6 +108,32 @@ __kernel void binary_rows(__global const float* a,
     const int small = column;
 #else
     const int small = row;
+#endif
+#ifdef A_SMALL
+    out[at] = binary_op(a[small], b[at]);
+#else
+    out[at] = binary_op(a[at], b[small]);
+#endif
+}
+
+/* binary_rows with a third dimension: the small operand skips the middle one, or is indexed
+   by it alone (-DSKIP_MIDDLE or not); A_SMALL as there. No work item divides its id. */
+__kernel void binary_3d(__global const float* a,
+                        __global const float* b,
+                        __global float* out,
+                        const int inner,
+                        const int middle,
+                        const int outer)
+{
+    const int column = get_global_id(0);
+    const int m = get_global_id(1);
+    const int o = get_global_id(2);
+    if (column >= inner || m >= middle || o >= outer) return;
+    const size_t at = ((size_t)o * middle + m) * inner + column;
+#ifdef SKIP_MIDDLE
+    const size_t small = (size_t)o * inner + column;
+#else
+    const size_t small = m;
 #endif
 #ifdef A_SMALL
     out[at] = binary_op(a[small], b[at]);
