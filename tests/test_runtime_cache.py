@@ -208,3 +208,37 @@ def test_cache_location_follows_settings(tmp_path):
     assert context.cache_path == tmp_path / "store" / "mace_cl_compiled_program.bin"
     full = tmp_path / "x" / "my.bin"
     assert build_context(full, storage_path=tmp_path / "store").cache_path == full
+
+
+def test_a_stored_binary_runs_with_the_options_it_was_built_with(cache_dir):
+    """A program built with -cl-denorms-are-zero (every CPU program: ops/traits.py) flushes a
+    denormal input to zero, and so does the same program loaded from the cache file, whose
+    binary the driver must be handed that option again (cache/fingerprint.py's
+    binary_options). Loaded with no options, PoCL ran it with denormals live: 100x slower
+    where attention probabilities underflow."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    import macecl
+
+    one = numpy_helper.from_array(np.ones((1, 16), np.float32), "one")
+    graph = helper.make_graph([helper.make_node("Mul", ["x", "one"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [one])
+    path = cache_dir / "mul.onnx"
+    cache_dir.mkdir(exist_ok=True)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path.write_bytes(model.SerializeToString())
+    x = np.full((1, 16), 1e-40, np.float32)  # denormal
+    from macecl.ops.traits import DeviceTraits
+
+    results = []
+    for _ in range(2):  # built from source, then from the cache file
+        with macecl.Engine(path) as engine:
+            results.append(engine.run({"x": x})["y"])
+            cpu = DeviceTraits.of(engine.context.device.cl_device).cpu
+    assert engine.stats.programs_from_cache >= 1
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_array_equal(results[0], np.zeros_like(x) if cpu else x)

@@ -122,6 +122,14 @@ def normalize_options(options: str | list[str] | tuple[str, ...]) -> str:
     return " ".join(sorted(w for w in words if w))
 
 
+def binary_options(options: str) -> bytes:
+    """What clBuildProgram takes for a program created from a binary: the options that are
+    not preprocessor ones (-D, -I), such as -cl-denorms-are-zero. A driver reads those at
+    that call, not from the binary: PoCL built a stored binary with no options and ran its
+    kernels with denormals live (ops/traits.py's build_options says what that costs)."""
+    return " ".join(w for w in options.split() if not w.startswith(("-D", "-I"))).encode()
+
+
 @dataclasses.dataclass(frozen=True)
 class ProgramKey:
     """What identifies a compiled program: its name, its build options and its full source."""

@@ -35,7 +35,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from macecl import config, kernels
-from macecl.cache.fingerprint import ProgramKey, ReusePolicy
+from macecl.cache.fingerprint import ProgramKey, ReusePolicy, binary_options
 from macecl.cache.format import CacheFile, Entry
 from macecl.cache.store import REFRESH_AFTER_SECONDS, CacheStore
 from macecl.errors import CacheFormatError, CacheWarning, KernelExecutionError, ProgramBuildError
@@ -297,7 +297,7 @@ class ProgramManager:
             started = time.perf_counter()
             try:
                 raw = RawProgram(self.cl_context, [self.device.cl_device], [payload])
-                raw.build(b"")
+                raw.build(binary_options(key.options))
             except Error as error:
                 self.stats.rejected_binaries += 1
                 warnings.warn(
@@ -360,7 +360,7 @@ class ProgramManager:
             return None
         raw = RawProgram(self.cl_context, [self.device.cl_device], [binary])
         try:
-            raw.build(b"")
+            raw.build(binary_options(key.options))
         except Error as error:  # the worker's driver made a binary the parent's refuses
             raise ProgramBuildError(key.name, key.options, status_name(error),
                                     build_log(raw)) from None
