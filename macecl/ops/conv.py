@@ -417,8 +417,8 @@ def packed_filter(builder, w2, group: int, per_group: int, taps: int):
     blocks = -(-per_group // GEMM_CHANNELS)
     packed = builder.new((group, blocks, taps, GEMM_CHANNELS))
     builder.launch("conv2d", "pack_filter",
-                   [w2, packed, np.int32(per_group), np.int32(taps), np.int32(packed.size)],
-                   packed.size)
+                   [w2, packed, np.int32(per_group), np.int32(taps), np.int32(group * blocks)],
+                   (taps, group * blocks))
     return packed
 
 

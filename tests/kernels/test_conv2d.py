@@ -107,7 +107,9 @@ def test_pack_filter(cl_env, rng, shape, groups):
     w = rng.standard_normal(shape).astype(np.float32)
     want = pack_ref(w, groups)
     m, taps = shape[0] // groups, w[0].size
-    got = cl_env.run("conv2d", "", "pack_filter", want.shape, [w], [m, taps, want.size])
+    blocks = groups * -(-m // 8)
+    got = cl_env.run("conv2d", "", "pack_filter", want.shape, [w], [m, taps, blocks],
+                     work_items=(taps, blocks))
     np.testing.assert_array_equal(got, want)
 
 

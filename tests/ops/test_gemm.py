@@ -120,3 +120,28 @@ def test_matmul_with_the_converters_bias(run_node, a_shape, bias_shape):
     assert_close(got, y / (1 + np.exp(-0.8 * y)))
     node = Node("MatMul", "m", ["a", "b", "c"], ["y"])
     assert_close(REGISTRY["MatMul"].evaluate(node, [a, b, c])[0], np.matmul(a, b) + c)
+
+
+@pytest.mark.parametrize("rows, k, n", [(50, 37, 100), (1, 64, 6), (9, 5, 48)])
+def test_matmul_by_a_constant_runs_as_a_convolution_on_a_cpu(run_node, rows, k, n):
+    """On a CPU, A @ B + bias with B constant is conv2d_gemm's (A's rows packed on the device,
+    B packed once with zeros past N, a bias per column padded likewise, Gelu fused): whole
+    and partial channel and pixel blocks, against NumPy, and the plan says which kernels."""
+    from macecl.engine.plan import make_plan
+    from macecl.graph import Graph, TensorSpec
+    from macecl.ops.traits import DeviceTraits
+    from tests.kernels.helpers import erf
+
+    a, b, c = rand(2, rows, k), rand(k, n), rand(n)
+    graph = Graph(nodes=[Node("MatMul", "m", ["a", "b", "c"], ["y"],
+                              {"activation": [19, 0.0, 0.0]})],
+                  inputs=[TensorSpec("a", "float32", list(a.shape))],
+                  outputs=[TensorSpec("y", "float32", [])], constants={"b": b, "c": c},
+                  opset=18)
+    cpu = DeviceTraits(vector_width=16, cpu=True)
+    kernels = [s.kernel for s in make_plan(graph, [a.shape], cpu).steps]
+    assert kernels == ["pack_filter", "conv2d_gemm"]
+    (got,) = run_node("MatMul", {"a": a}, {"activation": [19, 0.0, 0.0]},
+                      constants={"b": b, "c": c})
+    y = np.matmul(a.astype(np.float64), b) + c
+    assert_close(got, 0.5 * y * (1 + erf(y / np.sqrt(2))))
