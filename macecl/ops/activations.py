@@ -152,11 +152,15 @@ def _lower(node: Node, inputs: list, builder) -> list:
     x = inputs[0]
     extra = [builder.host(v, f"input {i + 1}") if v is not None else None
              for i, v in enumerate(inputs[1:])]
-    code, a, b = activation_of(node, extra)
+    return [lower_unary(builder, *activation_of(node, extra), x)]
+
+
+def lower_unary(builder, code: int, a: float, b: float, x):
+    """One ``unary`` launch of UNARY code ``code`` (parameters a, b) over x; the output."""
     out = builder.new(x.shape)
     builder.launch("unary", "unary", [x, out, np.int32(x.size), np.float32(a), np.float32(b)],
                    x.size, options=[f"-DOP={code}"])
-    return [out]
+    return out
 
 
 @evaluation("PRelu")

@@ -166,7 +166,7 @@ def _evaluate_composite(node: Node, arrays: list) -> list[np.ndarray]:
 def lower_composite(node: Node, inputs: list, builder) -> list:
     """ReduceSum of x * x or |x| (then sqrt or log), or the log-sum-exp shifted by the
     maximum: the reduce kernel's Sum and Max with elementwise launches around them."""
-    from macecl.ops.activations import CODES
+    from macecl.ops.activations import CODES, lower_unary
     from macecl.ops.elementwise import OPS as BINARY
     from macecl.ops.elementwise import lower_binary
 
@@ -178,11 +178,7 @@ def lower_composite(node: Node, inputs: list, builder) -> list:
                       builder)[0]
 
     def unary(op: str, value):
-        out = builder.new(value.shape)
-        builder.launch("unary", "unary", [value, out, np.int32(value.size), np.float32(0),
-                                          np.float32(0)], value.size,
-                       options=[f"-DOP={CODES[op]}"])
-        return out
+        return lower_unary(builder, CODES[op], 0.0, 0.0, value)
 
     keepdims = int(node.attrs.get("keepdims", 1))
     if node.op == "ReduceLogSumExp":
@@ -190,8 +186,9 @@ def lower_composite(node: Node, inputs: list, builder) -> list:
         shifted = unary("Exp", lower_binary(builder, BINARY["Sub"], x, top))
         total = unary("Log", reduce("ReduceSum", shifted, 1))
         result = lower_binary(builder, BINARY["Add"], total, top)
-        shape = reduce("ReduceSum", x, keepdims).shape  # the output's, as keepdims has it
-        return [builder.view(result, shape)]
+        axes = reduce_axes(node, x.rank, builder.host(rest[0], "axes") if rest else None)
+        return [result if axes is None else
+                builder.view(result, _output_shape(x.shape, axes, bool(keepdims)))]
     if node.op in ("ReduceSumSquare", "ReduceL2"):
         x = lower_binary(builder, BINARY["Mul"], x, x)
     elif node.op == "ReduceL1":
