@@ -120,10 +120,13 @@ def copy_box(builder, src, dst, box: Sequence[int], src_strides: Sequence[int],
         rows = total // inner
         # NOTE: PoCL (CPU) takes work-groups of width 1 when the first dimension has no
         # small divisor: the width is rounded up to a multiple of 64 (the kernel guards it).
-        width = -(-inner // 64) * 64 if inner >= 64 else inner
+        vector = builder.traits.vector_width
+        chunks = -(-inner // vector)
+        width = -(-chunks // 64) * 64 if chunks >= 64 else chunks
         builder.launch("copy", "copy_rows",
                        [src, dst, table, np.int32(len(outer)), np.int32(src_offset),
-                        np.int32(dst_offset), np.int32(inner), np.int32(rows)], (width, rows))
+                        np.int32(dst_offset), np.int32(inner), np.int32(rows)], (width, rows),
+                       options=[f"-DVW={vector}"])
         return
     rank = len(merged)
     table = meta([m[0] for m in merged], [m[1] for m in merged], [m[2] for m in merged])

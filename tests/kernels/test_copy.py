@@ -23,8 +23,8 @@ def _copy_rows(cl_env, src_buf, dst_buf, box, src_offset, src_strides, dst_offse
     meta = cl_env.buffer(np.array([*box[:-1], *src_strides[:-1], *dst_strides[:-1], 0],
                                   np.int32))
     inner, rows = box[-1], int(np.prod(box[:-1]))
-    cl_env.launch("copy", "", "copy_rows", (inner, rows), src_buf, dst_buf, meta, outer,
-                  src_offset, dst_offset, inner, rows)
+    cl_env.launch("copy", "-DVW=4", "copy_rows", (-(-inner // 4), rows), src_buf, dst_buf,
+                  meta, outer, src_offset, dst_offset, inner, rows)
 
 
 COPIES = {"copy_box": _copy_box, "copy_rows": _copy_rows}
@@ -119,3 +119,11 @@ def test_pad_negative_crops(cl_env, rng):
     got = _pad(cl_env, x, "constant", (-1, 2), (1, -3), value=-7.0)
     want = np.pad(x[1:, :3], ((0, 1), (2, 0)), constant_values=-7.0)
     assert_close(got, want)
+
+
+def test_rows_copy_whole_vectors_and_a_tail(cl_env, rng):
+    """x[1:4, 2:39]: rows of 37 = 9 vectors of 4 and one float, from rows 41 apart."""
+    x = rng.standard_normal((5, 41)).astype(np.float32)
+    out = cl_env.output((3, 37))
+    _copy_rows(cl_env, cl_env.buffer(x), out, (3, 37), 41 + 2, (41, 1), 0, (37, 1))
+    np.testing.assert_array_equal(cl_env.read(out, (3, 37)), x[1:4, 2:39])
