@@ -416,9 +416,10 @@ def packed_filter(builder, w2, group: int, per_group: int, taps: int):
         return builder.constant(pack_filter_array(np.asarray(w2.host), group))
     blocks = -(-per_group // GEMM_CHANNELS)
     packed = builder.new((group, blocks, taps, GEMM_CHANNELS))
+    width = builder.traits.vector_width
     builder.launch("conv2d", "pack_filter",
                    [w2, packed, np.int32(per_group), np.int32(taps), np.int32(group * blocks)],
-                   (taps, group * blocks))
+                   (-(-taps // width), group * blocks), options=[f"-DVW={width}"])
     return packed
 
 

@@ -108,8 +108,8 @@ def test_pack_filter(cl_env, rng, shape, groups):
     want = pack_ref(w, groups)
     m, taps = shape[0] // groups, w[0].size
     blocks = groups * -(-m // 8)
-    got = cl_env.run("conv2d", "", "pack_filter", want.shape, [w], [m, taps, blocks],
-                     work_items=(taps, blocks))
+    got = cl_env.run("conv2d", "-DVW=4", "pack_filter", want.shape, [w], [m, taps, blocks],
+                     work_items=(-(-taps // 4), blocks))
     np.testing.assert_array_equal(got, want)
 
 
