@@ -263,7 +263,9 @@ def _lower_layer_norm(node: Node, inputs: list, builder) -> list:
     builder.launch("layer_norm", "layer_norm",
                    [x, params[0], params[1] if bias is not None else None, out,
                     np.int32(x.size // max(inner, 1)), np.int32(inner), epsilon],
-                   x.size // max(inner, 1), options=["-DHAS_BIAS"] if bias is not None else [])
+                   x.size // max(inner, 1),
+                   options=[f"-DVW={builder.traits.vector_width}",
+                            *(["-DHAS_BIAS"] if bias is not None else [])])
     return [out]
 
 

@@ -25,12 +25,14 @@ def layer_norm_ref(x, scale, bias, epsilon):
         (130, 33, True, 1e-5),
     ],
 )
-def test_layer_norm(cl_env, rng, rows, inner, with_bias, epsilon):
+@pytest.mark.parametrize("width", [4, 16])  # vectors and a tail, or a tail alone
+def test_layer_norm(cl_env, rng, rows, inner, with_bias, epsilon, width):
     # an offset and a spread per row: the mean and the variance both matter
     x = (rng.standard_normal((rows, inner)) * rng.uniform(0.5, 4, (rows, 1))
          + rng.uniform(-5, 5, (rows, 1))).astype(np.float32)
     scale = rng.uniform(0.5, 1.5, inner).astype(np.float32)
     bias = rng.standard_normal(inner).astype(np.float32) if with_bias else None
-    got = cl_env.run("layer_norm", "-DHAS_BIAS" if with_bias else "", "layer_norm",
-                     (rows, inner), [x, scale, bias], [rows, inner, epsilon], work_items=rows)
+    options = f"-DVW={width}" + (" -DHAS_BIAS" if with_bias else "")
+    got = cl_env.run("layer_norm", options, "layer_norm", (rows, inner), [x, scale, bias],
+                     [rows, inner, epsilon], work_items=rows)
     assert_close(got, layer_norm_ref(x, scale, bias, epsilon))
