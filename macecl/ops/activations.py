@@ -76,6 +76,12 @@ def constant_activation(node: Node, constants: dict[str, np.ndarray]
     return activation_of(node, bounds)
 
 
+# codes 21-35: one NumPy function each (np.round rounds halves to even, as ONNX Round)
+UFUNCS = dict(zip(range(21, 36), (np.floor, np.ceil, np.round, np.sign, np.sin, np.cos, np.tan,
+                                   np.arcsin, np.arccos, np.arctan, np.sinh, np.cosh,
+                                   np.arcsinh, np.arccosh, np.arctanh)))
+
+
 def apply(code: int, x: np.ndarray, a: float, b: float) -> np.ndarray:
     """NumPy twin of ``unary_op`` in common.h (constant folding, and the tests' reference)."""
     with np.errstate(all="ignore"):
@@ -101,21 +107,7 @@ def apply(code: int, x: np.ndarray, a: float, b: float) -> np.ndarray:
             case 18: return _erf(x)
             case 19: return 0.5 * x * (1 + _erf(x / np.sqrt(2)))
             case 20: return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
-            case 21: return np.floor(x)
-            case 22: return np.ceil(x)
-            case 23: return np.round(x)  # halves to even
-            case 24: return np.sign(x)
-            case 25: return np.sin(x)
-            case 26: return np.cos(x)
-            case 27: return np.tan(x)
-            case 28: return np.arcsin(x)
-            case 29: return np.arccos(x)
-            case 30: return np.arctan(x)
-            case 31: return np.sinh(x)
-            case 32: return np.cosh(x)
-            case 33: return np.arcsinh(x)
-            case 34: return np.arccosh(x)
-            case 35: return np.arctanh(x)
+            case code if code in UFUNCS: return UFUNCS[code](x)
             case 36: return b * np.where(x > 0, x, a * np.expm1(x))
             case 37: return np.maximum(x, 0) + np.minimum(0, a * np.expm1(x / a))
             case 38: return x * np.tanh(np.logaddexp(0, x))
