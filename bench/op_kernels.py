@@ -402,17 +402,21 @@ def transpose_cases(runner: Runner, traits: DeviceTraits):
         ["git", "show", "6bb2760:macecl/kernels/cl/transpose.cl"], check=True,
         capture_output=True, text=True).stdout.replace(
             '#include "common.h"', program_source("unary").split("__kernel")[0])
+    before_walk = subprocess.run(  # transpose, one float an item, as 0146e0a had it
+        ["git", "show", "0146e0a:macecl/kernels/cl/transpose.cl"], check=True,
+        capture_output=True, text=True).stdout.replace('#include "vector.h"', "").replace(
+            '#include "common.h"', source.split("__kernel")[0])
     groups, channels, plane = 4, 28, 56 * 56
     x = runner.buffer(rng.standard_normal(groups * channels * plane))
     size = groups * channels * plane
     ways = {}
     out = runner.buffer(size=size)
     table = np.array([28, 4, 56, 56, plane, channels * plane, 56, 1], np.int32)
-    ways["4-D walk (before)"] = (source, "", "transpose", (round_up(size, 64),), None,
+    ways["4-D walk (before)"] = (before_walk, "", "transpose", (round_up(size, 64),), None,
                                  [x, out, runner.int_buffer(table), i32(4), i32(size)], out)
     out = runner.buffer(size=size)
     table = np.array([channels, groups, plane, plane, channels * plane, 1], np.int32)
-    ways["merged 3-D walk"] = (source, "", "transpose", (round_up(size, 64),), None,
+    ways["merged 3-D walk"] = (before_walk, "", "transpose", (round_up(size, 64),), None,
                                [x, out, runner.int_buffer(table), i32(3), i32(size)], out)
     out = runner.buffer(size=size)
     table = np.array([channels, groups, plane, channels * plane], np.int32)

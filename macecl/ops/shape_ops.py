@@ -505,9 +505,14 @@ def _lower_transpose(node: Node, inputs: list, builder) -> list:
                        (-(-columns // width), -(-rows // width), batches), options=options,
                        local_size=(1, 1, 1))
         return [out]
-    table = meta([dims[p] for p in order], [strides[p] for p in order])
-    builder.launch("transpose", "transpose", [x, out, table, np.int32(len(order)),
-                                              np.int32(out.size)], out.size, options=options)
+    inner, inner_stride = dims[order[-1]], strides[order[-1]]
+    table = meta([dims[p] for p in order[:-1]], [strides[p] for p in order[:-1]])
+    chunks = -(-inner // width)
+    builder.launch("transpose", "transpose",
+                   [x, out, table, np.int32(len(order) - 1), np.int32(inner),
+                    np.int32(inner_stride), np.int32(out.size // inner)],
+                   (-(-chunks // 64) * 64 if chunks >= 64 else chunks, out.size // inner),
+                   options=options)  # the width rounded up as copy_rows' (shape_ops copy_box)
     return [out]
 
 

@@ -19,15 +19,20 @@ from .helpers import assert_close, contiguous_strides
         ((1, 2, 1, 3, 1, 2), (2, 4, 0, 5, 1, 3)),  # size-1 dims moving around
         ((2, 3, 4), (0, 1, 2)),  # identity
         ((9,), (0,)),
+        ((2, 9, 3), (2, 0, 1)),  # rows of 9: two whole vectors and a tail, 3 apart
+        ((4, 6, 5), (0, 2, 1)),  # rows of 6, 5 apart
     ],
 )
 def test_transpose(cl_env, rng, shape, perm):
     x = rng.standard_normal(shape).astype(np.float32)
     in_strides = contiguous_strides(shape)
     out_shape = tuple(shape[p] for p in perm)
-    meta = np.array(list(out_shape) + [in_strides[p] for p in perm], np.int32)
-    got = cl_env.run("transpose", "", "transpose", out_shape, [x], [meta, len(shape), x.size])
-    assert_close(got, np.transpose(x, perm))
+    meta = np.array(list(out_shape[:-1]) + [in_strides[p] for p in perm[:-1]] + [0], np.int32)
+    inner, rows = out_shape[-1], x.size // out_shape[-1]
+    got = cl_env.run("transpose", "-DVW=4", "transpose", out_shape, [x],
+                     [meta, len(shape) - 1, inner, in_strides[perm[-1]], rows],
+                     work_items=(-(-inner // 4), rows))
+    np.testing.assert_array_equal(got, np.transpose(x, perm))
 
 
 @pytest.mark.parametrize(
