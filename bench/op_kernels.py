@@ -300,8 +300,9 @@ def rows_cases(runner: Runner, traits: DeviceTraits):
                                 (round_up(rows * inner, 64),), None,
                                 [a, b, out, i32(inner), i32(rows * inner)], out)
         out = runner.buffer(size=rows * inner)
-        ways["2-D (library)"] = (source, options, "binary_rows", (inner, rows), None,
-                                 [a, b, out, i32(inner), i32(rows)], out)
+        ways["2-D (library, binary_3d)"] = (source, options, "binary_3d", (inner, rows, 1),
+                                            None, [a, b, out, i32(inner), i32(rows), i32(1)],
+                                            out)
         out = runner.buffer(size=rows * inner)
         ways["2-D x16"] = (source + ROWS_X16, options, "binary_rows_vec",
                            (-(-inner // 16), rows), None, [a, b, out, i32(inner), i32(rows)], out)
@@ -311,15 +312,16 @@ def rows_cases(runner: Runner, traits: DeviceTraits):
     a = runner.buffer(rng.standard_normal(rows * inner))
     b = runner.buffer(rng.standard_normal(inner))
     ways = {}
-    for local in (None, (16, 1), (64, 1)):
+    per_column = "-DOP=0 -DSKIP_MIDDLE"  # binary_3d with outer 1: one value a column
+    for local in (None, (16, 1, 1), (64, 1, 1)):
         out = runner.buffer(size=rows * inner)
-        size = (inner, rows) if local is None else (round_up(inner, local[0]), rows)
-        ways[f"per column local {local}"] = (source, "-DOP=0 -DPER_COLUMN", "binary_rows", size,
-                                             local, [a, b, out, i32(inner), i32(rows)], out)
+        size = (inner, rows, 1) if local is None else (round_up(inner, local[0]), rows, 1)
+        ways[f"per column local {local}"] = (source, per_column, "binary_3d", size, local,
+                                             [a, b, out, i32(inner), i32(rows), i32(1)], out)
     out = runner.buffer(size=rows * inner)
     ways["per column, width rounded to 64"] = (
-        source, "-DOP=0 -DPER_COLUMN", "binary_rows", (round_up(inner, 64), rows), None,
-        [a, b, out, i32(inner), i32(rows)], out)
+        source, per_column, "binary_3d", (round_up(inner, 64), rows, 1), None,
+        [a, b, out, i32(inner), i32(rows), i32(1)], out)
     yield f"add per column {rows}x{inner}", ways, rows * inner
 
 

@@ -2,10 +2,11 @@
 
 The ``elementwise`` program takes the output shape and both inputs' strides (0 along
 broadcast axes) in one meta buffer; inputs of the output's own shape take ``binary_flat``,
-which does no index arithmetic, and a full input with one value per row or column (a
-per-channel scale, a scalar, a bias over the last axis) takes ``binary_rows``, over a 2-D
-NDRange (inner, rows). `python bench/op_kernels.py --rounds 7 --cases rows` (PoCL 3.0,
-2-core Xeon shared with other jobs), median ms of a Mul:
+which does no index arithmetic, and a full input with a small one that broadcasts over a
+run of middle dims, or is only those (a per-channel scale, a scalar, a bias over the last
+axis, an attention mask), takes ``binary_3d``, over a 3-D NDRange (inner, middle, outer).
+Measured when it was the 2-D ``binary_rows`` (outer 1; `python bench/op_kernels.py
+--rounds 7 --cases rows`, PoCL 3.0, 2-core Xeon shared with other jobs), median ms of a Mul:
 
     scalar over 16x320x320:  1-D with a division per element (before) 2.79   2-D 0.68
                              2-D with 16 elements per item (vload16) 0.79
@@ -13,8 +14,8 @@ NDRange (inner, rows). `python bench/op_kernels.py --rounds 7 --cases rows` (PoC
     per-row 192x20x20:       before 0.116  2-D 0.027  2-D x16 0.025
 
 The 2-D kernel is 3.7-4x faster than the 1-D one, and vectorising by hand gained nothing
-more. Whether the small operand is per row or per column is a build option: indexing it
-as row * row_step + column * column_step from arguments instead made the kernel half as
+more. Whether the small operand skips the middle or is indexed by it is a build option:
+indexing it as row * row_step + column * column_step from arguments instead made the kernel half as
 fast (1.42 ms on the first case, 2.13 on the second: a gather where a broadcast was), so that is what it is. Variadic Sum / Max / Min / Mean chain binary launches.
 On the host the same ops also compute the integer shape arithmetic exporters emit.
 """
@@ -67,27 +68,14 @@ def broadcast_strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]
     return strides
 
 
-def split_2d(shape: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, int, bool] | None:
-    """``shape`` broadcast to ``out`` as (rows, inner, per_column) of binary_rows,
-    when it is one value per row (a leading part of ``out`` followed by ones: per-channel
-    [N, C, 1, 1] over [N, C, H, W], a scalar) or one value per column (ones followed by a
-    trailing part of ``out``: a [C] bias over [N, T, C]); else None."""
-    padded = (1,) * (len(out) - len(shape)) + tuple(shape)
-    for axis in range(len(out) + 1):
-        rows, inner = math.prod(out[:axis]), math.prod(out[axis:])
-        if padded[:axis] == out[:axis] and all(d == 1 for d in padded[axis:]):
-            return rows, inner, False
-        if all(d == 1 for d in padded[:axis]) and padded[axis:] == out[axis:]:
-            return rows, inner, True
-    return None
-
-
 def split_3d(shape: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, int, int, bool] | None:
     """``shape`` broadcast to ``out`` as (outer, middle, inner, skip_middle) of binary_3d:
-    (outer, 1, inner), the middle dims broadcast (skip_middle), or (1, middle, 1); else None."""
+    (outer, 1, inner), the middle dims broadcast (skip_middle: a [C] bias over [N, T, C] has
+    outer 1), or (1, middle, 1) (per-channel [N, C, 1, 1] over [N, C, H, W], a scalar);
+    else None."""
     padded = (1,) * (len(out) - len(shape)) + tuple(shape)
-    for first in range(1, len(out)):
-        for last in range(first + 1, len(out)):
+    for first in range(len(out) + 1):
+        for last in range(first, len(out) + 1):
             outer = math.prod(out[:first])
             middle, inner = math.prod(out[first:last]), math.prod(out[last:])
             ones = all(d == 1 for d in padded[first:last])
@@ -113,23 +101,15 @@ def lower_binary(builder, code: int, a, b):
     if a.shape == shape and b.shape == shape:
         builder.launch("elementwise", "binary_flat", [a, b, out, np.int32(out.size)], out.size,
                        options=options)
-    elif (split := split_2d(b.shape, shape) if a.shape == shape
-          else split_2d(a.shape, shape) if b.shape == shape else None):
-        rows, inner, per_column = split
-        options += ["-DA_SMALL"] if b.shape == shape else []
-        options += ["-DPER_COLUMN"] if per_column else []
-        # NOTE: PoCL (CPU) takes work-groups of width 1 when the first dimension has no small
-        # divisor (6625: (1, 40) for PP-OCR rec's classifier bias, 0.50 ms against 0.09 with
-        # the width rounded up to 64; the kernel guards the extra columns).
-        width = -(-inner // 64) * 64 if inner >= 64 else inner
-        builder.launch("elementwise", "binary_rows", [a, b, out, np.int32(inner), np.int32(rows)],
-                       (width, rows), options=options)
     elif (split := split_3d(b.shape, shape) if a.shape == shape
           else split_3d(a.shape, shape) if b.shape == shape else None):
         outer, middle, inner, skip_middle = split
         options += ["-DA_SMALL"] if b.shape == shape else []
         options += ["-DSKIP_MIDDLE"] if skip_middle else []
-        width = -(-inner // 64) * 64 if inner >= 64 else inner  # as binary_rows (NOTE above)
+        # NOTE: PoCL (CPU) takes work-groups of width 1 when the first dimension has no small
+        # divisor (6625: (1, 40) for PP-OCR rec's classifier bias, 0.50 ms against 0.09 with
+        # the width rounded up to 64; the kernel guards the extra columns).
+        width = -(-inner // 64) * 64 if inner >= 64 else inner
         builder.launch("elementwise", "binary_3d",
                        [a, b, out, np.int32(inner), np.int32(middle), np.int32(outer)],
                        (width, middle, outer), options=options)

@@ -70,26 +70,29 @@ def test_binary_flat(cl_env, rng, op):
     assert_close(got, ref(a.astype(np.float64), b.astype(np.float64)))
 
 
-# (rows, inner, per column, full shape, small shape): the small operand is one value per
-# row or per column of the full one; odd sizes leave tails in both dimensions
-ROWS = [
-    (3, 37, False, (3, 37), (3, 1)),
-    (1, 111, False, (3, 37), (1, 1)),  # a scalar: one row
-    (6, 35, True, (6, 5, 7), (5, 7)),  # per column
-    (70, 1, False, (70, 1), (70, 1)),
+# (outer, middle, inner, skip middle, full shape, small shape): the small operand is one value
+# per middle index (a row) or per (outer, inner) pair of the full one; odd sizes leave tails
+SPLITS = [
+    (1, 3, 37, False, (3, 37), (3, 1)),
+    (1, 1, 111, False, (3, 37), (1, 1)),  # a scalar: one middle of one
+    (1, 6, 35, True, (6, 5, 7), (5, 7)),  # per column
+    (1, 70, 1, False, (70, 1), (70, 1)),
+    (2, 3, 20, True, (2, 3, 4, 5), (2, 1, 4, 5)),  # an attention mask: skips the heads
+    (2, 3, 20, False, (2, 3, 4, 5), (3, 1, 1)),  # per channel, batch 2
 ]
 
 
 @pytest.mark.parametrize("op", list(OPS))
 @pytest.mark.parametrize("small_first", [False, True])
-@pytest.mark.parametrize("rows, inner, per_column, full, small", ROWS)
-def test_binary_rows(cl_env, rng, op, small_first, rows, inner, per_column, full, small):
+@pytest.mark.parametrize("outer, middle, inner, skip_middle, full, small", SPLITS)
+def test_binary_3d(cl_env, rng, op, small_first, outer, middle, inner, skip_middle, full,
+                   small):
     code, ref = OPS[op]
     a, b = _operands(op, small if small_first else full, full if small_first else small, rng)
     options = f"-DOP={code}" + (" -DA_SMALL" if small_first else "") + (
-        " -DPER_COLUMN" if per_column else "")
-    got = cl_env.run("elementwise", options, "binary_rows", full, [a, b], [inner, rows],
-                     work_items=(inner, rows))
+        " -DSKIP_MIDDLE" if skip_middle else "")
+    got = cl_env.run("elementwise", options, "binary_3d", full, [a, b], [inner, middle, outer],
+                     work_items=(inner, middle, outer))
     assert_close(got, ref(a.astype(np.float64), b.astype(np.float64)))
 
 

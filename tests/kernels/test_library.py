@@ -20,7 +20,7 @@ PROGRAMS = {
     "depthwise": (("-DVW=16 -DDW_KH=5 -DDW_KW=3 -DDW_SH=2 -DDW_SW=2 -DDW_BAND=8"
                    " -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=7"), {"depthwise_rows", "pool_rows"}),
     "copy": ("-DMODE=1", {"copy_box", "copy_rows", "pad"}),
-    "elementwise": ("-DOP=4", {"binary", "binary_flat", "binary_rows", "binary_3d"}),
+    "elementwise": ("-DOP=4", {"binary", "binary_flat", "binary_3d"}),
     "gemm": ("-DVW=16 -DTRANS_A -DTRANS_B -DHAS_C -DACTIVATION=2", {"gemm", "matmul"}),
     "layer_norm": ("-DHAS_BIAS", {"layer_norm"}),
     "lrn": ("", {"lrn", "lrn_pixels"}),

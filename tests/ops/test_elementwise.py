@@ -1,7 +1,7 @@
-"""Broadcasting arithmetic through the engine, against NumPy: each of the four kernels
-(same shapes, one operand per row or column of the other, one that skips or is only the
-middle dims of the other, the rank-generic walk) on both sides of the non-commutative ops,
-since the per-row and 3-D kernels swap which operand is small."""
+"""Broadcasting arithmetic through the engine, against NumPy: each of the three kernels
+(same shapes; one operand that skips or is only the middle dims of the other: per row, per
+column, a mask, a scalar; the rank-generic walk) on both sides of the non-commutative ops,
+since the 3-D kernel swaps which operand is small."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from macecl.engine.plan import make_plan
 from macecl.graph import Graph, Node, TensorSpec
-from macecl.ops.elementwise import split_2d, split_3d
+from macecl.ops.elementwise import split_3d
 
 RNG = np.random.default_rng(11)
 SHAPES = [
@@ -43,20 +43,15 @@ def test_broadcasting_matches_numpy(run_node, op, function, a_shape, b_shape):
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
-def test_split_2d_recognises_rows_and_columns_only():
-    assert split_2d((2, 3, 1, 1), (2, 3, 4, 5)) == (6, 20, False)
-    assert split_2d((), (2, 3)) == (1, 6, False)
-    assert split_2d((4, 5), (2, 3, 4, 5)) == (6, 20, True)
-    assert split_2d((1, 3, 4, 5), (2, 3, 4, 5)) == (2, 60, True)
-    assert split_2d((3, 1, 1), (2, 3, 4, 5)) is None
-    assert split_2d((4, 1), (4, 5)) == (4, 5, False)
-    assert split_2d((1, 5, 1), (3, 5, 7)) is None
-
-
 def test_split_3d_recognises_a_skipped_or_a_lone_middle():
-    assert split_3d((2, 1, 4, 5), (2, 3, 4, 5)) == (2, 3, 20, True)
+    assert split_3d((2, 3, 1, 1), (2, 3, 4, 5)) == (1, 6, 20, False)  # per channel
+    assert split_3d((), (2, 3)) == (1, 1, 6, False)  # a scalar
+    assert split_3d((4, 5), (2, 3, 4, 5)) == (1, 6, 20, True)  # per column
+    assert split_3d((1, 3, 4, 5), (2, 3, 4, 5)) == (1, 2, 60, True)
+    assert split_3d((4, 1), (4, 5)) == (1, 4, 5, False)
+    assert split_3d((2, 1, 4, 5), (2, 3, 4, 5)) == (2, 3, 20, True)  # an attention mask
     assert split_3d((8, 1, 1, 49, 49), (8, 2, 3, 49, 49)) == (8, 6, 2401, True)
-    assert split_3d((3, 1, 1), (2, 3, 4, 5)) == (2, 3, 20, False)
+    assert split_3d((3, 1, 1), (2, 3, 4, 5)) == (2, 3, 20, False)  # per channel, batch 2
     assert split_3d((1, 5, 1), (3, 5, 7)) == (3, 5, 7, False)
     assert split_3d((2, 1, 4, 1), (2, 3, 4, 5)) is None
     assert split_3d((4, 1), (1, 5)) is None
@@ -64,7 +59,7 @@ def test_split_3d_recognises_a_skipped_or_a_lone_middle():
 
 @pytest.mark.parametrize("a_shape, b_shape, kernel", [
     ((2, 3, 4, 5), (2, 1, 4, 5), "binary_3d"), ((2, 3, 4, 5), (3, 1, 1), "binary_3d"),
-    ((2, 3, 4, 5), (2, 3, 1, 1), "binary_rows"), ((2, 3, 4, 5), (2, 1, 4, 1), "binary")])
+    ((2, 3, 4, 5), (2, 3, 1, 1), "binary_3d"), ((2, 3, 4, 5), (2, 1, 4, 1), "binary")])
 def test_each_broadcast_takes_its_kernel(a_shape, b_shape, kernel):
     graph = Graph(nodes=[Node("Add", "add", ["a", "b"], ["y"])],
                   inputs=[TensorSpec("a", "float32", list(a_shape)),

@@ -10,13 +10,11 @@
  *     meta: int[3 * rank] = out_shape[rank], a_strides[rank], b_strides[rank]
  *           strides are in elements, 0 on every dim the input broadcasts (size 1 or missing);
  *     total: number of output elements.
- *   binary_rows(a, b, out, inner, rows)
- *     one input has the output's shape, the other one value per row or per column (below).
  *   binary_3d(a, b, out, inner, middle, outer)
  *     one input has the output's shape, seen as (outer, middle, inner); the other is
- *     (outer, 1, inner) (-DSKIP_MIDDLE: an attention mask (B, 1, N, N) over (B, H, N, N)) or
- *     (1, middle, 1) (a per-channel value over (N, C, H, W) with N > 1). 3-D NDRange
- *     (inner, middle, outer).
+ *     (outer, 1, inner) (-DSKIP_MIDDLE: a bias over the last axes, an attention mask
+ *     (B, 1, N, N) over (B, H, N, N)) or (1, middle, 1) (a per-channel value, a scalar).
+ *     3-D NDRange (inner, middle, outer).
  *   binary_flat(a, b, out, total)
  *     both inputs are contiguous and have the output's shape: no index arithmetic.
  *
@@ -89,35 +87,12 @@ __kernel void binary(__global const float* a,
     out[gid] = binary_op(a[ia], b[ib]);
 }
 
-/* One operand full, the other small: one value per row of `inner` elements (a per-channel
- * scale or bias over NCHW; a scalar is one row), or with -DPER_COLUMN one value per column (a
- * bias over the last axes). A 2-D NDRange (inner, rows), so that no work item divides its
- * id, and the small operand's index a compile-time choice, so that a row's items read one
- * value. A_SMALL: `a` is the small operand, else `b` is. */
-__kernel void binary_rows(__global const float* a,
-                          __global const float* b,
-                          __global float* out,
-                          const int inner,
-                          const int rows)
-{
-    const int column = get_global_id(0);
-    const int row = get_global_id(1);
-    if (column >= inner || row >= rows) return;
-    const int at = row * inner + column;
-#ifdef PER_COLUMN
-    const int small = column;
-#else
-    const int small = row;
-#endif
-#ifdef A_SMALL
-    out[at] = binary_op(a[small], b[at]);
-#else
-    out[at] = binary_op(a[at], b[small]);
-#endif
-}
-
-/* binary_rows with a third dimension: the small operand skips the middle one, or is indexed
-   by it alone (-DSKIP_MIDDLE or not); A_SMALL as there. No work item divides its id. */
+/* One operand full, seen as (outer, middle, inner), the other small: with -DSKIP_MIDDLE one
+ * value per (outer, inner) pair (a bias over the last axes when outer is 1; an attention
+ * mask (B, 1, N, N) over (B, H, N, N)), else one value per middle index (a per-channel scale
+ * over NCHW; a scalar is one middle of one). A 3-D NDRange (inner, middle, outer), so that no
+ * work item divides its id, and the small operand's index a compile-time choice, so that a
+ * row's items read one value. A_SMALL: `a` is the small operand, else `b` is. */
 __kernel void binary_3d(__global const float* a,
                         __global const float* b,
                         __global float* out,
