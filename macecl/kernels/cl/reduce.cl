@@ -51,15 +51,21 @@
 #error "reduce.cl: unknown OP"
 #endif
 
+/* The first value of the run that output gid reduces (its others inner apart), the tensor
+   seen as (outer, reduce_size, inner). */
+inline __global const float* reduced_run(__global const float* input, const int gid,
+                                         const int reduce_size, const int inner)
+{
+    return input + gid / inner * reduce_size * inner + gid % inner;
+}
+
 __kernel void reduce(__global const float* input,
                      __global float* output,
                      const int outer, const int reduce_size, const int inner)
 {
     const int gid = get_global_id(0);
     if (gid >= outer * inner) return;
-    const int o = gid / inner;
-    const int i = gid % inner;
-    __global const float* p = input + o * reduce_size * inner + i;
+    __global const float* p = reduced_run(input, gid, reduce_size, inner);
 
     float acc = REDUCE_INIT;
     for (int r = 0; r < reduce_size; ++r) acc = REDUCE_STEP(acc, p[r * inner]);
@@ -86,9 +92,7 @@ __kernel void arg_reduce(__global const float* input,
 {
     const int gid = get_global_id(0);
     if (gid >= outer * inner) return;
-    const int o = gid / inner;
-    const int i = gid % inner;
-    __global const float* p = input + o * reduce_size * inner + i;
+    __global const float* p = reduced_run(input, gid, reduce_size, inner);
 
     float best = p[0];
     int at = 0;
