@@ -11,8 +11,14 @@ Three measurements, each a median over --rounds:
 3. For each model, one run on a profiling queue: device time (sum of the kernels' start to
    end), the gaps between one kernel's end and the next one's start, by the kernel that
    follows, and what remains of the wall time (input and output copies, the first launch).
+4. With --pocl-threads 1,2: (3) again in a fresh process per count of PoCL worker threads
+   (POCL_MAX_PTHREAD_COUNT, read when PoCL starts), and one lone kernel, a grouped 1x1
+   convolution (ShuffleNet's 240 -> 240 in 4 groups on 28x28, conv2d_gemm), at batch 1 and
+   at batch 20, whose twenty times the work shows what the second thread gives once it is
+   awake: how much of the device's two cores a model's short kernels get.
 
     python bench/launch_gaps.py ppocr_rec,ppocr_cls [--rounds 7] [--chain 200]
+                                [--pocl-threads 1,2]
 
 Figures (PoCL 3.0 on the 2-core Xeon; session 5). On a quiet machine, before the
 converter's LayerNorm / Swish / MatMul-bias / HardSwish-affine fusions (an ad-hoc first
@@ -42,14 +48,43 @@ microseconds when the cores are free. What remains is the number of launches, an
 load how long each waits: with every core busy a command ends only when PoCL's worker
 threads have all been scheduled again, which is where the brief's 48 us per launch and
 cls at 10-12 ms instead of 2 ms (bench/latency.py, load average 4.7-5.9) come from.
+
+PoCL's second worker thread (session 14, quiet machine, `POCL_KERNEL_CACHE=0 python
+bench/launch_gaps.py shufflenet,squeezenet,resnet50 --rounds 9 --pocl-threads 1,2`, then
+shufflenet,squeezenet again at --rounds 15), ms, 1 thread / 2 threads:
+
+    shufflenet  device 3.85 / 3.36 (x1.14) and 3.76 / 3.13 (x1.20); gaps 0.14 / 0.75, 0.47
+    squeezenet  device 7.04 / 5.07 (x1.39) and 6.87 / 4.60 (x1.49); gaps 0.15 / 0.55, 0.50
+    resnet50    device 74.7 / 42.5 (x1.76); gaps 0.73 / 1.52
+    lone grouped 1x1 conv  batch 1: 0.225 / 0.127 and 0.199 / 0.131;
+                           batch 20: 5.85 / 2.81 and 5.75 / 2.94 (x2.0)
+
+Two cores give a kernel twice the speed only when it is long: ResNet-50's layers get 1.76x,
+ShuffleNet's (35-85 us each with two threads) 1.14-1.20x, and the second thread more than
+triples the gaps. Per kernel in ShuffleNet (median of 21 profiles, one process per thread
+count): its 30-work-group depthwise_rows x0.97-1.07, pool_rows (7, 5) x0.63, the 252-group
+stage-3 conv2d_gemm (55 us) x1.18-1.24, the 136-group stage-4 conv2d_gemm (52 us) x1.53-2.04,
+the 1000-group classifier gemm x2.21. The likely reading (PoCL's pthread scheduler; the wake
+itself was not timed): a worker that found no work sleeps on a condition variable, the one
+that finishes a kernel starts the next, and the sleeper joins only once woken, which this
+pattern puts at a few tens of microseconds on this virtual machine, so a kernel that short
+is mostly over before its second thread joins. The driver sets this, not our enqueue (a bare
+enqueue loop costs 4 us a launch). Tried without gain (bench/latency.py,
+alternated): releasing the whole run at once behind a user event, polling the last command
+with sched_yield instead of clFinish, two SCHED_IDLE busy processes keeping both cores awake
+(gaps 0.49 -> 1.00 ms), PoCL's POCL_AFFINITY, 1 and 3 worker threads.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -135,12 +170,79 @@ def model_gaps(path: Path, shapes: dict, rounds: int) -> dict:
             "by_next": {k: (len(v), sum(v) * 1e-3) for k, v in by_next.items()}}
 
 
+def lone_kernel_ms(batch: int, rounds: int) -> float:
+    """Median device ms of one grouped 1x1 convolution, 240 -> 240 channels in 4 groups on
+    28x28 (ShuffleNet's stage 2), with bias and Relu, at ``batch`` images."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    import macecl
+
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal((240, 60, 1, 1), np.float32), "w"),
+               numpy_helper.from_array(rng.standard_normal(240).astype(np.float32), "b")]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], group=4),
+             helper.make_node("Relu", ["c"], ["y"])]
+    shape = [batch, 240, 28, 28]
+    graph = helper.make_graph(nodes, "lone", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, shape)], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, None)], weights)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "lone.onnx"
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+        with macecl.Engine(path, profiling=True) as engine:
+            feeds = {"x": rng.random(shape, dtype=np.float32)}
+            engine.run(feeds)
+            return statistics.median(sum(row["ms"] for row in engine.profile(feeds))
+                                     for _ in range(rounds))
+
+
+def measure_with_threads(models: str, rounds: int, threads: int) -> dict:
+    """(3) and the lone kernel, in a fresh process whose PoCL has ``threads`` workers."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "figures.json"
+        env = {**os.environ, "POCL_MAX_PTHREAD_COUNT": str(threads)}
+        subprocess.run([sys.executable, __file__, models, "--rounds", str(rounds),
+                        "--figures-to", str(out)], env=env, check=True)
+        return json.loads(out.read_text())
+
+
+def print_thread_table(models: str, rounds: int, counts: list[int]) -> None:
+    figures = {n: measure_with_threads(models, rounds, n) for n in counts}
+    first = counts[0]
+    print(f"PoCL worker threads {counts} (device speed-up against {first} thread"
+          f"{'s' if first > 1 else ''}):")
+    for name in figures[first]["models"]:
+        for n in counts:
+            r = figures[n]["models"][name]
+            speedup = figures[first]["models"][name]["device_ms"] / r["device_ms"]
+            print(f"  {name}, {n}: wall {r['wall_ms']:.2f} ms, device {r['device_ms']:.2f} ms "
+                  f"(x{speedup:.2f}), gaps {r['gaps_ms']:.2f} ms over {r['launches']} launches")
+    for batch in (1, 20):
+        line = ", ".join(f"{n}: {figures[n]['lone'][str(batch)]:.3f} ms" for n in counts)
+        print(f"  lone grouped 1x1 conv, batch {batch}: {line}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", help="comma-separated names of bench/latency.py's models")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--chain", type=int, default=200, help="trivial launches per round")
+    parser.add_argument("--pocl-threads", help="comma-separated PoCL worker thread counts to "
+                        "compare, each in a fresh process (4. above)")
+    parser.add_argument("--figures-to", help=argparse.SUPPRESS)  # that fresh process's output
     options = parser.parse_args()
+    if options.figures_to:
+        chosen = chosen_models(options.models).items()
+        figures = {"models": {name: model_gaps(path, shapes, options.rounds)
+                              for name, (path, shapes) in chosen},
+                   "lone": {batch: lone_kernel_ms(batch, options.rounds) for batch in (1, 20)}}
+        Path(options.figures_to).write_text(json.dumps(figures))
+        return
+    if options.pocl_threads:
+        counts = [int(n) for n in options.pocl_threads.split(",")]
+        print_thread_table(options.models, options.rounds, counts)
+        return
     chain = trivial_chain(options.chain, options.rounds)
     print(f"chain of {options.chain} trivial launches: enqueue {chain['enqueue_us']:.1f} us "
           f"each, enqueue + run {chain['total_us']:.1f} us each")
