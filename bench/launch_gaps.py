@@ -1,6 +1,6 @@
 """What the time between kernels is made of: our Python, pyopencl's enqueue, or the driver.
 
-Three measurements, each a median over --rounds:
+Four measurements, each a median over --rounds:
 
 1. A chain of --chain launches of a trivial kernel in pyopencl directly (no macecl): the
    host cost of one clEnqueueNDRangeKernel through pyopencl, and the driver's cost per
@@ -61,8 +61,8 @@ shufflenet,squeezenet again at --rounds 15), ms, 1 thread / 2 threads:
 
 Two cores give a kernel twice the speed only when it is long: ResNet-50's layers get 1.76x,
 ShuffleNet's (35-85 us each with two threads) 1.14-1.20x, and the second thread more than
-triples the gaps. Per kernel in ShuffleNet (median of 21 profiles, one process per thread
-count): its 30-work-group depthwise_rows x0.97-1.07, pool_rows (7, 5) x0.63, the 252-group
+triples the gaps. Per kernel in ShuffleNet (a one-off script: Engine.profile, median of 21
+profiles, one process per thread count): its 30-work-group depthwise_rows x0.97-1.07, pool_rows (7, 5) x0.63, the 252-group
 stage-3 conv2d_gemm (55 us) x1.18-1.24, the 136-group stage-4 conv2d_gemm (52 us) x1.53-2.04,
 the 1000-group classifier gemm x2.21. The likely reading (PoCL's pthread scheduler; the wake
 itself was not timed): a worker that found no work sleeps on a condition variable, the one
@@ -225,13 +225,21 @@ def print_thread_table(models: str, rounds: int, counts: list[int]) -> None:
         print(f"  lone grouped 1x1 conv, batch {batch}: {line}")
 
 
+def thread_counts(text: str) -> list[int]:
+    """--pocl-threads: positive integers, comma-separated."""
+    counts = [int(n) for n in text.split(",") if n.strip().isdigit() and int(n) > 0]
+    if not counts or len(counts) != len(text.split(",")):
+        raise argparse.ArgumentTypeError(f"expected thread counts such as 1,2, not {text!r}")
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", help="comma-separated names of bench/latency.py's models")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--chain", type=int, default=200, help="trivial launches per round")
-    parser.add_argument("--pocl-threads", help="comma-separated PoCL worker thread counts to "
-                        "compare, each in a fresh process (4. above)")
+    parser.add_argument("--pocl-threads", type=thread_counts, help="comma-separated PoCL worker "
+                        "thread counts to compare, each in a fresh process (4. above)")
     parser.add_argument("--figures-to", help=argparse.SUPPRESS)  # that fresh process's output
     options = parser.parse_args()
     if options.figures_to:
@@ -242,8 +250,7 @@ def main() -> None:
         Path(options.figures_to).write_text(json.dumps(figures))
         return
     if options.pocl_threads:
-        counts = [int(n) for n in options.pocl_threads.split(",")]
-        print_thread_table(options.models, options.rounds, counts)
+        print_thread_table(options.models, options.rounds, options.pocl_threads)
         return
     chain = trivial_chain(options.chain, options.rounds)
     print(f"chain of {options.chain} trivial launches: enqueue {chain['enqueue_us']:.1f} us "
