@@ -49,13 +49,19 @@ def _output_shape(shape, axes: list[int], keepdims: bool) -> list[int]:
     return [d for i, d in enumerate(shape) if i not in axes]
 
 
-@evaluation(*OPS)
-def _evaluate(node: Node, arrays: list) -> list[np.ndarray]:
+def _evaluated_operand(node: Node, arrays: list) -> tuple[np.ndarray, list[int] | None, bool]:
+    """A constant reduction's operand, the axes it reduces (None: none, the operand passes
+    through as it is) and keepdims: what every reduction's evaluation starts from."""
     x = np.asarray(arrays[0])
     axes = reduce_axes(node, x.ndim, arrays[1] if len(arrays) > 1 else None)
+    return x, axes, bool(node.attrs.get("keepdims", 1))
+
+
+@evaluation(*OPS)
+def _evaluate(node: Node, arrays: list) -> list[np.ndarray]:
+    x, axes, keepdims = _evaluated_operand(node, arrays)
     if axes is None:
         return [x.copy()]
-    keepdims = bool(node.attrs.get("keepdims", 1))
     axis = tuple(axes)
     with np.errstate(all="ignore"):
         if node.op == "ReduceSum":
@@ -139,11 +145,10 @@ COMPOSITES = ("ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceLogSum", "Reduce
 
 @evaluation(*COMPOSITES)
 def _evaluate_composite(node: Node, arrays: list) -> list[np.ndarray]:
-    x = np.asarray(arrays[0])
-    axes = reduce_axes(node, x.ndim, arrays[1] if len(arrays) > 1 else None)
+    x, axes, keepdims = _evaluated_operand(node, arrays)
     if axes is None:
         return [x.copy()]
-    keepdims, axis = bool(node.attrs.get("keepdims", 1)), tuple(axes)
+    axis = tuple(axes)
     wide = x.astype(np.float64)
     with np.errstate(all="ignore"):
         if node.op == "ReduceLogSumExp":
