@@ -10,7 +10,8 @@ from macecl.kernels import kernel_names, kernel_source, program_names, program_s
 
 # program -> (the options of its fullest variant, its kernels): the engine's contract
 PROGRAMS = {
-    "conv2d": ("-DVW=16 -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=3 -DPACKED_COLS",
+    "conv2d": ("-DVW=16 -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=3 -DPACKED_COLS"
+               " -DSTEM_TAPS -DSTEM_CIN=3 -DSTEM_KH=3 -DSTEM_KW=3 -DSTEM_SW=2",
                {"im2col", "pack_filter", "conv2d_gemm", "conv2d_direct", "conv2d_direct_wide",
                 "depthwise_conv2d"}),
     "conv2d_tiled": ("-DTM=32 -DTN=64 -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=3",

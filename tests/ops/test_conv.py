@@ -151,6 +151,15 @@ CONV_CASES = {
                                       {"pads": (0, 1, 1, 0)}),
     "stem_7x7": ((1, 3, 20, 45), (16, 3, 7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]},
                  {"strides": (2, 2), "pads": (3, 3, 3, 3)}),
+    # stems whose interior work items run their taps as straight-line code (conv.py
+    # stem_taps), beside edge blocks and rows that keep the loops: stride 2, and 4 inputs
+    # at dilation 2 (36 taps, the most that takes it)
+    "stem_straight_stride2": ((1, 3, 40, 70), (24, 3, 3, 3),
+                              {"strides": [2, 2], "pads": [1, 1, 1, 1]},
+                              {"strides": (2, 2), "pads": (1, 1, 1, 1)}),
+    "stem_straight_4_inputs_dilated": ((1, 4, 12, 40), (16, 4, 3, 3),
+                                       {"dilations": [2, 2], "pads": [2, 2, 2, 2]},
+                                       {"dilations": (2, 2), "pads": (2, 2, 2, 2)}),
 }
 
 
@@ -380,3 +389,33 @@ def test_gemm_grid_order(run_node, shared_context, x_shape, w_shape, attrs, pixe
     (got,) = run_node("Conv", {"x": x, "r": r}, attrs, {"w": w, "b": b},
                       inputs=["x", "w", "b", "r"])
     assert_close(got, np.maximum(y + r, 0))
+
+
+@pytest.mark.parametrize("case, straight", [("stem_straight_stride2", True),
+                                            ("stem_straight_4_inputs_dilated", True),
+                                            ("stem_blocks_of_24", True), ("stem_7x7", False)])
+def test_stem_taps_built_in(shared_context, case, straight):
+    """On a CPU a stem of at most STEM_TAPS taps builds its window into conv2d_direct
+    (-DSTEM_TAPS ...), so that test_conv's stem cases run the straight-line taps; ResNet's
+    7x7 on 3 inputs (147 taps) keeps the loops."""
+    from macecl.engine.plan import make_plan
+    from macecl.graph import Graph, TensorSpec
+    from macecl.ops.traits import DeviceTraits
+
+    x_shape, w_shape, attrs, _ = CONV_CASES[case]
+    graph = Graph(nodes=[Node("Conv", "conv", ["x", "w"], ["y"], attrs)],
+                  inputs=[TensorSpec("x", "float32", list(x_shape))],
+                  outputs=[TensorSpec("y", "float32", [])], constants={"w": rand(*w_shape)},
+                  opset=18)
+    traits = DeviceTraits.of(shared_context.device.cl_device)
+    steps = make_plan(graph, [x_shape], traits).steps
+    if not traits.cpu:  # a GPU tiles (ops/conv_tiled.py)
+        assert all("-DSTEM_TAPS" not in s.options for s in steps)
+        return
+    (step,) = steps
+    assert step.kernel == "conv2d_direct"
+    c_in, kh, kw = w_shape[1:]
+    window = ["-DSTEM_TAPS", f"-DSTEM_CIN={c_in}", f"-DSTEM_KH={kh}", f"-DSTEM_KW={kw}",
+              f"-DSTEM_SW={attrs.get('strides', [1, 1])[1]}"]
+    assert all(option in step.options for option in window) == straight
+    assert ("-DSTEM_TAPS" in step.options) == straight

@@ -22,6 +22,11 @@
  *                       only)
  *   -DCO_BLOCK=<8|16|24> output channels per work item (default 8; 16 and 24 for
  *                       conv2d_direct only, whose filter the host then packs in such blocks)
+ *   -DSTEM_TAPS -DSTEM_CIN=<c> -DSTEM_KH=<kh> -DSTEM_KW=<kw> -DSTEM_SW=<s>
+ *                       conv2d_direct's input channels a group, window and horizontal
+ *                       stride, known when it is built: the work items whose windows lie
+ *                       inside the input run their taps as straight-line code (ops/conv.py:
+ *                       a network's first layer on a CPU)
  *   -DSHUFFLE=<g>       depthwise_conv2d reads its input through a channel shuffle of g
  *                       groups (common.h depthwise_source)
  *
@@ -512,6 +517,30 @@ __kernel void conv2d_direct(__global const float* input,
     const bool inside = iw0 >= 0 && iw0 + VW * stride_w + (KW - 1) * dil_w <= W;
 
     EACH_CHANNEL(DIRECT_ZERO)
+#ifdef STEM_TAPS
+    /* a work item whose windows all lie inside the input: its taps in straight-line code
+       (the same loops, bounds known when built), no edge tests */
+    const int ih0 = oh * stride_h - pad_top;
+    if (inside && ih0 >= 0 && ih0 + (STEM_KH - 1) * dil_h < H) {
+        __global const float* wt = w;
+        _Pragma("unroll")
+        for (int ci = 0; ci < STEM_CIN; ++ci) {
+            _Pragma("unroll")
+            for (int kh = 0; kh < STEM_KH; ++kh) {
+                __global const float* row = input
+                    + (((size_t)n * C_in + g * STEM_CIN + ci) * H + ih0 + kh * dil_h) * W;
+                _Pragma("unroll")
+                for (int kw = 0; kw < STEM_KW; ++kw, wt += CO_BLOCK) {
+                    const floatv v = load_row(row, iw0 + kw * dil_w, STEM_SW, W, VW, true);
+                    EACH_CHANNEL(DIRECT_STEP)
+                }
+            }
+        }
+        const size_t at = (((size_t)n * C_out + g * M + m0) * OH + oh) * OW + ow0;
+        EACH_CHANNEL(DIRECT_STORE)
+        return;
+    }
+#endif
     float staged[EDGE_MAX];
     for (int ci = 0; ci < cin_per_group; ++ci) {
         __global const float* plane = input + ((size_t)n * C_in + g * cin_per_group + ci) * H * W;
