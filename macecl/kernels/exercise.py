@@ -134,10 +134,11 @@ def sample_launches() -> list[Launch]:
                                 *_i(n, c, 2, h * w, c // 2), *_f(0, 0, 0.2, 0.5)),
                2, local_size=(1,)),
         # F(2x2, 3x3) of the 3x3 pad-1 convolution: 8 x 8 tiles, 16 transformed positions
+        # (and the output transform's VW spare floats past them)
         Launch("winograd", ("-DVW=8", "-DWINO_M=2"), "winograd_input",
                (x, out, *_i(c, h, w, 8, 8, 1, 1, n * c)), n * c),
         Launch("winograd", ("-DVW=8", "-DWINO_M=2", "-DHAS_BIAS"), "winograd_output",
-               (t(16, c, 64), t(c), None, out, *_i(c, h, w, 8, 8, n * c), *_f(0, 0)),
+               (t(16 * c * 64 + 8), t(c), None, out, *_i(c, h, w, 8, 8, n * c), *_f(0, 0)),
                (1, 8, n * c)),
     ]
 

@@ -20,6 +20,8 @@ the largest output.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from macecl.ops import conv  # as a module: conv.py imports this one to choose it
@@ -90,7 +92,8 @@ def convolve_winograd(builder, x2, w2, bias, residual, out2, pads: tuple[int, in
     builder.launch("winograd", "winograd_input",
                    [x2, v, *(i32(s) for s in (c_in, h, wd, tiles_h, tiles_w, *pads, n * c_in))],
                    n * c_in, options=shape, local_size=heavy[:1] if heavy else None)
-    products = builder.new((n * t * t, c_out, tiles))
+    shape = (n * t * t, c_out, tiles)  # and the VW spare floats winograd_output reads past it
+    products = builder.view_range(builder.new((math.prod(shape) + width,)), 0, shape)
     packed = builder.constant(transformed_filter(np.asarray(w2.host), tile))
     sizes = (c_out, c_in, tiles, t * t, n * t * t)
     conv.gemm_launch(builder, [packed, v, None, None, products, *(i32(s) for s in sizes),

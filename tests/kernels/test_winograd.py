@@ -78,6 +78,12 @@ def output_transform_ref(products, tile, oh, ow, tiles_w, bias, residual):
     return y + bias.reshape(1, -1, 1, 1) + residual
 
 
+def with_spare(products: np.ndarray, vw: int) -> np.ndarray:
+    """Mt as winograd_output reads it: flat, VW spare floats past its end (NaN here, so that
+    an output computed from them would show)."""
+    return np.concatenate([products.ravel(), np.full(vw, np.nan, np.float32)])
+
+
 @pytest.mark.parametrize("vw,local_size", VARIANTS)
 @pytest.mark.parametrize("tile", TILES)
 @pytest.mark.parametrize("case", list(SHAPES))
@@ -92,7 +98,7 @@ def test_winograd_output(cl_env, rng, case, tile, vw, local_size):
     residual = rng.standard_normal((n, c_out, oh, ow)).astype(np.float32)
     want = output_transform_ref(products, tile, oh, ow, tiles_w, bias, residual)
     got = cl_env.run("winograd", f"-DVW={vw} -DWINO_M={tile} -DHAS_BIAS -DHAS_RESIDUAL",
-                     "winograd_output", want.shape, [products, bias, residual],
+                     "winograd_output", want.shape, [with_spare(products, vw), bias, residual],
                      [c_out, oh, ow, tiles_h, tiles_w, n * c_out, 0.0, 0.0],
                      work_items=(-(-tiles_w // vw), tiles_h, n * c_out), local_size=local_size)
     assert_close(got, want, rtol=1e-5, atol=1e-4)
@@ -116,7 +122,7 @@ def winograd_conv(cl_env, x, w, bias, residual, pads, tile, vw, activation=(0, 0
                           [c_out, c, tiles, t * t, n * t * t, 0.0, 0.0, 0],
                           work_items=(-(-c_out // 8), -(-tiles // (2 * vw)), n * t * t))
     options = f"-DVW={vw} -DWINO_M={tile} -DHAS_BIAS -DACTIVATION={code}"
-    inputs = [products, bias, residual]
+    inputs = [with_spare(products, vw), bias, residual]
     if residual is not None:
         options += " -DHAS_RESIDUAL"
     return cl_env.run("winograd", options, "winograd_output", (n, c_out, oh, ow), inputs,
