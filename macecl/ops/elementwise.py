@@ -28,6 +28,7 @@ import numpy as np
 
 from macecl.graph.ir import Node
 from macecl.ops.registry import evaluation, lowering
+from macecl.ops.traits import row_width
 
 OPS = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "Pow": 4, "Max": 5, "Min": 6}
 VARIADIC = {"Sum": "Add", "Max": "Max", "Min": "Min", "Mean": "Add"}
@@ -106,13 +107,9 @@ def lower_binary(builder, code: int, a, b):
         outer, middle, inner, skip_middle = split
         options += ["-DA_SMALL"] if b.shape == shape else []
         options += ["-DSKIP_MIDDLE"] if skip_middle else []
-        # NOTE: PoCL (CPU) takes work-groups of width 1 when the first dimension has no small
-        # divisor (6625: (1, 40) for PP-OCR rec's classifier bias, 0.50 ms against 0.09 with
-        # the width rounded up to 64; the kernel guards the extra columns).
-        width = -(-inner // 64) * 64 if inner >= 64 else inner
         builder.launch("elementwise", "binary_3d",
                        [a, b, out, np.int32(inner), np.int32(middle), np.int32(outer)],
-                       (width, middle, outer), options=options)
+                       (row_width(inner), middle, outer), options=options)
     else:
         rank = max(len(shape), 1)
         dims = shape or (1,)

@@ -30,6 +30,7 @@ import numpy as np
 
 from macecl.graph.ir import Node
 from macecl.ops.registry import checker, contiguous_strides, evaluation, lowering
+from macecl.ops.traits import row_width
 
 # ONNX TensorProto.DataType -> NumPy (8 string, 14/15 complex, 16 bfloat16: not supported).
 ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 4: np.uint16, 5: np.int16, 6: np.int32,
@@ -118,15 +119,11 @@ def copy_box(builder, src, dst, box: Sequence[int], src_strides: Sequence[int],
         outer = merged[:-1]
         table = meta([m[0] for m in outer], [m[1] for m in outer], [m[2] for m in outer])
         rows = total // inner
-        # NOTE: PoCL (CPU) takes work-groups of width 1 when the first dimension has no
-        # small divisor: the width is rounded up to a multiple of 64 (the kernel guards it).
         vector = builder.traits.vector_width
-        chunks = -(-inner // vector)
-        width = -(-chunks // 64) * 64 if chunks >= 64 else chunks
         builder.launch("copy", "copy_rows",
                        [src, dst, table, np.int32(len(outer)), np.int32(src_offset),
-                        np.int32(dst_offset), np.int32(inner), np.int32(rows)], (width, rows),
-                       options=[f"-DVW={vector}"])
+                        np.int32(dst_offset), np.int32(inner), np.int32(rows)],
+                       (row_width(-(-inner // vector)), rows), options=[f"-DVW={vector}"])
         return
     rank = len(merged)
     table = meta([m[0] for m in merged], [m[1] for m in merged], [m[2] for m in merged])
@@ -507,12 +504,10 @@ def _lower_transpose(node: Node, inputs: list, builder) -> list:
         return [out]
     inner, inner_stride = dims[order[-1]], strides[order[-1]]
     table = meta([dims[p] for p in order[:-1]], [strides[p] for p in order[:-1]])
-    chunks = -(-inner // width)
     builder.launch("transpose", "transpose",
                    [x, out, table, np.int32(len(order) - 1), np.int32(inner),
                     np.int32(inner_stride), np.int32(out.size // inner)],
-                   (-(-chunks // 64) * 64 if chunks >= 64 else chunks, out.size // inner),
-                   options=options)  # the width rounded up as copy_rows' (shape_ops copy_box)
+                   (row_width(-(-inner // width)), out.size // inner), options=options)
     return [out]
 
 
