@@ -69,6 +69,8 @@ CASES = {
     "wide_rows": ((1, 5, 4, 37), (17, 3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 1),
     "wide_rows_stride2": ((2, 3, 5, 70), (9, 3, 3), (2, 2), (1, 1), (1, 1, 1, 1), 1),
     "wide_rows_stride2_dilated": ((1, 4, 6, 80), (6, 3, 3), (1, 2), (1, 2), (0, 2, 0, 3), 2),
+    # ResNet's downsample: output rows (7) narrower than a vector, so every one crosses rows
+    "pointwise_stride2": ((1, 6, 14, 14), (5, 1, 1), (2, 2), (1, 1), (0, 0, 0, 0), 1),
 }
 # (vector width, work-group shape): every width, and every group shape at some width (the
 # full cross product, 9 combinations a case, took over a minute of the suite)

@@ -29,6 +29,24 @@ typedef float floatv_u __attribute__((ext_vector_type(VW), aligned(4)));
 #define STOREV(p, v) (*(__global floatv_u*)(p) = (v))
 #define LOADV_PRIVATE(p) (*(const floatv_u*)(p))
 #define STOREV_PRIVATE(p, v) (*(floatv_u*)(p) = (v))
+/* int vectors of the same width, for per-lane indices and masks (a comparison gives -1 where
+   true); GATHERV(p, i) loads p[i.s0], p[i.s1], ... straight into a vector's lanes */
+#define intv CAT(int, VW)
+#define AS_FLOATV(v) CAT(as_float, VW)(v)
+#define AS_INTV(v) CAT(as_int, VW)(v)
+#if VW == 16
+#define LANE_INDICES ((intv)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
+#define GATHERV(p, i) ((floatv)((p)[(i).s0], (p)[(i).s1], (p)[(i).s2], (p)[(i).s3], \
+    (p)[(i).s4], (p)[(i).s5], (p)[(i).s6], (p)[(i).s7], (p)[(i).s8], (p)[(i).s9], \
+    (p)[(i).sa], (p)[(i).sb], (p)[(i).sc], (p)[(i).sd], (p)[(i).se], (p)[(i).sf]))
+#elif VW == 8
+#define LANE_INDICES ((intv)(0, 1, 2, 3, 4, 5, 6, 7))
+#define GATHERV(p, i) ((floatv)((p)[(i).s0], (p)[(i).s1], (p)[(i).s2], (p)[(i).s3], \
+    (p)[(i).s4], (p)[(i).s5], (p)[(i).s6], (p)[(i).s7]))
+#else
+#define LANE_INDICES ((intv)(0, 1, 2, 3))
+#define GATHERV(p, i) ((floatv)((p)[(i).s0], (p)[(i).s1], (p)[(i).s2], (p)[(i).s3]))
+#endif
 #define MIN_I(a, b) ((a) < (b) ? (a) : (b))  /* min() without the builtin call */
 
 /* The sum of a vector's lanes, halving (as wide as VW is). */
