@@ -70,15 +70,6 @@
 #define IN_ROWS ((DW_BAND - 1) * DW_SH + (DW_KH - 1) * DW_DH + 1)  /* input rows under a band */
 #define SPAN (VW * DW_SW)                         /* floats a row vector covers */
 
-#define intv CAT(int, VW)
-#if VW == 4
-#define LANE_INDEX ((int4)(0, 1, 2, 3))
-#elif VW == 8
-#define LANE_INDEX ((int8)(0, 1, 2, 3, 4, 5, 6, 7))
-#else
-#define LANE_INDEX ((int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
-#endif
-
 /* The VW inputs of one row under a block of outputs: lane i at input[at + i * DW_SW]. */
 inline floatv inside_vector(__global const float* input, const long at)
 {
@@ -112,7 +103,7 @@ inline floatv row_vector(__global const float* input, const long row_at, const i
     const long at = row_at + col;
     if (col < 0 || col + SPAN > W) {
         if (at < 0 || at + SPAN > total) return row_lanes(input, row_at, col, W, fill);
-        const intv column = col + LANE_INDEX * DW_SW;
+        const intv column = col + LANE_INDICES * DW_SW;
         return column >= 0 && column < W ? inside_vector(input, at) : (floatv)(fill);
     }
     return inside_vector(input, at);

@@ -49,15 +49,6 @@
 #define T (WINO_M + 2)          /* the side of a tile's input patch */
 #define ROW_SPAN (WINO_M * (VW + 1))  /* input columns under a block's loads of one row */
 
-#define intv CAT(int, VW)
-#if VW == 16
-#define LANE_IDS ((intv)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
-#elif VW == 8
-#define LANE_IDS ((intv)(0, 1, 2, 3, 4, 5, 6, 7))
-#else
-#define LANE_IDS ((intv)(0, 1, 2, 3))
-#endif
-
 /* u = B^T d along one axis: T inputs d[0], d[s], ... -> T outputs u[0], u[t], ... */
 inline void input_1d(const floatv* d, const int s, floatv* u, const int t)
 {
@@ -262,7 +253,7 @@ __kernel void winograd_output(__global const float* Mt,
         output_1d(m, 1, z + b, T);
     }
 
-    const intv phase = LANE_IDS % WINO_M;  /* the column of its tile a pixel lane holds */
+    const intv phase = LANE_INDICES % WINO_M;  /* the column of its tile a pixel lane holds */
     const int x0 = WINO_M * tx0;
     for (int r = 0; r < WINO_M && WINO_M * ty + r < OH; ++r) {
         floatv y[WINO_M];  /* y[c]: output row r, column c of every tile */
