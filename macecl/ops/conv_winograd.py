@@ -62,17 +62,30 @@ def winograd_tile(builder, window: tuple[int, ...], group: int, weights, oh: int
     3x3 stride-1 undilated one-group convolution with constant weights (transformed once,
     here); 4 where its tiles fill a conv2d_gemm work item's SPAN pixels, else 2 where those
     do (fewer tiles than that take the GEMM's lane-by-lane path: ResNet's 3x3 256 on 14x14,
-    16 tiles of 4x4, 3.4 ms against 0.67 in 49 tiles of 2x2), else None (7x7 outputs)."""
+    16 tiles of 4x4, 3.4 ms against 0.67 in 49 tiles of 2x2), else 2 where they fill one
+    vector (:func:`gemm_vectors`: ResNet's 7x7 maps), else None."""
     if not builder.traits.cpu or tuple(window) != (3, 3, 1, 1, 1, 1) or group != 1:
         return None
     if weights.host is None:
         return None
-    span = builder.traits.vector_width * conv.GEMM_VECTORS
+    width = builder.traits.vector_width
     for tile in (4, 2):
         tiles_h, tiles_w = tile_grid(oh, ow, tile)
-        if tiles_h * tiles_w >= span:
+        if tiles_h * tiles_w >= width * conv.GEMM_VECTORS:
             return tile
-    return None
+    return 2 if tiles_h * tiles_w >= width else None
+
+
+def gemm_vectors(builder, tiles: int) -> int:
+    """conv2d_gemm's pixel vectors a work item (PX) over ``tiles``: one where the tiles fill
+    one vector but not two (ResNet-50's 7x7 maps: 16 tiles of 2x2, whose GEMMs at two
+    vectors would compute 32), else two.
+
+    ResNet-50's two 3x3 512 on 7x7, ms a run each (one in-model profile): im2col + GEMM
+    1.77-1.88, this 1.45-1.61 (transforms 0.22 of it). F(4x4) at one vector on 14x14 (16
+    tiles) lost to F(2x2) at two (49 tiles): GEMMs 0.69-0.85 against 0.66-0.77 ms."""
+    width = builder.traits.vector_width
+    return 1 if tiles < width * conv.GEMM_VECTORS else conv.GEMM_VECTORS
 
 
 def convolve_winograd(builder, x2, w2, bias, residual, out2, pads: tuple[int, int], tile: int,
@@ -96,9 +109,11 @@ def convolve_winograd(builder, x2, w2, bias, residual, out2, pads: tuple[int, in
     products = builder.view_range(builder.new((math.prod(shape) + width,)), 0, shape)
     packed = builder.constant(transformed_filter(np.asarray(w2.host), tile))
     sizes = (c_out, c_in, tiles, t * t, n * t * t)
+    vectors = gemm_vectors(builder, tiles)
     conv.gemm_launch(builder, [packed, v, None, None, products, *(i32(s) for s in sizes),
                                np.float32(0), np.float32(0)],
-                     c_out, c_in, tiles, width * conv.GEMM_VECTORS, n * t * t, [f"-DVW={width}"])
+                     c_out, c_in, tiles, width * vectors, n * t * t,
+                     [f"-DVW={width}", *([f"-DPX={vectors}"] if vectors == 1 else [])])
     builder.launch("winograd", "winograd_output",
                    [products, bias, residual, out2,
                     *(i32(s) for s in (c_out, oh, ow, tiles_h, tiles_w, n * c_out)), act_a, act_b],

@@ -184,8 +184,9 @@ def test_conv2d_gemm(cl_env, rng, case, vw, local_size, packed):
     assert_close(got, want, atol=1e-4)
 
 
-# conv2d_gemm's other blocks (ops/conv.py gemm_block): 3 pixel vectors, the CPU's prefetch
-GEMM_BLOCKS = {"px3": (3, "-DPX=3"), "px3_prefetch": (3, "-DPX=3 -DPREFETCH=16"),
+# conv2d_gemm's other blocks (ops/conv.py gemm_block): 3 pixel vectors, the CPU's prefetch;
+# 1 vector (Winograd's GEMMs over one vector of tiles, ops/conv_winograd.py gemm_vectors)
+GEMM_BLOCKS = {"px1": (1, "-DPX=1"), "px3": (3, "-DPX=3"), "px3_prefetch": (3, "-DPX=3 -DPREFETCH=16"),
                "px2_prefetch": (2, "-DPREFETCH=16")}
 # the GEMM shapes past CASES: pixels that fill 3 vectors at VW 16 with a tail (1x1 on 7x9 is
 # 63 pixels; 11x13 is 143), and more channels than a block and a few
@@ -202,8 +203,8 @@ GEMM_CASES = {**CASES,
 @pytest.mark.parametrize("block", list(GEMM_BLOCKS))
 @pytest.mark.parametrize("case", list(GEMM_CASES))
 def test_conv2d_gemm_blocks(cl_env, rng, case, block, vw, local_size, packed):
-    """conv2d_gemm built with PX 3 or the prefetch against NumPy: every tail of the wider
-    block (lanes in its second and third vector), packed cols written by im2col with the
+    """conv2d_gemm built with PX 1 or 3 or the prefetch against NumPy: every tail of the
+    block (lanes in its second and third vector, or all in one), packed cols written by im2col with the
     same PX, bias and a residual."""
     x_shape, (_, kh, kw), stride, dilation, pads, groups = GEMM_CASES[case]
     vectors, block_options = GEMM_BLOCKS[block]

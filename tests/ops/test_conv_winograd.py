@@ -31,6 +31,8 @@ CASES = {
     "f4_uneven_pads": ((1, 4, 25, 27), 10, (0, 1, 2, 0), 4),
     "f2_pad2": ((1, 6, 9, 20), 11, (2, 2, 2, 2), 2),
     "f2_batch2_one_row_of_tiles": ((2, 5, 2, 70), 3, (1, 1, 0, 1), 2),
+    # ResNet's 7x7 maps: 16 tiles, one vector at VW 16, so the GEMM takes one (-DPX=1)
+    "f2_one_vector_of_tiles": ((1, 10, 7, 7), 12, (1, 1, 1, 1), 2),
 }
 
 
@@ -51,6 +53,9 @@ def test_the_cases_take_their_tile(case):
     steps = make_plan(graph, [x_shape], POCL).steps
     assert [s.kernel for s in steps] == ["winograd_input", "conv2d_gemm", "winograd_output"]
     assert f"-DWINO_M={tile}" in steps[0].options
+    oh, ow = x_shape[2] + pads[0] + pads[2] - 2, x_shape[3] + pads[1] + pads[3] - 2
+    tiles = -(-oh // tile) * -(-ow // tile)
+    assert ("-DPX=1" in steps[1].options) == (tiles < 32)  # fewer than two vectors of 16
 
 
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
@@ -96,7 +101,8 @@ def _tile(traits, window=(3, 3, 1, 1, 1, 1), group=1, constant=True, out=(56, 56
 def test_where_winograd_is_not_taken():
     assert _tile(POCL) == 4
     assert _tile(POCL, out=(14, 14)) == 2  # 16 tiles of 4x4 are fewer than a GEMM block
-    assert _tile(POCL, out=(7, 7)) is None  # and so are 16 of 2x2
+    assert _tile(POCL, out=(7, 7)) == 2  # 16 tiles of 2x2 fill one vector (-DPX=1)
+    assert _tile(POCL, out=(5, 5)) is None  # 9 do not
     assert _tile(POCL, window=(3, 3, 2, 2, 1, 1)) is None
     assert _tile(POCL, window=(3, 3, 1, 1, 2, 2)) is None
     assert _tile(POCL, window=(5, 5, 1, 1, 1, 1)) is None

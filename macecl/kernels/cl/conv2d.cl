@@ -15,8 +15,9 @@
  *   -DACTIVATION=<n>    fused activation, a UNARY_* code of common.h (default 0, none)
  *   -DPACKED_COLS       conv2d_gemm reads cols as im2col writes them; without it, (N *
  *                       groups, K, P) as they lie (a 1x1 convolution's input)
- *   -DPX=<2|3>          pixel vectors per conv2d_gemm work item, and of im2col's layout
- *                       (default 2; ops/conv.py gemm_block chooses)
+ *   -DPX=<1|2|3>        pixel vectors per conv2d_gemm work item, and of im2col's layout
+ *                       (default 2; ops/conv.py gemm_block chooses; 1 for Winograd's GEMMs
+ *                       over a single vector of tiles, ops/conv_winograd.py gemm_vectors)
  *   -DPREFETCH=<rows>   conv2d_gemm prefetches the cols row that many ahead, and its
  *                       output (and residual) rows before its loop (a clang builtin: CPUs
  *                       only)
@@ -88,7 +89,7 @@
 #define CO_BLOCK 8  /* output channels per work item: conv2d_direct also takes 16 or 24 */
 #endif
 #ifndef PX
-#define PX 2        /* pixel vectors per conv2d_gemm work item (-DPX, 2 or 3) */
+#define PX 2        /* pixel vectors per conv2d_gemm work item (-DPX, 1 to 3) */
 #endif
 #define SPAN (VW * PX)
 #define EDGE_MAX 64  /* longest row segment stage_row keeps (VW 16: a 3x3 window at stride 2) */
@@ -267,7 +268,10 @@ __kernel void pack_filter(__global const float* filter,
 #else
 #error "CO_BLOCK is 8, 16 or 24"
 #endif
-#if PX == 2
+#if PX == 1
+#define EACH_VECTOR(X, j) X(j, 0)
+#define LOAD_VECTORS(from) const floatv x0 = from(xk);
+#elif PX == 2
 #define EACH_VECTOR(X, j) X(j, 0) X(j, 1)
 #define LOAD_VECTORS(from) const floatv x0 = from(xk), x1 = from(xk + VW);
 #elif PX == 3
@@ -275,7 +279,7 @@ __kernel void pack_filter(__global const float* filter,
 #define LOAD_VECTORS(from) \
     const floatv x0 = from(xk), x1 = from(xk + VW), x2 = from(xk + 2 * VW);
 #else
-#error "conv2d_gemm takes PX 2 or 3"
+#error "conv2d_gemm takes PX 1, 2 or 3"
 #endif
 #define GEMM_ZERO1(j, v) floatv a##j##_##v = (floatv)(0.0f);
 #define GEMM_ZERO(j) EACH_VECTOR(GEMM_ZERO1, j)
