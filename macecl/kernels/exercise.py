@@ -138,7 +138,8 @@ def sample_launches() -> list[Launch]:
         Launch("winograd", ("-DVW=8", "-DWINO_M=2"), "winograd_input",
                (x, out, *_i(c, h, w, 8, 8, 1, 1, n * c)), n * c),
         Launch("winograd", ("-DVW=8", "-DWINO_M=2", "-DHAS_BIAS"), "winograd_output",
-               (t(16 * c * 64 + 8), t(c), None, out, *_i(c, h, w, 8, 8, n * c), *_f(0, 0)),
+               (t(16 * c * 64 + 8), x, t(c, c, 3, 3), t(c), None, out,
+                *_i(c, h, w, 1, 1, c, h, w, 8, 8, n * c), *_f(0, 0)),
                (1, 8, n * c)),
     ]
 

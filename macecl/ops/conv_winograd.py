@@ -115,7 +115,8 @@ def convolve_winograd(builder, x2, w2, bias, residual, out2, pads: tuple[int, in
                      c_out, c_in, tiles, width * vectors, n * t * t,
                      [f"-DVW={width}", *([f"-DPX={vectors}"] if vectors == 1 else [])])
     builder.launch("winograd", "winograd_output",
-                   [products, bias, residual, out2,
-                    *(i32(s) for s in (c_out, oh, ow, tiles_h, tiles_w, n * c_out)), act_a, act_b],
+                   [products, x2, w2, bias, residual, out2,
+                    *(i32(s) for s in (c_in, h, wd, *pads, c_out, oh, ow, tiles_h, tiles_w,
+                                       n * c_out)), act_a, act_b],
                    (-(-tiles_w // width), tiles_h, n * c_out),
                    options=[*options, f"-DWINO_M={tile}"], local_size=heavy)

@@ -97,9 +97,14 @@ def test_winograd_output(cl_env, rng, case, tile, vw, local_size):
     bias = rng.standard_normal(c_out).astype(np.float32)
     residual = rng.standard_normal((n, c_out, oh, ow)).astype(np.float32)
     want = output_transform_ref(products, tile, oh, ow, tiles_w, bias, residual)
+    # the input and filter are read only for pixels that come out infinite or NaN: none here
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal((c_out, x_shape[1], 3, 3)).astype(np.float32)
     got = cl_env.run("winograd", f"-DVW={vw} -DWINO_M={tile} -DHAS_BIAS -DHAS_RESIDUAL",
-                     "winograd_output", want.shape, [with_spare(products, vw), bias, residual],
-                     [c_out, oh, ow, tiles_h, tiles_w, n * c_out, 0.0, 0.0],
+                     "winograd_output", want.shape,
+                     [with_spare(products, vw), x, w, bias, residual],
+                     [*x_shape[1:], pads[0], pads[1], c_out, oh, ow, tiles_h, tiles_w,
+                      n * c_out, 0.0, 0.0],
                      work_items=(-(-tiles_w // vw), tiles_h, n * c_out), local_size=local_size)
     assert_close(got, want, rtol=1e-5, atol=1e-4)
 
@@ -122,11 +127,12 @@ def winograd_conv(cl_env, x, w, bias, residual, pads, tile, vw, activation=(0, 0
                           [c_out, c, tiles, t * t, n * t * t, 0.0, 0.0, 0],
                           work_items=(-(-c_out // 8), -(-tiles // (2 * vw)), n * t * t))
     options = f"-DVW={vw} -DWINO_M={tile} -DHAS_BIAS -DACTIVATION={code}"
-    inputs = [with_spare(products, vw), bias, residual]
+    inputs = [with_spare(products, vw), x, w, bias, residual]
     if residual is not None:
         options += " -DHAS_RESIDUAL"
     return cl_env.run("winograd", options, "winograd_output", (n, c_out, oh, ow), inputs,
-                      [c_out, oh, ow, tiles_h, tiles_w, n * c_out, act_a, act_b],
+                      [c, h, wd, pads[0], pads[1], c_out, oh, ow, tiles_h, tiles_w, n * c_out,
+                       act_a, act_b],
                       work_items=(-(-tiles_w // vw), tiles_h, n * c_out), local_size=local_size)
 
 
@@ -143,6 +149,26 @@ def test_winograd_convolution(cl_env, rng, case, tile, vw, local_size):
     got = winograd_conv(cl_env, x, w, bias, residual, pads, tile, vw, local_size=local_size)
     want = conv2d_ref(x, w, bias, (1, 1), (1, 1), pads, 1, residual)
     assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("vw", [4, 16])
+@pytest.mark.parametrize("tile", TILES)
+def test_infinities_and_nan_come_out_as_a_direct_convolution_gives_them(cl_env, rng, tile, vw):
+    """A direct convolution (and ONNX Runtime) gives +-inf or NaN only in the outputs whose
+    windows hold an infinite or NaN input; the transforms' differences alone would spread
+    NaN (inf - inf) over every tile whose patch holds one. Those pixels are computed again
+    directly, and the rest stay as the transforms give them."""
+    x = rng.standard_normal((1, 3, 12, 37)).astype(np.float32)
+    x[0, 0, 2, 5], x[0, 1, 7, 20], x[0, 2, 10, 33] = np.inf, -np.inf, np.nan
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    bias = rng.standard_normal(4).astype(np.float32)
+    got = winograd_conv(cl_env, x, w, bias, None, (1, 1, 1, 1), tile, vw)
+    want = conv2d_ref(x, w, bias, (1, 1), (1, 1), (1, 1, 1, 1), 1)
+    assert np.isposinf(want).any() and np.isneginf(want).any() and np.isnan(want).any()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(got[np.isinf(want)], want[np.isinf(want)])
+    finite = np.isfinite(want)
+    assert_close(got[finite], want[finite], rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("activation", [(1, 0.0, 0.0), (2, 0.1, 0.0), (3, -0.5, 1.5)])

@@ -152,7 +152,8 @@ def _build(path: Path, constant: int) -> None:
 
 
 def _tune(path: Path) -> None:
-    """Tune a small model, which merges its launches into the tuned-parameters file."""
+    """Tune a small model, which merges its launches into the tuned-parameters file (a Relu:
+    on a CPU a convolution's launches all have fixed local sizes, so none to tune)."""
     import distinct_models
 
     from macecl import Engine, GPUContextBuilder
@@ -161,7 +162,7 @@ def _tune(path: Path) -> None:
     models.mkdir(exist_ok=True)
     context = (GPUContextBuilder().set_opencl_cache_full_path(path.parent / "programs.bin")
                .set_opencl_parameter_path(path).set_profiling(True).finalize())
-    with context, Engine(distinct_models.write("conv", models), context=context) as engine:
+    with context, Engine(distinct_models.write("relu", models), context=context) as engine:
         assert engine.tune(repeats=1)
 
 
