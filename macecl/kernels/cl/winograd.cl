@@ -31,13 +31,14 @@
  *     Mt followed by VW spare floats (see below).
  *     Each work item turns VW neighbouring tiles of one tile row of one output channel into
  *     output pixels. Global size (ceil(tiles_w / VW), tiles_h, batch_out), batch_out = N * C_out.
- *     A block whose tiles' products hold an infinity or NaN is computed instead by a direct
+ *     A tile whose products hold an infinity or NaN is computed again by a direct
  *     convolution of the input and the ONNX filter (C_out, C_in, 3, 3): the transforms take
  *     differences of neighbouring inputs, so one infinite input gives inf - inf = NaN across
  *     its tiles, where a direct convolution (and ONNX Runtime) gives +-inf only under its
  *     windows. The check costs one multiply-add a product vector and one sum a block
- *     (SqueezeNet's eight transforms, in-model A/B: 0.719 / 0.713 and 0.686 / 0.784 ms a run
- *     without / with it, ResNet-50's 1.152 / 1.185: within the machine's noise).
+ *     (SqueezeNet's eight transforms, in-model A/B of a first form of it: 0.719 / 0.713 and
+ *     0.686 / 0.784 ms a run without / with it, ResNet-50's 1.152 / 1.185: within the
+ *     machine's noise).
  * In winograd_output, the last block of a row of tiles wider than VW steps back to end at
  * the row's end, recomputing (and writing the same values for) some tiles of its neighbour;
  * lanes past a row's tiles read the next row's (or past the last, VW spare floats that Mt
@@ -229,41 +230,47 @@ inline floatv stretch(const floatv v, const int part)
 #endif
 }
 
-/* The output pixels of `tiles` tiles from (ty, tx0) on, plane nc = n * C_out + co, by a
-   direct 3x3 convolution of the input, then the epilogue: for a block whose transforms met
-   an infinity or NaN (see winograd_output). Out of line, off the fast path. */
+/* The output pixels of each tile from (ty, tx0) on whose lane of `seen` is not 0 (its
+   products held an infinity or NaN; lanes past the row's tiles are 0), plane nc = n * C_out
+   + co, by a direct 3x3 convolution of the input, then the epilogue. Out of line, off the
+   fast path. */
 __attribute__((noinline))
-void direct_tiles(__global const float* input, __global const float* filter,
-                  __global const float* bias, __global const float* residual,
-                  __global float* output, const int nc, const int C_out, const int C_in,
-                  const int H, const int W, const int pad_top, const int pad_left, const int OH,
-                  const int OW, const int ty, const int tx0, const int tiles, const float act_a,
-                  const float act_b)
+void direct_tiles(const floatv seen, __global const float* input,
+                  __global const float* filter, __global const float* bias,
+                  __global const float* residual, __global float* output, const int nc,
+                  const int C_out, const int C_in, const int H, const int W, const int pad_top,
+                  const int pad_left, const int OH, const int OW, const int ty, const int tx0,
+                  const float act_a, const float act_b)
 {
     const int n = nc / C_out, co = nc % C_out;
-    for (int oh = WINO_M * ty; oh < MIN_I(WINO_M * (ty + 1), OH); ++oh) {
-        for (int ow = WINO_M * tx0; ow < MIN_I(WINO_M * (tx0 + tiles), OW); ++ow) {
-            float y = 0.0f;
-            for (int ci = 0; ci < C_in; ++ci) {
-                __global const float* plane = input + ((size_t)n * C_in + ci) * H * W;
-                __global const float* taps = filter + ((size_t)co * C_in + ci) * 9;
-                for (int kh = 0; kh < 3; ++kh) {
-                    const int ih = oh - pad_top + kh;
-                    for (int kw = 0; kw < 3; ++kw) {
-                        const int iw = ow - pad_left + kw;
-                        if (ih >= 0 && ih < H && iw >= 0 && iw < W)
-                            y += taps[kh * 3 + kw] * plane[ih * W + iw];
+    float bad[VW];
+    STOREV_PRIVATE(bad, seen);
+    for (int i = 0; i < VW; ++i) {
+        if (bad[i] == 0.0f) continue;
+        for (int oh = WINO_M * ty; oh < MIN_I(WINO_M * (ty + 1), OH); ++oh) {
+            for (int ow = WINO_M * (tx0 + i); ow < MIN_I(WINO_M * (tx0 + i + 1), OW); ++ow) {
+                float y = 0.0f;
+                for (int ci = 0; ci < C_in; ++ci) {
+                    __global const float* plane = input + ((size_t)n * C_in + ci) * H * W;
+                    __global const float* taps = filter + ((size_t)co * C_in + ci) * 9;
+                    for (int kh = 0; kh < 3; ++kh) {
+                        const int ih = oh - pad_top + kh;
+                        for (int kw = 0; kw < 3; ++kw) {
+                            const int iw = ow - pad_left + kw;
+                            if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                                y += taps[kh * 3 + kw] * plane[ih * W + iw];
+                        }
                     }
                 }
-            }
-            const size_t at = ((size_t)nc * OH + oh) * OW + ow;
+                const size_t at = ((size_t)nc * OH + oh) * OW + ow;
 #ifdef HAS_BIAS
-            y += bias[co];
+                y += bias[co];
 #endif
 #ifdef HAS_RESIDUAL
-            y += residual[at];
+                y += residual[at];
 #endif
-            output[at] = ACTIVATE(y, act_a, act_b);
+                output[at] = ACTIVATE(y, act_a, act_b);
+            }
         }
     }
 }
@@ -303,16 +310,12 @@ __kernel void winograd_output(__global const float* Mt,
         output_1d(m, 1, z + b, T);
     }
 
-    /* a tile of this block that met an infinity or NaN (x * 0 is 0 for a finite x, else
-       NaN; lanes past the row's tiles, the next row's or the spare floats, left out) */
+    /* the tiles whose products met an infinity or NaN: x * 0 is 0 for a finite x, else NaN
+       (lanes past the row's tiles, the next row's or the spare floats, left out) */
     floatv seen = (floatv)(0.0f);
     #pragma unroll
     for (int i = 0; i < WINO_M * T; ++i) seen += z[i] * 0.0f;
-    if (lanes_sum(LANE_INDICES < tiles_w - tx0 ? seen : (floatv)(0.0f)) != 0.0f) {
-        direct_tiles(input, filter, bias, residual, output, nc, C_out, C_in, H, W, pad_top,
-                     pad_left, OH, OW, ty, tx0, MIN_I(VW, tiles_w - tx0), act_a, act_b);
-        return;
-    }
+    seen = LANE_INDICES < tiles_w - tx0 ? seen : (floatv)(0.0f);
 
     const intv phase = LANE_INDICES % WINO_M;  /* the column of its tile a pixel lane holds */
     const int x0 = WINO_M * tx0;
@@ -336,4 +339,9 @@ __kernel void winograd_output(__global const float* Mt,
             store_activated(pixels, OW - x, x + VW <= OW, at, residual, output, act_a, act_b);
         }
     }
+    /* after the stores, so that the last write to such a tile's pixels is this, whichever
+       of the blocks that hold the tile (a row's last block steps back) writes last */
+    if (lanes_sum(seen) != 0.0f)
+        direct_tiles(seen, input, filter, bias, residual, output, nc, C_out, C_in, H, W,
+                     pad_top, pad_left, OH, OW, ty, tx0, act_a, act_b);
 }
