@@ -109,11 +109,17 @@ def convolve_winograd(builder, x2, w2, bias, residual, out2, pads: tuple[int, in
     products = builder.view_range(builder.new((math.prod(shape) + width,)), 0, shape)
     packed = builder.constant(transformed_filter(np.asarray(w2.host), tile))
     sizes = (c_out, c_in, tiles, t * t, n * t * t)
+    # the GEMMs take the CPU's prefetch (ops/conv.py gemm_block): their blocks' rows of
+    # products, each in another page, asked for before the short K loop. Kernel ms a run,
+    # in-model A/B of two engines (11 profiles), conv2d_gemm without / with: SqueezeNet
+    # 3.05 / 2.87 and 3.24 / 2.98 (its 3x3 on 55x55, K = 16: 0.283 / 0.207 and 0.198 /
+    # 0.157), PP-OCR det 15.85 / 14.88, ResNet-50 32.43 / 31.84 and 32.71 / 32.68
     vectors = gemm_vectors(builder, tiles)
     conv.gemm_launch(builder, [packed, v, None, None, products, *(i32(s) for s in sizes),
                                np.float32(0), np.float32(0)],
                      c_out, c_in, tiles, width * vectors, n * t * t,
-                     [f"-DVW={width}", *([f"-DPX={vectors}"] if vectors == 1 else [])])
+                     [f"-DVW={width}", f"-DPREFETCH={conv.GEMM_PREFETCH}",
+                      *([f"-DPX={vectors}"] if vectors == 1 else [])])
     builder.launch("winograd", "winograd_output",
                    [products, x2, w2, bias, residual, out2,
                     *(i32(s) for s in (c_in, h, wd, *pads, c_out, oh, ow, tiles_h, tiles_w,
