@@ -8,7 +8,7 @@ import types
 import pytest
 
 from macecl.ops.conv_tiled import tiled_fits
-from macecl.ops.traits import DeviceTraits
+from macecl.ops.traits import DeviceTraits, group_side
 from macecl.runtime.device import select_device
 
 
@@ -84,3 +84,9 @@ def test_a_cpu_builds_every_program_with_denormals_flushed():
     assert cpu_steps and all("-cl-denorms-are-zero" in s.options for s in cpu_steps)
     assert not any("-cl-denorms-are-zero" in s.options
                    for s in make_plan(graph, [(2, 5, 5)], gpu).steps)
+
+
+@pytest.mark.parametrize("items, cap, side", [(1, 8, 1), (5, 8, 8), (8, 8, 8), (9, 16, 16),
+                                              (100, 16, 16), (3, 4, 4), (2, 4, 2)])
+def test_group_side_covers_the_items_in_a_power_of_two_up_to_its_cap(items, cap, side):
+    assert group_side(items, cap) == side

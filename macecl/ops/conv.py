@@ -22,6 +22,7 @@ from macecl.ops.conv_winograd import convolve_winograd, winograd_tile
 from macecl.ops.depthwise import dilation_options, rows_fit, rows_launch
 from macecl.ops.elementwise import OPS, lower_binary
 from macecl.ops.registry import checker, ints, lowering
+from macecl.ops.traits import group_side
 
 AUTO_PADS = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
 GEMM_CHANNELS = 8  # output channels per conv2d_gemm work item: CO_BLOCK in conv2d.cl
@@ -397,7 +398,7 @@ def row_groups(grid: tuple[int, int, int]) -> tuple[int, int, int]:
     groups of 16 0.81-1.03 -> 0.40-0.44 and 0.54-0.61 -> 0.22-0.23, RegNetX's 0.74-0.89 ->
     0.51-0.53 and 0.42-0.46 -> 0.26-0.27, ResNeXt-50's 32 groups of 8 on 56x56 0.74-0.79
     -> 0.54-0.60 (one item a group: 0.93). The stems' figures: _convolve_forward."""
-    return (1, min(8, 1 << (grid[1] - 1).bit_length()), min(8, 1 << (grid[2] - 1).bit_length()))
+    return (1, group_side(grid[1], 8), group_side(grid[2], 8))
 
 
 def im2col_groups(grid: tuple[int, int]) -> tuple[int, int]:
@@ -407,7 +408,7 @@ def im2col_groups(grid: tuple[int, int]) -> tuple[int, int]:
     core (ResNet-50's 7x7 and 14x14 stages). ResNet-50's eight im2col launches, ms a run
     (median of 9 in-model profiles, two engines in one process, two runs): PoCL's choice
     2.01 and 1.88, this 1.56 and 1.62; 8 x 8 and 1 x 16 gave 1.61 and 1.59 in other runs."""
-    return (min(4, 1 << (grid[0] - 1).bit_length()), min(16, 1 << (grid[1] - 1).bit_length()))
+    return (group_side(grid[0], 4), group_side(grid[1], 16))
 
 
 def heavy_items(builder) -> tuple[int, int, int] | None:

@@ -38,6 +38,7 @@ from macecl.graph.ir import Node
 from macecl.ops.conv import as_2d, auto_pad, check_window, lift, window_attrs, window_output
 from macecl.ops.depthwise import pool_rows_launch, rows_fit
 from macecl.ops.registry import checker, evaluation, ints, lowering
+from macecl.ops.traits import group_side
 
 
 @checker("MaxPool")
@@ -116,7 +117,7 @@ def _window_items(builder, grid: tuple[int, int, int]) -> tuple[int, int, int] |
     par (0.028-0.037). Measured with the tuner's search over every launch of the models."""
     if not builder.traits.cpu:
         return None
-    return 1, min(16, 1 << (grid[1] - 1).bit_length()), 1
+    return 1, group_side(grid[1], 16), 1
 
 
 def _options(builder) -> list[str]:

@@ -79,6 +79,12 @@ def row_width(items: int) -> int:
     return -(-items // 64) * 64 if items >= 64 else items
 
 
+def group_side(items: int, cap: int) -> int:
+    """A work-group's side over ``items`` work items of a grid's dimension: the power of two
+    that covers them, at most ``cap`` (the engine rounds the grid up to whole groups)."""
+    return min(cap, 1 << (items - 1).bit_length())
+
+
 def _power_of_two(value: int) -> int:
     """The largest power of two <= value (1 for 0): OpenCL vectors have 2, 4, 8 or 16 lanes."""
     return 1 << max(0, value.bit_length() - 1)

@@ -35,10 +35,9 @@
  *     convolution of the input and the ONNX filter (C_out, C_in, 3, 3): the transforms take
  *     differences of neighbouring inputs, so one infinite input gives inf - inf = NaN across
  *     its tiles, where a direct convolution (and ONNX Runtime) gives +-inf only under its
- *     windows. The check costs one multiply-add a product vector and one sum a block
- *     (SqueezeNet's eight transforms, in-model A/B of a first form of it: 0.719 / 0.713 and
- *     0.686 / 0.784 ms a run without / with it, ResNet-50's 1.152 / 1.185: within the
- *     machine's noise).
+ *     windows. The check costs one multiply-add a product vector and one sum a block:
+ *     SqueezeNet's eight transforms, in-model A/B of two engines (21 profiles, twice), 0.606
+ *     / 0.665 and 0.626 / 0.653 ms a run without / with it, about 1% of its device time.
  * In winograd_output, the last block of a row of tiles wider than VW steps back to end at
  * the row's end, recomputing (and writing the same values for) some tiles of its neighbour;
  * lanes past a row's tiles read the next row's (or past the last, VW spare floats that Mt
