@@ -89,6 +89,12 @@ class Kernel:
         except Error as error:
             raise kernel_failure(self.program, self.name, error) from error
 
+    def set_arg(self, index: int, value: object) -> None:
+        try:
+            self.cl_kernel.set_arg(index, value)
+        except Error as error:
+            raise kernel_failure(self.program, self.name, error) from error
+
     def launch(
         self,
         queue: cl.CommandQueue,
