@@ -83,3 +83,20 @@ def test_build_error_carries_the_build_log():
         context.programs.get("broken", source="__kernel void f(void) { undefined_thing(); }")
     assert raised.value.status == "CL_BUILD_PROGRAM_FAILURE"
     assert "undefined_thing" in raised.value.log
+
+
+def test_a_build_the_driver_comments_on_warns_nothing_and_logs_what_it_said(caplog):
+    """A driver's log of a build that succeeded (NVIDIA's writes one for many programs; here
+    the source's own #warning makes PoCL write one) is no warning to the user: it goes to the
+    debug log. pyopencl's own build would warn "Non-empty compiler output" at every build."""
+    import logging
+    import warnings
+
+    context = build_context()
+    source = "#warning the kernel has something to say\n__kernel void f(__global float* a) { }"
+    with warnings.catch_warnings(record=True) as caught, \
+            caplog.at_level(logging.DEBUG, logger="macecl.runtime.opencl"):
+        warnings.simplefilter("always")
+        context.programs.get("commented", source=source)
+    assert caught == []
+    assert "the kernel has something to say" in caplog.text

@@ -21,7 +21,6 @@ from conftest import (
     run_add,
     run_workload,
     start_workload,
-    without_compiler_output,
 )
 
 from macecl import CacheWarning, ReusePolicy, config, select_device
@@ -73,7 +72,7 @@ def test_damage_in_each_region_is_detected_and_recovered(cache_dir, region):
     with pytest.warns(CacheWarning, match="damaged") as caught:
         second = build_context()
         assert_added(run_add(second, 7), 7)
-    assert len(without_compiler_output(caught)) == 1
+    assert len(caught) == 1
     assert second.stats.from_source == 1 and second.stats.from_cache == 0
     assert path.with_name(path.name + ".corrupt").read_bytes() == bytes(damaged)
     assert second.flush() == 1
@@ -120,7 +119,7 @@ def test_rejected_binary_falls_back_to_source(cache_dir):
     with pytest.warns(CacheWarning, match="CL_INVALID_BINARY") as caught:
         second = build_context()
         assert_added(run_add(second, 9), 9)
-    assert len(without_compiler_output(caught)) == 1  # NVIDIA's compiler output warns too
+    assert len(caught) == 1
     assert (second.stats.rejected_binaries, second.stats.from_source) == (1, 1)
     assert second.flush() == 1  # the rebuilt binary replaces the rejected one
     third = build_context()

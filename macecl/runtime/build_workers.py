@@ -51,12 +51,12 @@ def _open(index: int, expected: DeviceFingerprint) -> None:
 
 def _build(source: str, options: str) -> tuple[bytes | None, str, str]:
     """(binary, "", "") when the build succeeds, else (None, status, build log)."""
-    from macecl.runtime.opencl import Error, RawProgram, build_log, cl, status_name
+    from macecl.runtime.opencl import Error, RawProgram, build, build_log, cl, status_name
 
     device, context = _worker
     raw = RawProgram(context, source)
     try:
-        raw.build(options.encode("utf-8"), [device.cl_device])
+        build(raw, options.encode("utf-8"), [device.cl_device])
     except Error as error:
         return None, status_name(error), build_log(raw)
     return bytes(raw.get_info(cl.program_info.BINARIES)[0]), "", ""

@@ -9,6 +9,7 @@ same way, in :mod:`macecl.runtime.pocl_scratch`.
 
 from __future__ import annotations
 
+import logging
 import os
 
 from macecl.runtime import pocl_scratch
@@ -18,6 +19,7 @@ pocl_scratch.prepare()
 
 import pyopencl as cl  # noqa: E402
 
+log = logging.getLogger(__name__)
 RawProgram = cl._cl._Program  # the uncached program object under pyopencl.Program
 Error = cl.Error
 
@@ -39,3 +41,15 @@ def build_log(program: RawProgram) -> str:
         return "\n".join(log for _, log in program._get_build_logs() if log)
     except Error:
         return ""
+
+
+def build(program: RawProgram, options: bytes, devices: list | None = None) -> None:
+    """Build ``program`` (from source or binary); a driver's error raises ``Error``.
+
+    pyopencl's own ``build`` turns a non-empty log of a build that succeeded (NVIDIA's driver
+    writes one for many) into a CompilerWarning at every build, which says nothing a user
+    can act on; the log goes to this module's debug log instead."""
+    program._build(options=options, devices=devices)
+    text = build_log(program).strip()
+    if text:
+        log.debug("the driver's log of a build that succeeded:\n%s", text)

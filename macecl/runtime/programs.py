@@ -42,7 +42,7 @@ from macecl.errors import CacheFormatError, CacheWarning, KernelExecutionError, 
 from macecl.runtime import faults
 from macecl.runtime.build_workers import WorkerBuildFailed, WorkerPool
 from macecl.runtime.device import Device
-from macecl.runtime.opencl import Error, RawProgram, build_log, cl, status_name
+from macecl.runtime.opencl import Error, RawProgram, build, build_log, cl, status_name
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +303,7 @@ class ProgramManager:
             started = time.perf_counter()
             try:
                 raw = RawProgram(self.cl_context, [self.device.cl_device], [payload])
-                raw.build(binary_options(key.options))
+                build(raw, binary_options(key.options))
             except Error as error:
                 self.stats.rejected_binaries += 1
                 warnings.warn(
@@ -337,7 +337,7 @@ class ProgramManager:
         if raw is None:
             raw = RawProgram(self.cl_context, source)
             try:
-                raw.build(key.options.encode("utf-8"), [self.device.cl_device])
+                build(raw, key.options.encode("utf-8"), [self.device.cl_device])
             except Error as error:
                 raise ProgramBuildError(key.name, key.options, status_name(error),
                                         build_log(raw)) from None
@@ -366,7 +366,7 @@ class ProgramManager:
             return None
         raw = RawProgram(self.cl_context, [self.device.cl_device], [binary])
         try:
-            raw.build(binary_options(key.options))
+            build(raw, binary_options(key.options))
         except Error as error:  # the worker's driver made a binary the parent's refuses
             raise ProgramBuildError(key.name, key.options, status_name(error),
                                     build_log(raw)) from None
