@@ -120,14 +120,17 @@ def test_depthwise_rows_activation(cl_env, rng, activation, vw, wd):
     assert_close(got, want, atol=1e-4)
 
 
-def test_depthwise_rows_keeps_each_value_in_its_row(cl_env):
+@pytest.mark.parametrize("k", [3, 5])
+def test_depthwise_rows_keeps_each_value_in_its_row(cl_env, k):
     """Infinities in every row's first and last columns: a tap that read a neighbouring
-    row's column through the padding (instead of zero) would spread them (or NaN) there."""
+    row's column through the padding (instead of zero) would spread them (or NaN) there.
+    3x3 takes the masked whole-vector loads over the row's ends, 5x5 the tested ones."""
     n, c, h, wd = 2, 3, 5, 20
     x = np.ones((n, c, h, wd), np.float32)
     x[..., 0], x[..., -1] = np.inf, -np.inf
-    w = np.ones((c, 1, 5, 5), np.float32)
+    w = np.ones((c, 1, k, k), np.float32)
+    pads = (k // 2,) * 4
     for stride in [(1, 1), (1, 2)]:
-        got = run_rows(cl_env, x, w, None, None, stride, (2, 2, 2, 2), 1, 16)
-        want = conv2d_ref(x, w, None, stride, (1, 1), (2, 2, 2, 2), c)
+        got = run_rows(cl_env, x, w, None, None, stride, pads, 1, 16)
+        want = conv2d_ref(x, w, None, stride, (1, 1), pads, c)
         assert np.isfinite(want).any() and assert_close(got, want) is None
