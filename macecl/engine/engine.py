@@ -316,7 +316,8 @@ class Engine:
         if prepared is not None:
             self._plans.move_to_end(shapes)
             return prepared
-        plan = make_plan(self.graph, shapes, DeviceTraits.of(self.context.device.cl_device))
+        traits = DeviceTraits.of(self.context.device.cl_device)
+        plan = make_plan(self.graph, shapes, traits)
         context = self.context
         flags = cl.mem_flags
         buffers = [cl.Buffer(context.cl_context, flags.READ_WRITE, size) for size in plan.buffer_sizes]
@@ -356,8 +357,10 @@ class Engine:
             cl.enqueue_copy(context.queue, buffer, data, is_blocking=True)
         outputs = [storage_buffer(v) if v.on_device else v.host for v in plan.outputs]
         inputs = [storage_buffer(v) for v in plan.inputs]
+        readers = (_in_place_readers(plan, inputs, launches) if traits.cpu
+                   else [None] * len(inputs))
         prepared = _Prepared(plan, [*ranges.values(), *buffers], launches, inputs, outputs,
-                             self._in_place_readers(plan, inputs, launches))
+                             readers)
         self._plans[shapes] = prepared
         self.stats.plans += 1
         while len(self._plans) > PLANS_KEPT:
@@ -366,28 +369,6 @@ class Engine:
         log.debug("planned %s: %d launches, %d buffers, %.1f MiB", shapes, len(plan.steps),
                   len(buffers), plan.bytes / 2**20)
         return prepared
-
-    def _in_place_readers(self, plan: Plan, inputs: list[cl.Buffer], launches: list
-                          ) -> list[list[tuple[int, int]] | None]:
-        """For each input, the (launch, argument) pairs that pass its buffer, where a run can
-        hand them the caller's array instead; None where the input must be copied in.
-
-        In place only on a CPU device, which reads host memory where it lies: a buffer over
-        the array costs about 2 us, the copy about 0.1 ms for a 3 x 224 x 224 input and
-        0.9 ms for 3 x 640 x 640 (PoCL, 2 cores). Elsewhere (a GPU) the driver would move the
-        array anyway. Copied too: an input that a view or an output shares (its planned
-        buffer is read through a sub-buffer, or read back), which a buffer over the array
-        would not reach."""
-        if not DeviceTraits.of(self.context.device.cl_device).cpu:
-            return [None] * len(inputs)
-        shared = {id(v.storage.placement()[0]) for v in plan.outputs if v.on_device}
-        for step in plan.steps:
-            shared.update(id(a.storage.placement()[0]) for a in step.args
-                          if isinstance(a, Value) and a.storage.within is not None)
-        return [None if id(value.storage) in shared else
-                [(i, j) for i, launch in enumerate(launches)
-                 for j, arg in enumerate(launch[1]) if arg is buffer]
-                for value, buffer in zip(plan.inputs, inputs)]
 
     def _constant(self, name: str) -> cl.Buffer:
         buffer = self._constants.get(name)
@@ -562,6 +543,26 @@ def _split_compiled(given: CompiledProgram | Sequence[CompiledProgram] | None
         else:
             raise ConfigError(f"compiled_program= takes paths or bytes, not {type(item).__name__}")
     return paths, blobs
+
+
+def _in_place_readers(plan: Plan, inputs: list[cl.Buffer], launches: list
+                      ) -> list[list[tuple[int, int]] | None]:
+    """For each input, the (launch, argument) pairs that pass its buffer, where a run on a CPU
+    device can hand them the caller's array instead; None where the input must be copied in.
+
+    In place only on a CPU device (the caller checks), which reads host memory where it lies:
+    a buffer over the array costs about 2 us, the copy about 0.1 ms for a 3 x 224 x 224 input
+    and 0.9 ms for 3 x 640 x 640 (PoCL, 2 cores). Elsewhere (a GPU) the driver would move the
+    array anyway. Copied too: an input that a view or an output shares (its planned buffer is
+    read through a sub-buffer, or read back), which a buffer over the array would not reach."""
+    shared = {id(v.storage.placement()[0]) for v in plan.outputs if v.on_device}
+    for step in plan.steps:
+        shared.update(id(a.storage.placement()[0]) for a in step.args
+                      if isinstance(a, Value) and a.storage.within is not None)
+    return [None if id(value.storage) in shared else
+            [(i, j) for i, launch in enumerate(launches)
+             for j, arg in enumerate(launch[1]) if arg is buffer]
+            for value, buffer in zip(plan.inputs, inputs)]
 
 
 def _geometry(global_size: tuple[int, ...], local_size: tuple[int, ...] | None

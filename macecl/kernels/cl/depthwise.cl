@@ -95,6 +95,14 @@ floatv row_lanes(__global const float* input, const long row_at, const int col, 
     return LOADV_PRIVATE(lane);
 }
 
+/* Which lanes of a row vector whose lane i is at column col + i * DW_SW lie in [0, W): -1
+   where they do */
+inline intv lanes_in_row(const int col, const int W)
+{
+    const intv column = col + LANE_INDICES * DW_SW;
+    return column >= 0 && column < W;
+}
+
 /* The VW inputs of one row under a block of outputs, lane i at column col + i * DW_SW, `fill`
    outside [0, W). row_at: the row's first float in input; total: the floats of input. */
 inline floatv row_vector(__global const float* input, const long row_at, const int col,
@@ -103,8 +111,7 @@ inline floatv row_vector(__global const float* input, const long row_at, const i
     const long at = row_at + col;
     if (col < 0 || col + SPAN > W) {
         if (at < 0 || at + SPAN > total) return row_lanes(input, row_at, col, W, fill);
-        const intv column = col + LANE_INDICES * DW_SW;
-        return column >= 0 && column < W ? inside_vector(input, at) : (floatv)(fill);
+        return lanes_in_row(col, W) ? inside_vector(input, at) : (floatv)(fill);
     }
     return inside_vector(input, at);
 }
@@ -210,10 +217,7 @@ __kernel void depthwise_rows(__global const float* input,
             else if (whole_vectors(plane_at, ih0, H, W, col0, total)) {
                 intv in_row[DW_KW];
                 _Pragma("unroll")
-                for (int kw = 0; kw < DW_KW; ++kw) {
-                    const intv column = col0 + kw * DW_DW + LANE_INDICES * DW_SW;
-                    in_row[kw] = column >= 0 && column < W;
-                }
+                for (int kw = 0; kw < DW_KW; ++kw) in_row[kw] = lanes_in_row(col0 + kw * DW_DW, W);
                 BAND_TAPS(TAP_MASKED)
             }
 #endif
