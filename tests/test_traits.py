@@ -3,6 +3,10 @@ only dedicated (CL_LOCAL) local memory counts for the tiled convolution."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 import types
 
 import pytest
@@ -13,8 +17,8 @@ from macecl.runtime.device import select_device
 
 
 def fake_device(preferred=4, local_type=1, local_size=48 * 1024, group=1024, units=132,
-                device_type=4, align_bits=4096):
-    return types.SimpleNamespace(preferred_vector_width_float=preferred,
+                device_type=4, align_bits=4096, version="OpenCL 3.0 CUDA"):
+    return types.SimpleNamespace(preferred_vector_width_float=preferred, version=version,
                                  local_mem_type=local_type, local_mem_size=local_size,
                                  max_work_group_size=group, max_compute_units=units,
                                  type=device_type, mem_base_addr_align=align_bits)
@@ -24,6 +28,57 @@ def fake_device(preferred=4, local_type=1, local_size=48 * 1024, group=1024, uni
                                              (32, 16)])
 def test_vector_width_is_a_vector_size_between_4_and_16(preferred, width):
     assert DeviceTraits.of(fake_device(preferred)).vector_width == width
+
+
+POCL = "OpenCL 3.0 PoCL HSTR: pthread-x86_64-unknown-linux-gnu-"
+
+
+@pytest.mark.parametrize("version,width", [
+    (POCL + "znver3", 8),            # Zen 4 as LLVM 14 names it: the builtins are AVX-512's
+    (POCL + "alderlake", 8),
+    (POCL + "some-future-cpu", 8),   # unknown: the width both conventions share
+    (POCL + "skylake-avx512", 16),
+    (POCL + "rocketlake", 16),       # Sapphire Rapids as LLVM 14 names it
+    (POCL + "znver4", 16),
+    ("OpenCL 3.0 PoCL HSTR: pthread-aarch64-unknown-linux-gnu-neoverse-v1", 16),
+    ("OpenCL 3.0 CUDA", 16),
+])
+def test_sixteen_floats_only_where_the_compiled_cpu_has_avx512(version, width):
+    assert DeviceTraits.of(fake_device(16, version=version)).vector_width == width
+
+
+def test_the_pocl_device_runs_builtins_on_vectors_of_its_width():
+    """What the width guards against: on a CPU whose LLVM name lacks features the builtin
+    library was built with, a vector builtin crossed calling conventions (a float16 fma
+    aborted the build; an exp, fmax chain segfaulted). A child process builds and runs
+    builtins on the traits' vectors, so a crash fails this test, not the test run."""
+    script = textwrap.dedent("""
+        import numpy as np, pyopencl as cl
+        from macecl.ops.traits import DeviceTraits
+        from macecl.runtime.device import select_device
+        device = select_device("portable")
+        vw = DeviceTraits.of(device.cl_device).vector_width
+        context = cl.Context([device.cl_device])
+        queue = cl.CommandQueue(context)
+        source = f\"\"\"
+        __kernel void k(__global const float{vw}* a, __global float{vw}* out) {{
+            const int i = get_global_id(0);
+            out[i] = fmax(fma(a[i], a[i], exp(-a[i])), (float{vw})(0.5f));
+        }}\"\"\"
+        program = cl.Program(context, source).build()
+        a = np.linspace(-2, 2, vw * 64, dtype=np.float32)
+        out = np.empty_like(a)
+        a_buf = cl.Buffer(context, cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR, hostbuf=a)
+        out_buf = cl.Buffer(context, cl.mem_flags.WRITE_ONLY, out.nbytes)
+        program.k(queue, (64,), None, a_buf, out_buf)
+        cl.enqueue_copy(queue, out, out_buf)
+        np.testing.assert_allclose(out, np.maximum(a * a + np.exp(-a), 0.5), rtol=1e-5)
+        print("width", vw)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=False, env={**os.environ, "PYOPENCL_NO_CACHE": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-2] == "width"
 
 
 def test_a_gpu_with_dedicated_local_memory_tiles():

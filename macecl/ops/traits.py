@@ -3,7 +3,15 @@
 Lowerings turn these into ``-D`` build options and kernel choices, so each device builds
 (and the cache keeps) the variants that suit it; the options are part of every program's key.
 
-- ``vector_width``: the float vector of the register-blocked kernels (conv2d.cl, gemm.cl).
+- ``vector_width``: the float vector of the register-blocked kernels (conv2d.cl, gemm.cl):
+  the device's preferred width, except that 16 floats need AVX-512 in the CPU that PoCL's
+  LLVM compiles for. PoCL reports the width from the host's features but compiles for the
+  CPU its LLVM names, which an older LLVM may name without them: the pip wheel's LLVM 14
+  calls AMD's Zen 4 (AVX-512) "znver3" (AVX2) while it links the AVX-512 builtin library, so
+  a float16 argument crosses from one calling convention to the other, and SqueezeNet,
+  ResNet-50 and the demo crashed (segfault) at their first run, a float16 fma aborted the
+  build in LLVM's instruction selection. There, and on any x86 PoCL device whose CPU is not
+  one LLVM gives AVX-512, vectors are 8 floats, whose convention AVX2 and AVX-512 share.
 - ``local_memory_bytes``, ``work_group_size``, ``compute_units``: whether and how the
   convolution stages its tiles in local memory (conv2d_tiled.cl; the choice is
   ops/conv_tiled.py's ``tiled_fits``). Only dedicated local memory counts: on PoCL's CPU
@@ -34,6 +42,13 @@ import dataclasses
 
 CL_LOCAL = 1  # CL_DEVICE_LOCAL_MEM_TYPE of dedicated local memory (CL_GLOBAL is 2)
 CL_DEVICE_TYPE_CPU = 1 << 1
+# LLVM's names of x86 CPUs with AVX-512 (LLVM 14 to 19), the last part of a PoCL device's
+# "HSTR: pthread-x86_64-unknown-linux-gnu-<cpu>" version
+AVX512_CPUS = frozenset({
+    "knl", "knm", "skylake-avx512", "skx", "cascadelake", "cooperlake", "cannonlake",
+    "icelake-client", "icelake-server", "rocketlake", "tigerlake", "sapphirerapids",
+    "emeraldrapids", "graniterapids", "graniterapids-d", "diamondrapids", "znver4", "znver5",
+    "x86-64-v4"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +76,8 @@ class DeviceTraits:
     def of(cls, cl_device) -> DeviceTraits:
         """The traits of a ``pyopencl.Device`` (any object with its property names)."""
         preferred = int(cl_device.preferred_vector_width_float)
+        if preferred >= 16 and not _compiles_avx512(str(getattr(cl_device, "version", ""))):
+            preferred = 8
         dedicated = int(cl_device.local_mem_type) == CL_LOCAL
         return cls(vector_width=min(16, max(4, _power_of_two(preferred))),
                    local_memory_bytes=int(cl_device.local_mem_size) if dedicated else 0,
@@ -83,6 +100,15 @@ def group_side(items: int, cap: int) -> int:
     """A work-group's side over ``items`` work items of a grid's dimension: the power of two
     that covers them, at most ``cap`` (the engine rounds the grid up to whole groups)."""
     return min(cap, 1 << (items - 1).bit_length())
+
+
+def _compiles_avx512(version: str) -> bool:
+    """Whether a device's kernels are compiled with AVX-512: false only for an x86 PoCL
+    device whose version names a CPU outside AVX512_CPUS (module docstring)."""
+    _, pocl, target = version.partition("HSTR: ")
+    if not pocl or not any(arch in target for arch in ("x86_64", "i686", "i386")):
+        return True
+    return any(target.endswith("-" + cpu) for cpu in AVX512_CPUS)
 
 
 def _power_of_two(value: int) -> int:

@@ -16,6 +16,8 @@ import pytest
 
 from macecl.kernels import program_source
 
+from .helpers import pocl_device
+
 _MF = cl.mem_flags
 # Global sizes are rounded up to this, so every launch also runs work items past the end and
 # the kernels' `gid >= total` guards are exercised by every test.
@@ -107,10 +109,7 @@ def _arg(a):
 
 @pytest.fixture(scope="session")
 def cl_env() -> ClEnv:
-    for platform in cl.get_platforms():
-        if "portable computing language" in platform.name.lower():
-            return ClEnv(platform.get_devices()[0])
-    raise RuntimeError("no PoCL platform: the kernel tests need pocl-binary-distribution")
+    return ClEnv(pocl_device())
 
 
 @pytest.fixture(scope="session")

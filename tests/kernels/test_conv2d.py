@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from .helpers import assert_close, erf
+from .helpers import WIDEST, assert_close, at_most_widest, erf
 
 
 def conv2d_ref(x, w, bias, stride, dilation, pads, groups, residual=None):
@@ -74,7 +74,7 @@ CASES = {
 }
 # (vector width, work-group shape): every width, and every group shape at some width (the
 # full cross product, 9 combinations a case, took over a minute of the suite)
-VARIANTS = [(4, None), (8, (3, 2, 1)), (16, None), (16, (1, 1, 1))]
+VARIANTS = at_most_widest([(4, None), (8, (3, 2, 1)), (16, None), (16, (1, 1, 1))], at=0)
 VARIANTS_2D = [(vw, local[:2] if local else None) for vw, local in VARIANTS]
 
 
@@ -148,9 +148,9 @@ def test_im2col_padding_stays_zero_beside_an_infinity(cl_env, rng):
     x[:, :, 0, 0] = np.inf
     padded = np.pad(x[0], ((0, 0), (1, 1), (1, 1)))
     taps = np.stack([padded[:, kh:kh + 7, kw:kw + 7] for kh in range(3) for kw in range(3)], 1)
-    want = packed_cols_ref(taps.reshape(1, 27, 49), 1, 32)
+    want = packed_cols_ref(taps.reshape(1, 27, 49), 1, 2 * WIDEST)  # PX 2 vectors a block
     args = [3, 7, 7, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 27, 3]
-    got = cl_env.run("conv2d", "-DVW=16", "im2col", want.shape, [x], args,
+    got = cl_env.run("conv2d", f"-DVW={WIDEST}", "im2col", want.shape, [x], args,
                      work_items=(3, want.shape[1] * 2))
     assert np.isinf(want).any() and not np.isnan(got).any()
     assert_close(got, want)
@@ -199,7 +199,7 @@ GEMM_CASES = {**CASES,
 
 
 @pytest.mark.parametrize("packed", [False, True])
-@pytest.mark.parametrize("vw,local_size", [(4, (3, 2, 1)), (16, (1, 1, 1))])
+@pytest.mark.parametrize("vw,local_size", at_most_widest([(4, (3, 2, 1)), (16, (1, 1, 1))], at=0))
 @pytest.mark.parametrize("block", list(GEMM_BLOCKS))
 @pytest.mark.parametrize("case", list(GEMM_CASES))
 def test_conv2d_gemm_blocks(cl_env, rng, case, block, vw, local_size, packed):
@@ -249,7 +249,7 @@ def test_conv2d_gemm_without_bias_or_residual(cl_env, rng):
         (19, (0.0, 0.0), lambda y, a, b: 0.5 * y * (1 + erf(y / np.sqrt(2)))),
     ],
 )
-@pytest.mark.parametrize("vw", [4, 16])
+@pytest.mark.parametrize("vw", at_most_widest([4, 16]))
 @pytest.mark.parametrize("hw", [(6, 7), (1, 5)])
 def test_conv2d_gemm_activation_after_residual(cl_env, rng, activation, params, ref, vw, hw):
     """act(conv + bias + residual): the residual is added before the activation (ResNet),

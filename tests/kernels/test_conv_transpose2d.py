@@ -7,7 +7,7 @@ import pytest
 
 from macecl.ops.conv_disjoint import pack_disjoint_filter
 
-from .helpers import assert_close
+from .helpers import WIDEST, assert_close, at_most_widest
 
 
 def conv_transpose2d_ref(x, w, bias, stride, dilation, pads, output_padding, groups):
@@ -127,8 +127,8 @@ def _run_disjoint(cl_env, vw, channels, vectors, options, x, w, bias, pads, outp
                       local_size=local_size)
 
 
-@pytest.mark.parametrize("vw, channels, vectors", [(16, 4, 1), (16, 1, 4), (8, 3, 2),
-                                                   (4, 8, 1)])
+@pytest.mark.parametrize("vw, channels, vectors", at_most_widest(
+    [(16, 4, 1), (16, 1, 4), (8, 3, 2), (4, 8, 1)], at=0))
 @pytest.mark.parametrize("with_bias", [False, True])
 @pytest.mark.parametrize("case", list(DISJOINT_CASES))
 def test_conv_transpose2d_disjoint(cl_env, rng, case, with_bias, vw, channels, vectors):
@@ -153,7 +153,7 @@ def test_conv_transpose2d_disjoint_fused_activation(cl_env, rng, activation, fun
     w = rng.standard_normal((6, 5, 2, 2)).astype(np.float32)
     bias = rng.standard_normal(5).astype(np.float32)
     pads, output_padding = (1, 1, 0, 0), (1, 1)
-    got = _run_disjoint(cl_env, 16, 4, 1, f"-DHAS_BIAS -DACTIVATION={activation}", x, w, bias,
+    got = _run_disjoint(cl_env, WIDEST, 4, 1, f"-DHAS_BIAS -DACTIVATION={activation}", x, w, bias,
                         pads, output_padding, 1, local_size=local_size)
     want = conv_transpose2d_ref(x, w, bias, (2, 2), (1, 1), pads, output_padding, 1)
     assert (want < 0).any()

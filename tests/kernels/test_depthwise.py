@@ -14,7 +14,7 @@ import pytest
 from macecl.ops.activations import apply
 from macecl.ops.depthwise import dilation_options, window_options
 
-from .helpers import assert_close
+from .helpers import WIDEST, assert_close, at_most_widest
 from .test_conv2d import conv2d_ref, out_size
 
 # (N, C_in, H, W), (C_out, KH, KW), stride, pads (t, l, b, r), planes per work item
@@ -34,7 +34,7 @@ CASES = {
     "kernel_wider_than_input": ((1, 2, 2, 3), (2, 5, 5), (1, 1), (2, 2, 2, 2), 1),
 }
 # (vector width, work-group shape, output rows per work item)
-VARIANTS = [(4, None, 4), (8, (2, 3), 8), (16, None, 8), (16, (1, 1), 4)]
+VARIANTS = at_most_widest([(4, None, 4), (8, (2, 3), 8), (16, None, 8), (16, (1, 1), 4)], at=0)
 
 
 def run_rows(cl_env, x, w, bias, residual, stride, pads, per_item, vw, local_size=None,
@@ -78,7 +78,7 @@ DILATED = {
 }
 
 
-@pytest.mark.parametrize("vw,band", [(4, 4), (16, 8)])
+@pytest.mark.parametrize("vw,band", at_most_widest([(4, 4), (16, 8)], at=0))
 @pytest.mark.parametrize("case", list(DILATED))
 def test_depthwise_rows_dilated(cl_env, rng, case, vw, band):
     """-DDW_DH / -DDW_DW: every band row's taps come from every DH-th input row under the
@@ -95,14 +95,14 @@ def test_depthwise_rows_dilated(cl_env, rng, case, vw, band):
 def test_depthwise_rows_without_bias_or_residual(cl_env, rng):
     x = rng.standard_normal((1, 4, 6, 23)).astype(np.float32)
     w = rng.standard_normal((4, 1, 3, 3)).astype(np.float32)
-    got = run_rows(cl_env, x, w, None, None, (1, 1), (1, 1, 1, 1), 3, 16)
+    got = run_rows(cl_env, x, w, None, None, (1, 1), (1, 1, 1, 1), 3, WIDEST)
     assert_close(got, conv2d_ref(x, w, None, (1, 1), (1, 1), (1, 1, 1, 1), 4), atol=1e-4)
 
 
 @pytest.mark.parametrize("activation", [(1, 0.0, 0.0), (2, 0.1, 0.0), (3, -0.5, 0.7),
                                         (4, 0.0, 0.0), (6, 0.3, 0.4), (7, 0.0, 0.0)],
                          ids=["relu", "leaky", "clip", "sigmoid", "hard_sigmoid", "hard_swish"])
-@pytest.mark.parametrize("vw,wd", [(16, 37), (8, 5)])
+@pytest.mark.parametrize("vw,wd", at_most_widest([(16, 37), (8, 5)], at=0))
 def test_depthwise_rows_activation(cl_env, rng, activation, vw, wd):
     """Each fused activation, on whole vectors (the select forms) and on a row narrower than
     one (lane by lane), after bias and residual; NaN inputs stay NaN where ONNX's would."""
@@ -131,6 +131,6 @@ def test_depthwise_rows_keeps_each_value_in_its_row(cl_env, k):
     w = np.ones((c, 1, k, k), np.float32)
     pads = (k // 2,) * 4
     for stride in [(1, 1), (1, 2)]:
-        got = run_rows(cl_env, x, w, None, None, stride, pads, 1, 16)
+        got = run_rows(cl_env, x, w, None, None, stride, pads, 1, WIDEST)
         want = conv2d_ref(x, w, None, stride, (1, 1), pads, c)
         assert np.isfinite(want).any() and assert_close(got, want) is None

@@ -8,32 +8,34 @@ import pytest
 from macecl.errors import MaceclError
 from macecl.kernels import kernel_names, kernel_source, program_names, program_source
 
+from .helpers import WIDEST
+
 # program -> (the options of its fullest variant, its kernels): the engine's contract
 PROGRAMS = {
-    "conv2d": ("-DVW=16 -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=3 -DPACKED_COLS"
+    "conv2d": (f"-DVW={WIDEST} -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=3 -DPACKED_COLS"
                " -DSTEM_TAPS -DSTEM_CIN=3 -DSTEM_KH=3 -DSTEM_KW=3 -DSTEM_SW=2",
                {"im2col", "pack_filter", "conv2d_gemm", "conv2d_direct", "conv2d_direct_wide",
                 "depthwise_conv2d"}),
     "conv2d_tiled": ("-DTM=32 -DTN=64 -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=3",
                      {"conv2d_tiled", "conv2d_tiled_reduce"}),
-    "conv_transpose2d": ("-DVW=16 -DHAS_BIAS -DACTIVATION=4 -DCO_BLOCK=4 -DPX=2 -DSTEP_H=2 -DSTEP_W=2",
+    "conv_transpose2d": (f"-DVW={WIDEST} -DHAS_BIAS -DACTIVATION=4 -DCO_BLOCK=4 -DPX=2 -DSTEP_H=2 -DSTEP_W=2",
                          {"conv_transpose2d", "conv_transpose2d_disjoint"}),
-    "depthwise": (("-DVW=16 -DDW_KH=5 -DDW_KW=3 -DDW_SH=2 -DDW_SW=2 -DDW_BAND=8"
+    "depthwise": ((f"-DVW={WIDEST} -DDW_KH=5 -DDW_KW=3 -DDW_SH=2 -DDW_SW=2 -DDW_BAND=8"
                    " -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=7"), {"depthwise_rows", "pool_rows"}),
     "copy": ("-DMODE=1", {"copy_box", "copy_rows", "pad"}),
     "elementwise": ("-DOP=4", {"binary", "binary_flat", "binary_3d"}),
-    "gemm": ("-DVW=16 -DTRANS_A -DTRANS_B -DHAS_C -DACTIVATION=2", {"gemm", "matmul"}),
+    "gemm": (f"-DVW={WIDEST} -DTRANS_A -DTRANS_B -DHAS_C -DACTIVATION=2", {"gemm", "matmul"}),
     "layer_norm": ("-DHAS_BIAS", {"layer_norm"}),
     "lrn": ("", {"lrn", "lrn_pixels"}),
-    "pooling": ("-DVW=16", {"max_pool2d", "avg_pool2d", "global_avg_pool", "global_max_pool"}),
+    "pooling": (f"-DVW={WIDEST}", {"max_pool2d", "avg_pool2d", "global_avg_pool", "global_max_pool"}),
     "reduce": ("-DOP=5 -DSELECT_LAST", {"reduce", "arg_reduce"}),
     "resize": ("-DCOORD_MODE=3 -DNEAREST_MODE=1",
                {"resize_nearest", "resize_bilinear", "resize_nearest_blocks"}),
-    "softmax": ("-DLOG -DVW=16", {"softmax", "softmax_rows"}),
-    "squeeze_excite": ("-DVW=16 -DHIDDEN_ACTIVATION=7 -DGATE_ACTIVATION=4", {"excite_scale"}),
+    "softmax": (f"-DLOG -DVW={WIDEST}", {"softmax", "softmax_rows"}),
+    "squeeze_excite": (f"-DVW={WIDEST} -DHIDDEN_ACTIVATION=7 -DGATE_ACTIVATION=4", {"excite_scale"}),
     "transpose": ("", {"transpose", "transpose_rows", "transpose_tiles"}),
     "unary": ("-DOP=8", {"unary", "prelu"}),
-    "winograd": ("-DVW=16 -DWINO_M=4 -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=3",
+    "winograd": (f"-DVW={WIDEST} -DWINO_M=4 -DHAS_BIAS -DHAS_RESIDUAL -DACTIVATION=3",
                  {"winograd_input", "winograd_output"}),
 }
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from .helpers import assert_close
+from .helpers import assert_close, at_most_widest
 
 
 def lrn_ref(x, size, alpha, beta, bias):
@@ -32,7 +32,7 @@ def lrn_ref(x, size, alpha, beta, bias):
         ((2, 9, 5, 7), 5, 0.6, 0.75, 1.0),  # 35 pixels: whole vectors and a stepped-back one
     ],
 )
-@pytest.mark.parametrize("kernel,vw", [("lrn", 4), ("lrn_pixels", 4), ("lrn_pixels", 16)])
+@pytest.mark.parametrize("kernel,vw", at_most_widest([("lrn", 4), ("lrn_pixels", 4), ("lrn_pixels", 16)], at=1))
 def test_lrn(cl_env, rng, shape, size, alpha, beta, bias, kernel, vw):
     """One float a work item (lrn), and pixel vectors through every channel (lrn_pixels):
     planes smaller than a vector (lane by lane), and larger ones whose last vector steps

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from .helpers import assert_close
+from .helpers import WIDTHS, assert_close
 
 
 def _ref(x, axis, log):
@@ -41,7 +41,7 @@ def test_softmax_large_and_equal_logits(cl_env):
 
 
 @pytest.mark.parametrize("log", [False, True])
-@pytest.mark.parametrize("vw", [4, 8, 16])
+@pytest.mark.parametrize("vw", WIDTHS)
 @pytest.mark.parametrize("outer, size", [(5, 3), (3, 16), (4, 37), (2, 1000), (3, 6625)])
 def test_softmax_rows(cl_env, rng, log, vw, outer, size):
     """The last-axis kernel: vector passes over whole vectors, then a scalar tail."""

@@ -7,7 +7,7 @@ import pytest
 
 from macecl.ops.activations import CODES, apply
 
-from .helpers import assert_close
+from .helpers import WIDEST, assert_close, at_most_widest
 
 RELU, HARD_SIGMOID, SIGMOID, HARD_SWISH = (CODES[name] for name in
                                            ("Relu", "HardSigmoid", "Sigmoid", "HardSwish"))
@@ -21,7 +21,7 @@ def excite_ref(x, means, w1, b1, w2, b2, hidden, gate):
 
 @pytest.mark.parametrize(
     "n,channels,hidden_width,plane,block,items,vw",
-    [
+    at_most_widest([
         (1, 8, 2, 1152, 2, 1, 16),  # PP-OCR cls's first block, in groups of two channels
         (1, 480, 120, 480, 120, 1, 16),  # PP-OCR rec's last block, four groups
         (2, 37, 9, 61, 5, 1, 16),  # odd sizes: a plane, channels and a dot product with tails
@@ -29,7 +29,7 @@ def excite_ref(x, means, w1, b1, w2, b2, hidden, gate):
         (2, 21, 6, 45, 4, 5, 4),  # five items a group share each phase; last block of one
         (1, 96, 24, 400, 4, 64, 16),  # the GPU's shape: 64 items, 4 channels a group
         (2, 5, 3, 1, 2, 3, 4),  # 1x1 planes: a vector covers nothing, all tail
-    ],
+    ], at=6),
 )
 def test_excite_scale(cl_env, rng, n, channels, hidden_width, plane, block, items, vw):
     x = rng.standard_normal((n, channels, plane)).astype(np.float32)
@@ -65,7 +65,7 @@ def test_excite_scale_activations(cl_env, rng, hidden, gate):
     w2 = rng.standard_normal((channels, hidden_width)).astype(np.float32)
     b1, b2 = np.zeros(hidden_width, np.float32), rng.standard_normal(channels).astype(np.float32)
     groups = n * -(-channels // block)
-    options = f"-DVW=16 -DHIDDEN_ACTIVATION={hidden[0]} -DGATE_ACTIVATION={gate[0]}"
+    options = f"-DVW={WIDEST} -DHIDDEN_ACTIVATION={hidden[0]} -DGATE_ACTIVATION={gate[0]}"
     out = cl_env.output(x.shape)
     cl_env.launch("squeeze_excite", options, "excite_scale", (groups,),
                   *[cl_env.buffer(a) for a in (x, means, w1, b1, w2, b2)],

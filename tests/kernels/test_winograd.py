@@ -18,7 +18,7 @@ from macecl.kernels import program_source
 from macecl.ops.activations import apply
 from macecl.ops.conv_winograd import TRANSFORMS, tile_grid, transformed_filter
 
-from .helpers import assert_close
+from .helpers import WIDEST, WIDTHS, assert_close, at_most_widest
 from .test_conv2d import VARIANTS, conv2d_ref
 
 # (N, C_in, H, W), C_out, pads (top, left, bottom, right)
@@ -151,7 +151,7 @@ def test_winograd_convolution(cl_env, rng, case, tile, vw, local_size):
     assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("vw", [4, 16])
+@pytest.mark.parametrize("vw", at_most_widest([4, 16]))
 @pytest.mark.parametrize("tile", TILES)
 def test_infinities_and_nan_come_out_as_a_direct_convolution_gives_them(cl_env, rng, tile, vw):
     """A direct convolution (and ONNX Runtime) gives +-inf or NaN only in the outputs whose
@@ -182,11 +182,11 @@ def test_winograd_activation_after_residual(cl_env, rng, activation, tile):
     plain = conv2d_ref(x, w, bias, (1, 1), (1, 1), (1, 1, 1, 1), 1, residual)
     want = apply(activation[0], plain, *activation[1:])
     assert not np.allclose(want, plain)  # the activation changes something
-    got = winograd_conv(cl_env, x, w, bias, residual, (1, 1, 1, 1), tile, 16, activation)
+    got = winograd_conv(cl_env, x, w, bias, residual, (1, 1, 1, 1), tile, WIDEST, activation)
     assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("vw", [4, 8, 16])
+@pytest.mark.parametrize("vw", WIDTHS)
 @pytest.mark.parametrize("tile", TILES)
 def test_every_variant_builds_strict_cl12(cl_env, tile, vw):
     """test_library builds the fullest variant; the swizzles differ with every tile and width."""

@@ -358,11 +358,11 @@ def test_pixels_first_keeps_the_operand_that_fits_in_cache(channel_blocks, pixel
 
 
 @pytest.mark.parametrize("x_shape, w_shape, attrs, pixels_first", [
-    ((2, 40, 7, 7), (20, 40, 1, 1), {}, True),  # 49 pixels: 2 blocks, a tail channel block
+    ((2, 40, 5, 6), (20, 40, 1, 1), {}, True),  # 30 pixels: 1 or 2 blocks, a tail channel block
     ((1, 24, 9, 9), (16, 24, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}, True),  # im2col
     ((1, 40, 15, 15), (20, 40, 1, 1), {}, False),  # 225 pixels: 5 to 8 blocks
     ((1, 520, 15, 15), (512, 520, 1, 1), {}, True),  # 1 MB of weights and more, 0.5 MB of cols
-], ids=["pointwise_49", "im2col_25", "pointwise_225", "pointwise_heavy_weights"])
+], ids=["pointwise_30", "im2col_25", "pointwise_225", "pointwise_heavy_weights"])
 def test_gemm_grid_order(run_node, shared_context, x_shape, w_shape, attrs, pixels_first):
     """On a CPU, conv2d_gemm over a few pixel blocks runs them fastest (pixels_first, a
     transposed grid); both orders compute every output, residual and activation included."""
