@@ -432,7 +432,7 @@ class Runner:
             ("winograd", shape_options, "winograd_input", (c,),
              [x, v, *map(i, (c, h, w, tiles_h, tiles_w, p, p, c))], self.gemm_local[:1]),
             ("conv2d", f"-DVW={vw}", "conv2d_gemm", gemm_grid(co, tiles, vw, t * t),
-             [self.buffer(transformed_filter(filt, tile)), v, None, None, products,
+             [self.buffer(transformed_filter(filt, tile, 8)), v, None, None, products,
               *map(i, (co, c, tiles, t * t, t * t)), zero, zero, i(0)], self.gemm_local),
             ("winograd", f"{shape_options} -DHAS_BIAS", "winograd_output",
              (-(-tiles_w // vw), tiles_h, co),

@@ -96,6 +96,7 @@ from macecl.runtime.device import select_device
 # way: the conv2d.cl build options that make it: the register block is 8 channels by PX
 # float vectors of pixels; PREFETCH rows ahead. `chosen`: ops/conv.py's gemm_block.
 WAYS = {
+    "8x1 pf": {"PX": 1, "PREFETCH": GEMM_PREFETCH},
     "8x2": {"PX": 2},
     "8x2 pf": {"PX": 2, "PREFETCH": GEMM_PREFETCH},
     "8x3 pf": {"PX": 3, "PREFETCH": GEMM_PREFETCH},

@@ -25,7 +25,8 @@ from macecl.ops.registry import checker, ints, lowering
 from macecl.ops.traits import group_side
 
 AUTO_PADS = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
-GEMM_CHANNELS = 8  # output channels per conv2d_gemm work item: CO_BLOCK in conv2d.cl
+GEMM_CHANNELS = 8  # output channels per conv2d_gemm work item (CO_BLOCK), gemm_channels
+FEW_REGISTERS_CHANNELS = 5  # gemm_channels on a CPU of 16 vector registers
 GEMM_VECTORS = 2  # pixel vectors per conv2d_gemm work item: PX in conv2d.cl (gemm_block)
 GEMM_PREFETCH = 16  # rows of cols ahead that conv2d_gemm prefetches on a CPU (gemm_block)
 PIXELS_FIRST_BLOCKS = 2  # at most this many pixel blocks: conv2d_gemm's pixels_first
@@ -273,14 +274,16 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
     taps = c_in // group * kh * kw
     stem = (stem_block(builder.traits, c_in // group, per_group, pointwise, w2.host is not None)
             if ow >= width else 0)
+    channels = stem or gemm_channels(builder.traits)
     if stem:
         packed = builder.constant(pack_filter_array(np.asarray(w2.host), group, stem))
     else:
         packed = packed_filter(builder, w2, group, per_group, taps)
+    options = [*options, f"-DCO_BLOCK={channels}"]
     cols_bytes = 4 * n * c_in * kh * kw * oh * ow
     if stem or not pointwise and ow >= width and (per_group < 4 * GEMM_CHANNELS
                                                   or cols_bytes > COLS_LIMIT):
-        blocks = n * group * -(-per_group // (stem or GEMM_CHANNELS))
+        blocks = n * group * -(-per_group // channels)
         args = [x2, packed, *epilogue, *shape, *window, np.int32(group), np.int32(blocks),
                 act_a, act_b]
         if stem:
@@ -291,8 +294,7 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
             # in the profile)
             grid = (blocks, -(-ow // width), oh)
             builder.launch("conv2d", "conv2d_direct", args, grid,
-                           options=[*options, f"-DCO_BLOCK={stem}",
-                                    *stem_taps(c_in // group, kh, kw, sw)],
+                           options=[*options, *stem_taps(c_in // group, kh, kw, sw)],
                            local_size=row_groups(grid))
         elif sw == 1:
             builder.launch("conv2d", "conv2d_direct_wide", args,
@@ -324,16 +326,21 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
 def gemm_launch(builder, args: list, channels: int, depth: int, pixels: int, span: int,
                 batch_groups: int, options: list[str]) -> None:
     """conv2d_gemm over ``channels`` by ``pixels`` (sums over ``depth``) in blocks of
-    GEMM_CHANNELS by ``span``; on a CPU, in the order of ``pixels_first``."""
-    channel_blocks, pixel_blocks = -(-channels // GEMM_CHANNELS), -(-pixels // span)
-    first = builder.traits.cpu and pixels_first(channel_blocks, pixel_blocks, depth, span)
+    gemm_channels by ``span`` (the filter packed in such blocks); on a CPU, in the order of
+    ``pixels_first``."""
+    block = gemm_channels(builder.traits)
+    channel_blocks, pixel_blocks = -(-channels // block), -(-pixels // span)
+    first = builder.traits.cpu and pixels_first(channel_blocks * block, pixel_blocks, depth,
+                                                span)
+    options = [*(o for o in options if not o.startswith("-DCO_BLOCK=")), f"-DCO_BLOCK={block}"]
     grid = (pixel_blocks, channel_blocks) if first else (channel_blocks, pixel_blocks)
     builder.launch("conv2d", "conv2d_gemm", [*args, np.int32(first)],
                    (*grid, batch_groups), options=options, local_size=heavy_items(builder))
 
 
-def pixels_first(channel_blocks: int, pixel_blocks: int, depth: int, span: int) -> bool:
-    """Whether conv2d_gemm's pixel blocks run fastest on a CPU, each channel block's weights
+def pixels_first(channels: int, pixel_blocks: int, depth: int, span: int) -> bool:
+    """Whether conv2d_gemm's pixel blocks run fastest on a CPU (``channels`` padded to whole
+    blocks), each channel block's weights
     read from memory once, rather than its channel blocks, each pixel block's cols read once.
 
     The order that keeps the larger operand out of the way: pixels first where the pixels
@@ -346,7 +353,7 @@ def pixels_first(channel_blocks: int, pixel_blocks: int, depth: int, span: int) 
     -> 2.18, where the cols that the channel-first order shares are what matters.
     512<-1024 x 196 (2 MB of weights, 0.9 MB of cols), the kernel alone on two threads with
     the caches warm: 1.39 -> 0.68 ms; in ResNet-50's profile 0.90 -> 0.77 ms."""
-    weights = channel_blocks * GEMM_CHANNELS * depth * 4
+    weights = channels * depth * 4
     cols = depth * pixel_blocks * span * 4
     return pixel_blocks <= PIXELS_FIRST_BLOCKS or (weights > CORE_CACHE_BYTES >= cols)
 
@@ -424,18 +431,35 @@ def heavy_items(builder) -> tuple[int, int, int] | None:
 
 def packed_filter(builder, w2, group: int, per_group: int, taps: int):
     """The filter as conv2d_gemm and conv2d_direct read it: (group, channel blocks, taps,
-    GEMM_CHANNELS), zero past the last channel, so that one tap's weights for a block of
+    gemm_channels), zero past the last channel, so that one tap's weights for a block of
     channels lie together (one cache line, no gathers). Constant weights are packed here,
     once per plan; weights computed on the device by a ``pack_filter`` launch."""
+    channels = gemm_channels(builder.traits)
     if w2.host is not None:
-        return builder.constant(pack_filter_array(np.asarray(w2.host), group))
-    blocks = -(-per_group // GEMM_CHANNELS)
-    packed = builder.new((group, blocks, taps, GEMM_CHANNELS))
+        return builder.constant(pack_filter_array(np.asarray(w2.host), group, channels))
+    blocks = -(-per_group // channels)
+    packed = builder.new((group, blocks, taps, channels))
     width = builder.traits.vector_width
     builder.launch("conv2d", "pack_filter",
                    [w2, packed, np.int32(per_group), np.int32(taps), np.int32(group * blocks)],
-                   (-(-taps // width), group * blocks), options=[f"-DVW={width}"])
+                   (-(-taps // width), group * blocks),
+                   options=[f"-DVW={width}", f"-DCO_BLOCK={channels}"])
     return packed
+
+
+def gemm_channels(traits) -> int:
+    """Output channels a conv2d_gemm work item computes (CO_BLOCK), and conv2d_direct's and
+    conv2d_direct_wide's outside a stem: with PX = 2 vectors of pixels, 2 * CO_BLOCK
+    accumulators. GEMM_CHANNELS where there are registers for 16 (AVX-512's 32, a GPU's);
+    FEW_REGISTERS_CHANNELS on a CPU of 8-float vectors, whose 16 registers (AVX2) hold 10
+    accumulators, the 2 pixel vectors and a weight, where 16 accumulators were spilled
+    every step. conv2d_gemm's kernel alone on ResNet-50's and SqueezeNet's products (PoCL,
+    AMD EPYC Zen 4 compiled as znver3, VW 8, prefetch, fastest of 22 launches; ms, CO_BLOCK
+    x PX): 128<-512 x 784 0.90 at 8x2, 0.69 at 8x1, 0.50 at 5x2, 0.51 at 4x2, 1.15 at 6x2;
+    512<-2048 x 49 1.19, 0.94, 0.72, 0.79; 1000<-512 x 169 1.61, 1.34, 0.89, 0.98."""
+    if traits.cpu and traits.vector_width == 8:
+        return FEW_REGISTERS_CHANNELS
+    return GEMM_CHANNELS
 
 
 def pack_filter_array(filt: np.ndarray, group: int, channels: int = GEMM_CHANNELS

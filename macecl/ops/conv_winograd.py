@@ -41,13 +41,15 @@ TRANSFORMS = {
 }
 
 
-def transformed_filter(filt: np.ndarray, tile: int) -> np.ndarray:
+def transformed_filter(filt: np.ndarray, tile: int, channels: int) -> np.ndarray:
     """U = G g G^T of every (C_out, C_in) pair of a 3x3 filter, as conv2d_gemm reads T * T
-    groups of C_out x C_in weights: (T * T, ceil(C_out / 8), C_in, 8), computed in float64."""
+    groups of C_out x C_in weights in blocks of ``channels`` (CO_BLOCK): (T * T,
+    ceil(C_out / channels), C_in, channels), computed in float64."""
     g = TRANSFORMS[tile][1]
     u = np.einsum("ia,ocab,jb->ijoc", g, filt.astype(np.float64), g)  # (T, T, C_out, C_in)
     t = tile + 2
-    return conv.pack_filter_array(u.reshape(t * t * filt.shape[0], filt.shape[1], 1, 1), t * t)
+    return conv.pack_filter_array(u.reshape(t * t * filt.shape[0], filt.shape[1], 1, 1), t * t,
+                                  channels)
 
 
 def tile_grid(oh: int, ow: int, tile: int) -> tuple[int, int]:
@@ -107,7 +109,8 @@ def convolve_winograd(builder, x2, w2, bias, residual, out2, pads: tuple[int, in
                    n * c_in, options=shape, local_size=heavy[:1] if heavy else None)
     shape = (n * t * t, c_out, tiles)  # and the VW spare floats winograd_output reads past it
     products = builder.view_range(builder.new((math.prod(shape) + width,)), 0, shape)
-    packed = builder.constant(transformed_filter(np.asarray(w2.host), tile))
+    packed = builder.constant(transformed_filter(np.asarray(w2.host), tile,
+                                                 conv.gemm_channels(builder.traits)))
     sizes = (c_out, c_in, tiles, t * t, n * t * t)
     # the GEMMs take the CPU's prefetch (ops/conv.py gemm_block): their blocks' rows of
     # products, each in another page, asked for before the short K loop. Kernel ms a run,

@@ -78,39 +78,47 @@ VARIANTS = at_most_widest([(4, None), (8, (3, 2, 1)), (16, None), (16, (1, 1, 1)
 VARIANTS_2D = [(vw, local[:2] if local else None) for vw, local in VARIANTS]
 
 
-def pack_ref(w, groups):
-    """(groups, ceil(M / 8), taps, 8): packed[g, b, t, j] = w[g * M + 8 * b + j] at tap t, or
-    0 past M, written element by element as the layout's definition."""
+def pack_ref(w, groups, channels=8):
+    """(groups, ceil(M / C), taps, C) for C = channels (CO_BLOCK): packed[g, b, t, j] =
+    w[g * M + C * b + j] at tap t, or 0 past M, written element by element as the layout's
+    definition."""
     m, taps = w.shape[0] // groups, w[0].size
     flat = w.reshape(w.shape[0], taps)
-    packed = np.zeros((groups, -(-m // 8), taps, 8), np.float32)
+    packed = np.zeros((groups, -(-m // channels), taps, channels), np.float32)
     for g, b, t, j in np.ndindex(*packed.shape):
-        if 8 * b + j < m:
-            packed[g, b, t, j] = flat[g * m + 8 * b + j, t]
+        if channels * b + j < m:
+            packed[g, b, t, j] = flat[g * m + channels * b + j, t]
     return packed
+
+
+def channel_block(options: str) -> int:
+    """The CO_BLOCK a build's options give (8 without one)."""
+    return int(options.split("-DCO_BLOCK=")[1].split()[0]) if "-DCO_BLOCK=" in options else 8
 
 
 def _gemm(cl_env, options, w, cols, bias, residual, groups, out_shape, local_size=None,
           act=(0.0, 0.0), vectors=2):
     n, c_out = out_shape[:2]
     m, k, p = c_out // groups, w[0].size, int(np.prod(out_shape[2:]))
-    vw = int(options.split("-DVW=")[1].split()[0])
-    grid = (-(-m // 8), -(-p // (vectors * vw)), n * groups)
+    vw, channels = int(options.split("-DVW=")[1].split()[0]), channel_block(options)
+    grid = (-(-m // channels), -(-p // (vectors * vw)), n * groups)
     return cl_env.run("conv2d", options, "conv2d_gemm", out_shape,
-                      [pack_ref(w, groups), cols, bias, residual],
+                      [pack_ref(w, groups, channels), cols, bias, residual],
                       [m, k, p, groups, n * groups, *act, 0], work_items=grid,
                       local_size=local_size)
 
 
+@pytest.mark.parametrize("channels", [8, 5])
 @pytest.mark.parametrize("shape,groups", [((21, 4, 3, 3), 1), ((16, 5, 1, 1), 1),
                                           ((12, 2, 3, 3), 3), ((3, 7, 1, 2), 1)])
-def test_pack_filter(cl_env, rng, shape, groups):
+def test_pack_filter(cl_env, rng, shape, groups, channels):
     """The device packing (for weights computed at run time) against the layout's definition."""
     w = rng.standard_normal(shape).astype(np.float32)
-    want = pack_ref(w, groups)
+    want = pack_ref(w, groups, channels)
     m, taps = shape[0] // groups, w[0].size
-    blocks = groups * -(-m // 8)
-    got = cl_env.run("conv2d", "-DVW=4", "pack_filter", want.shape, [w], [m, taps, blocks],
+    blocks = groups * -(-m // channels)
+    got = cl_env.run("conv2d", f"-DVW=4 -DCO_BLOCK={channels}", "pack_filter", want.shape, [w],
+                     [m, taps, blocks],
                      work_items=(-(-taps // 4), blocks))
     np.testing.assert_array_equal(got, want)
 
@@ -185,9 +193,12 @@ def test_conv2d_gemm(cl_env, rng, case, vw, local_size, packed):
 
 
 # conv2d_gemm's other blocks (ops/conv.py gemm_block): 3 pixel vectors, the CPU's prefetch;
-# 1 vector (Winograd's GEMMs over one vector of tiles, ops/conv_winograd.py gemm_vectors)
+# 1 vector (Winograd's GEMMs over one vector of tiles, ops/conv_winograd.py gemm_vectors);
+# 5 channels (gemm_channels on a CPU of 16 vector registers)
 GEMM_BLOCKS = {"px1": (1, "-DPX=1"), "px3": (3, "-DPX=3"), "px3_prefetch": (3, "-DPX=3 -DPREFETCH=16"),
-               "px2_prefetch": (2, "-DPREFETCH=16")}
+               "px2_prefetch": (2, "-DPREFETCH=16"),
+               "co5_px2_prefetch": (2, "-DCO_BLOCK=5 -DPREFETCH=16"),
+               "co5_px1": (1, "-DCO_BLOCK=5 -DPX=1")}
 # the GEMM shapes past CASES: pixels that fill 3 vectors at VW 16 with a tail (1x1 on 7x9 is
 # 63 pixels; 11x13 is 143), and more channels than a block and a few
 GEMM_CASES = {**CASES,
@@ -300,10 +311,12 @@ def test_depthwise_conv2d(cl_env, rng, case, vw, local_size):
     assert_close(got, conv2d_ref(x, w, bias, stride, dilation, pads, c, residual), atol=1e-4)
 
 
+@pytest.mark.parametrize("channels", [8, 5])
 @pytest.mark.parametrize("vw,local_size", VARIANTS)
 @pytest.mark.parametrize("case", list(CASES))
-def test_conv2d_direct(cl_env, rng, case, vw, local_size):
-    """The direct kernel: strides 1, 2 (whole-vector loads when inside) and more, groups."""
+def test_conv2d_direct(cl_env, rng, case, vw, local_size, channels):
+    """The direct kernel: strides 1, 2 (whole-vector loads when inside) and more, groups, in
+    channel blocks of 8 and of 5 (ops/conv.py gemm_channels)."""
     x_shape, (co, kh, kw), stride, dilation, pads, groups = CASES[case]
     n, c, h, wd = x_shape
     x = rng.standard_normal(x_shape).astype(np.float32)
@@ -311,11 +324,12 @@ def test_conv2d_direct(cl_env, rng, case, vw, local_size):
     bias = rng.standard_normal(co).astype(np.float32)
     oh, ow = out_size(h, wd, (kh, kw), stride, dilation, pads)
     residual = rng.standard_normal((n, co, oh, ow)).astype(np.float32)
-    blocks = n * groups * -(-(co // groups) // 8)
+    blocks = n * groups * -(-(co // groups) // channels)
     args = [c, h, wd, co, oh, ow, kh, kw, *stride, *dilation, pads[0], pads[1], groups, blocks,
             0.0, 0.0]
-    got = cl_env.run("conv2d", f"-DVW={vw} -DHAS_BIAS -DHAS_RESIDUAL", "conv2d_direct",
-                     (n, co, oh, ow), [x, pack_ref(w, groups), bias, residual], args,
+    got = cl_env.run("conv2d", f"-DVW={vw} -DCO_BLOCK={channels} -DHAS_BIAS -DHAS_RESIDUAL",
+                     "conv2d_direct", (n, co, oh, ow), [x, pack_ref(w, groups, channels), bias,
+                                                        residual], args,
                      work_items=(blocks, -(-ow // vw), oh), local_size=local_size)
     assert_close(got, conv2d_ref(x, w, bias, stride, dilation, pads, groups, residual), atol=1e-4)
 
@@ -343,17 +357,19 @@ def _direct_wide(cl_env, options, vw, x, w, bias, residual, stride, dilation, pa
     n, c, h, wd = x.shape
     co, _, kh, kw = w.shape
     oh, ow = out_size(h, wd, (kh, kw), stride, dilation, pads)
-    blocks = n * groups * -(-(co // groups) // 8)
+    channels = channel_block(options)
+    blocks = n * groups * -(-(co // groups) // channels)
     args = [c, h, wd, co, oh, ow, kh, kw, *stride, *dilation, pads[0], pads[1], groups, blocks,
             *act]
     return cl_env.run("conv2d", f"-DVW={vw} {options}", "conv2d_direct_wide", (n, co, oh, ow),
-                      [x, pack_ref(w, groups), bias, residual], args,
+                      [x, pack_ref(w, groups, channels), bias, residual], args,
                       work_items=(blocks, -(-ow // (2 * vw)), oh), local_size=local_size)
 
 
+@pytest.mark.parametrize("channels", [8, 5])
 @pytest.mark.parametrize("vw,local_size", VARIANTS)
 @pytest.mark.parametrize("case", [*WIDE_CASES, *CASES])
-def test_conv2d_direct_wide(cl_env, rng, case, vw, local_size):
+def test_conv2d_direct_wide(cl_env, rng, case, vw, local_size, channels):
     x_shape, (co, kh, kw), stride, dilation, pads, groups = {**CASES, **WIDE_CASES}[case]
     n, c, h, wd = x_shape
     x = rng.standard_normal(x_shape).astype(np.float32)
@@ -361,8 +377,8 @@ def test_conv2d_direct_wide(cl_env, rng, case, vw, local_size):
     bias = rng.standard_normal(co).astype(np.float32)
     oh, ow = out_size(h, wd, (kh, kw), stride, dilation, pads)
     residual = rng.standard_normal((n, co, oh, ow)).astype(np.float32)
-    got = _direct_wide(cl_env, "-DHAS_BIAS -DHAS_RESIDUAL", vw, x, w, bias, residual, stride,
-                       dilation, pads, groups, local_size)
+    got = _direct_wide(cl_env, f"-DCO_BLOCK={channels} -DHAS_BIAS -DHAS_RESIDUAL", vw, x, w, bias,
+                       residual, stride, dilation, pads, groups, local_size)
     assert_close(got, conv2d_ref(x, w, bias, stride, dilation, pads, groups, residual), atol=1e-4)
 
 
@@ -374,7 +390,7 @@ def test_conv2d_direct_wide_fused_activation(cl_env, rng, activation, ref):
     x = rng.standard_normal((1, 4, 5, 40)).astype(np.float32)
     w = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
     conv = ((1, 1), (1, 1), (1, 2, 1, 0), 1)
-    got = _direct_wide(cl_env, f"-DACTIVATION={activation}", 16, x, w, None, None, *conv,
+    got = _direct_wide(cl_env, f"-DACTIVATION={activation}", WIDEST, x, w, None, None, *conv,
                        (1, 1, 1))
     want = conv2d_ref(x, w, None, *conv)
     assert (want < -3).any() and (want > 3).any()

@@ -123,7 +123,7 @@ def winograd_conv(cl_env, x, w, bias, residual, pads, tile, vw, activation=(0, 0
                                                 n * c],
                    work_items=(n * c,), local_size=local_size and local_size[:1])
     products = cl_env.run("conv2d", f"-DVW={vw}", "conv2d_gemm", (n * t * t, c_out, tiles),
-                          [transformed_filter(w, tile), v, None, None],
+                          [transformed_filter(w, tile, 8), v, None, None],
                           [c_out, c, tiles, t * t, n * t * t, 0.0, 0.0, 0],
                           work_items=(-(-c_out // 8), -(-tiles // (2 * vw)), n * t * t))
     options = f"-DVW={vw} -DWINO_M={tile} -DHAS_BIAS -DACTIVATION={code}"

@@ -344,17 +344,16 @@ def test_3d_is_rejected_at_conversion(op):
     assert unsupported_reason(Node(op, "n", ["x", "w"], ["y"], {"kernel_shape": [3, 3]})) is None
 
 
-@pytest.mark.parametrize("channel_blocks, pixel_blocks, depth, first", [
-    (100, 2, 8192, True),  # two pixel blocks
-    (64, 7, 1024, True),  # 2 MiB of weights, 0.9 MiB of cols: ResNet-50's 512<-1024 x 196
-    (32, 7, 1024, False),  # 1 MiB of weights: they stay in cache between pixel blocks
-    (64, 7, 2304, False),  # 4.5 MiB of weights, but 2 MiB of cols
-    (8, 98, 576, False),  # 64<-576 x 3136: the cols are what the order shares
+@pytest.mark.parametrize("channels, pixel_blocks, depth, first", [
+    (800, 2, 8192, True),  # two pixel blocks
+    (512, 7, 1024, True),  # 2 MiB of weights, 0.9 MiB of cols: ResNet-50's 512<-1024 x 196
+    (256, 7, 1024, False),  # 1 MiB of weights: they stay in cache between pixel blocks
+    (512, 7, 2304, False),  # 4.5 MiB of weights, but 2 MiB of cols
+    (64, 98, 576, False),  # 64<-576 x 3136: the cols are what the order shares
 ])
-def test_pixels_first_keeps_the_operand_that_fits_in_cache(channel_blocks, pixel_blocks, depth,
-                                                           first):
+def test_pixels_first_keeps_the_operand_that_fits_in_cache(channels, pixel_blocks, depth, first):
     from macecl.ops.conv import pixels_first
-    assert pixels_first(channel_blocks, pixel_blocks, depth, 32) is first
+    assert pixels_first(channels, pixel_blocks, depth, 32) is first
 
 
 @pytest.mark.parametrize("x_shape, w_shape, attrs, pixels_first", [

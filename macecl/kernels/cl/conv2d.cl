@@ -21,8 +21,9 @@
  *   -DPREFETCH=<rows>   conv2d_gemm prefetches the cols row that many ahead, and its
  *                       output (and residual) rows before its loop (a clang builtin: CPUs
  *                       only)
- *   -DCO_BLOCK=<8|16|24> output channels per work item (default 8; 16 and 24 for
- *                       conv2d_direct only, whose filter the host then packs in such blocks)
+ *   -DCO_BLOCK=<5|8|16|24> output channels per work item, the filter packed in such
+ *                       blocks (default 8; 5 on a CPU of 16 vector registers, ops/conv.py
+ *                       gemm_channels; 16 and 24 for a stem's conv2d_direct only)
  *   -DSTEM_TAPS -DSTEM_CIN=<c> -DSTEM_KH=<kh> -DSTEM_KW=<kw> -DSTEM_SW=<s>
  *                       conv2d_direct's input channels a group, window and horizontal
  *                       stride, known when it is built: the work items whose windows lie
@@ -86,7 +87,7 @@
 #include "activate.h"
 
 #ifndef CO_BLOCK
-#define CO_BLOCK 8  /* output channels per work item: conv2d_direct also takes 16 or 24 */
+#define CO_BLOCK 8  /* output channels per work item: also 5, and 16 or 24 (conv2d_direct) */
 #endif
 #ifndef PX
 #define PX 2        /* pixel vectors per conv2d_gemm work item (-DPX, 1 to 3) */
@@ -259,14 +260,16 @@ __kernel void pack_filter(__global const float* filter,
 #define CHANNELS_0_7(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 #define CHANNELS_8_15(X) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
 #define CHANNELS_16_23(X) X(16) X(17) X(18) X(19) X(20) X(21) X(22) X(23)
-#if CO_BLOCK == 8
+#if CO_BLOCK == 5
+#define EACH_CHANNEL(X) X(0) X(1) X(2) X(3) X(4)
+#elif CO_BLOCK == 8
 #define EACH_CHANNEL(X) CHANNELS_0_7(X)
 #elif CO_BLOCK == 16
 #define EACH_CHANNEL(X) CHANNELS_0_7(X) CHANNELS_8_15(X)
 #elif CO_BLOCK == 24
 #define EACH_CHANNEL(X) CHANNELS_0_7(X) CHANNELS_8_15(X) CHANNELS_16_23(X)
 #else
-#error "CO_BLOCK is 8, 16 or 24"
+#error "CO_BLOCK is 5, 8, 16 or 24"
 #endif
 #if PX == 1
 #define EACH_VECTOR(X, j) X(j, 0)
