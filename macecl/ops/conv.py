@@ -294,7 +294,7 @@ def _convolve_forward(node: Node, builder, x, w, bias, residual, group: int,
             # in the profile)
             grid = (blocks, -(-ow // width), oh)
             builder.launch("conv2d", "conv2d_direct", args, grid,
-                           options=[*options, *stem_taps(c_in // group, kh, kw, sw)],
+                           options=[*options, *stem_taps(builder.traits, c_in // group, kh, kw, sw)],
                            local_size=row_groups(grid))
         elif sw == 1:
             builder.launch("conv2d", "conv2d_direct_wide", args,
@@ -474,15 +474,17 @@ def pack_filter_array(filt: np.ndarray, group: int, channels: int = GEMM_CHANNEL
     return np.ascontiguousarray(blocked)
 
 
-def stem_taps(inputs: int, kh: int, kw: int, sw: int) -> list[str]:
+def stem_taps(traits, inputs: int, kh: int, kw: int, sw: int) -> list[str]:
     """conv2d_direct's build options that make a stem's interior taps straight-line code,
-    for at most STEM_TAPS taps. Kernel ms a run, with / without, engines alternated in one
-    process (21 profiles): SqueezeNet's 3x3/2 3 -> 64 0.35 / 0.53, ShuffleNet's 3 -> 24
-    0.18 / 0.22, PP-OCR det's 3 -> 16 on 640x640 1.29 / 1.52; PoCL compiles the 3x3 one in
-    0.67 s against 0.41. None for more taps: ResNet-50's 7x7 on 3 channels (147 taps) took
-    2.5 s against 0.4 s to compile (with every tap loop unrolled, not only the interior's,
-    it had run 1.45 against 1.59 ms)."""
-    if inputs * kh * kw > STEM_TAPS:
+    for at most STEM_TAPS taps, on a CPU of 16-float vectors (AVX-512). Kernel ms a run,
+    with / without, engines alternated in one process (21 profiles): SqueezeNet's 3x3/2 3
+    -> 64 0.35 / 0.53, ShuffleNet's 3 -> 24 0.18 / 0.22, PP-OCR det's 3 -> 16 on 640x640
+    1.29 / 1.52; PoCL compiles the 3x3 one in 0.67 s against 0.41. At 8-float vectors (Zen 4
+    compiled as znver3) the same code lost: 1.08 / 0.59 and 0.41 / 0.28 ms (the kernel alone,
+    fastest of 25). None for more taps: ResNet-50's 7x7 on 3 channels (147 taps) took 2.5 s
+    against 0.4 s to compile (with every tap loop unrolled, not only the interior's, it had
+    run 1.45 against 1.59 ms)."""
+    if traits.vector_width < 16 or inputs * kh * kw > STEM_TAPS:
         return []
     return ["-DSTEM_TAPS", f"-DSTEM_CIN={inputs}", f"-DSTEM_KH={kh}", f"-DSTEM_KW={kw}",
             f"-DSTEM_SW={sw}"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from .helpers import WIDEST, assert_close, at_most_widest, erf
+from .helpers import WIDEST, WIDTHS, assert_close, at_most_widest, erf
 
 
 def conv2d_ref(x, w, bias, stride, dilation, pads, groups, residual=None):
@@ -332,6 +332,31 @@ def test_conv2d_direct(cl_env, rng, case, vw, local_size, channels):
                                                         residual], args,
                      work_items=(blocks, -(-ow // vw), oh), local_size=local_size)
     assert_close(got, conv2d_ref(x, w, bias, stride, dilation, pads, groups, residual), atol=1e-4)
+
+
+@pytest.mark.parametrize("vw", WIDTHS)
+@pytest.mark.parametrize("case", ["stride2_pad1", "dilated_4_inputs"])
+def test_conv2d_direct_stem_taps(cl_env, rng, case, vw):
+    """A stem's taps as straight-line code (-DSTEM_TAPS, ops/conv.py stem_taps) in the work
+    items whose windows lie inside the input, the loops at the edges, 24 channels a block."""
+    x_shape, (co, kh, kw), stride, dilation, pads = {
+        "stride2_pad1": ((1, 3, 23, 70), (24, 3, 3), (2, 2), (1, 1), (1, 1, 1, 1)),
+        "dilated_4_inputs": ((1, 4, 12, 40), (30, 3, 3), (1, 1), (2, 2), (2, 2, 2, 2)),
+    }[case]
+    n, c, h, wd = x_shape
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal((co, c, kh, kw)).astype(np.float32)
+    bias = rng.standard_normal(co).astype(np.float32)
+    oh, ow = out_size(h, wd, (kh, kw), stride, dilation, pads)
+    blocks = n * -(-co // 24)
+    args = [c, h, wd, co, oh, ow, kh, kw, *stride, *dilation, pads[0], pads[1], 1, blocks,
+            0.0, 0.0]
+    options = (f"-DVW={vw} -DCO_BLOCK=24 -DHAS_BIAS -DSTEM_TAPS -DSTEM_CIN={c} -DSTEM_KH={kh}"
+               f" -DSTEM_KW={kw} -DSTEM_SW={stride[1]}")
+    got = cl_env.run("conv2d", options, "conv2d_direct", (n, co, oh, ow),
+                     [x, pack_ref(w, 1, 24), bias, None], args,
+                     work_items=(blocks, -(-ow // vw), oh), local_size=(1, 2, 2))
+    assert_close(got, conv2d_ref(x, w, bias, stride, dilation, pads, 1), atol=1e-4)
 
 
 # conv2d_direct_wide: rows whose interior (windows inside the row) fills blocks of 2 vectors

@@ -390,13 +390,15 @@ def test_gemm_grid_order(run_node, shared_context, x_shape, w_shape, attrs, pixe
     assert_close(got, np.maximum(y + r, 0))
 
 
+@pytest.mark.parametrize("width", [16, 8])
 @pytest.mark.parametrize("case, straight", [("stem_straight_stride2", True),
                                             ("stem_straight_4_inputs_dilated", True),
                                             ("stem_blocks_of_24", True), ("stem_7x7", False)])
-def test_stem_taps_built_in(shared_context, case, straight):
-    """On a CPU a stem of at most STEM_TAPS taps builds its window into conv2d_direct
-    (-DSTEM_TAPS ...), so that test_conv's stem cases run the straight-line taps; ResNet's
-    7x7 on 3 inputs (147 taps) keeps the loops."""
+def test_stem_taps_built_in(case, straight, width):
+    """On a CPU of 16-float vectors a stem of at most STEM_TAPS taps builds its window into
+    conv2d_direct (-DSTEM_TAPS ...); ResNet's 7x7 on 3 inputs (147 taps) keeps the loops,
+    and so does every stem at 8-float vectors, where the straight-line taps lost. The
+    kernel's straight-line path runs in tests/kernels/test_conv2d.py."""
     from macecl.engine.plan import make_plan
     from macecl.graph import Graph, TensorSpec
     from macecl.ops.traits import DeviceTraits
@@ -406,15 +408,12 @@ def test_stem_taps_built_in(shared_context, case, straight):
                   inputs=[TensorSpec("x", "float32", list(x_shape))],
                   outputs=[TensorSpec("y", "float32", [])], constants={"w": rand(*w_shape)},
                   opset=18)
-    traits = DeviceTraits.of(shared_context.device.cl_device)
-    steps = make_plan(graph, [x_shape], traits).steps
-    if not traits.cpu:  # a GPU tiles (ops/conv_tiled.py)
-        assert all("-DSTEM_TAPS" not in s.options for s in steps)
-        return
-    (step,) = steps
+    cpu = DeviceTraits(vector_width=width, work_group_size=4096, compute_units=2, cpu=True)
+    (step,) = make_plan(graph, [x_shape], cpu).steps
     assert step.kernel == "conv2d_direct"
     c_in, kh, kw = w_shape[1:]
     window = ["-DSTEM_TAPS", f"-DSTEM_CIN={c_in}", f"-DSTEM_KH={kh}", f"-DSTEM_KW={kw}",
               f"-DSTEM_SW={attrs.get('strides', [1, 1])[1]}"]
-    assert all(option in step.options for option in window) == straight
-    assert ("-DSTEM_TAPS" in step.options) == straight
+    taps = straight and width == 16
+    assert all(option in step.options for option in window) == taps
+    assert ("-DSTEM_TAPS" in step.options) == taps
